@@ -1,0 +1,1 @@
+"""`medalign` subcommands that are not Lightning's (synth, demo, ...)."""

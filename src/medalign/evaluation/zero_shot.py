@@ -1,0 +1,101 @@
+"""Zero-shot classification from prompt sets (CLIP; prompt structure after GLoRIA, Huang et al. 2021)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+Aggregation = Literal["embedding", "logits", "max"]
+
+
+@torch.no_grad()
+def encode_prompts(
+    model: Any,
+    tokenizer: Any,
+    prompts: dict[str, list[str]],
+    device: torch.device | str = "cpu",
+    max_length: int = 256,
+) -> list[torch.Tensor]:
+    """Embed each class's prompts with `model.encode_text`.
+
+    Returns:
+        One (P_k, D) tensor of L2-normalised prompt embeddings per class, in `prompts` order.
+    """
+    out = []
+    for name, texts in prompts.items():
+        if not texts:
+            raise ValueError(f"class {name!r} has no prompts")
+        tokens = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        emb = model.encode_text(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+        out.append(F.normalize(emb.float(), dim=-1))
+    return out
+
+
+def zero_shot_scores(
+    image_emb: torch.Tensor, prompt_emb: list[torch.Tensor], aggregation: Aggregation = "embedding"
+) -> torch.Tensor:
+    """Class scores (N, K) for normalised image embeddings (N, D).
+
+    Args:
+        image_emb: L2-normalised image embeddings (N, D).
+        prompt_emb: per class, L2-normalised prompt embeddings (P_k, D).
+        aggregation: ``embedding`` — cosine to the renormalised mean prompt embedding (default);
+            ``logits`` — mean cosine over prompts; ``max`` — best prompt's cosine.
+    """
+    image_emb = image_emb.float()
+    if aggregation == "embedding":
+        classes = torch.stack([F.normalize(p.mean(0), dim=-1) for p in prompt_emb])  # (K, D)
+        return image_emb @ classes.T
+    if aggregation == "logits":
+        return torch.stack([(image_emb @ p.T).mean(1) for p in prompt_emb], dim=1)
+    if aggregation == "max":
+        return torch.stack([(image_emb @ p.T).amax(1) for p in prompt_emb], dim=1)
+    raise ValueError(f"aggregation must be 'embedding', 'logits' or 'max', got {aggregation!r}")
+
+
+def single_label_rows(labels: np.ndarray) -> np.ndarray:
+    """Boolean mask (N,) of rows positive for exactly one class and known for all (5x200 style)."""
+    labels = np.asarray(labels, dtype=np.float32)
+    known = ~np.isnan(labels).any(axis=1)
+    return known & ((np.nan_to_num(labels) == 1).sum(axis=1) == 1)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class F1 and the confusion matrix (rows = truth)."""
+    labels = list(range(len(classes)))
+    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(per_class.mean()),
+        "per_class_f1": {c: float(f) for c, f in zip(classes, per_class)},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "n": int(len(y_true)),
+    }
+
+
+def zero_shot_classify(
+    image_emb: torch.Tensor,
+    labels: np.ndarray,
+    prompt_emb: list[torch.Tensor],
+    classes: list[str],
+    aggregation: Aggregation = "embedding",
+) -> dict[str, Any]:
+    """Multi-class zero-shot on the single-label rows of a labelled set.
+
+    Args:
+        image_emb: normalised image embeddings (N, D).
+        labels: (N, K) labels, columns in `classes` order (1 / 0 / NaN).
+        prompt_emb: per-class prompt embeddings from `encode_prompts`, same order.
+        classes: class names.
+    """
+    mask = single_label_rows(labels)
+    if not mask.any():
+        raise ValueError("no row is positive for exactly one of the classes; zero-shot needs single-label rows")
+    y_true = np.nan_to_num(labels[mask]).argmax(1)
+    scores = zero_shot_scores(image_emb[torch.from_numpy(mask)], prompt_emb, aggregation)
+    y_pred = scores.argmax(1).cpu().numpy()
+    return classification_metrics(y_true, y_pred, classes)

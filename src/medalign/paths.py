@@ -1,0 +1,24 @@
+"""Where the project's configs live, and resolution of bare config / prompt names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The repository's configs/ (src layout: src/medalign/paths.py → ../../configs); override with MEDALIGN_CONFIG_DIR.
+CONFIG_DIR = Path(os.environ.get("MEDALIGN_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+
+
+def resolve_config(name: str | os.PathLike, suffixes: tuple[str, ...] = (".yaml", ".yml")) -> Path:
+    """Resolve a config or data file: as given, else inside `CONFIG_DIR` (with or without a suffix).
+
+    Raises:
+        FileNotFoundError: naming every place that was tried.
+    """
+    given = Path(name)
+    candidates = [given, CONFIG_DIR / given, *(CONFIG_DIR / given.with_name(given.name + s) for s in suffixes)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"config {str(name)!r} not found; tried {tried}")

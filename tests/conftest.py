@@ -1,0 +1,35 @@
+"""Shared test set-up: offline, CPU, small and seeded."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # any hub id must fail fast, never retry
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from medalign.data.synthetic import SyntheticConfig, ensure_synthetic
+
+torch.set_num_threads(2)
+
+LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset (200 pairs, 64 px) shared by the whole session; treat as read-only."""
+    out = tmp_path_factory.getbasetemp() / "synthetic"
+    ensure_synthetic(out, SyntheticConfig(n=200, image_size=64, seed=0, heatmap_fraction=0.1))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer(synthetic_dir: Path):
+    from medalign.data.tokenizer_training import load_tokenizer
+
+    return load_tokenizer(synthetic_dir / "tokenizer")
