@@ -110,23 +110,27 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _usage() -> None:
     print("usage: medalign {fit,validate,test,predict} [--config NAME] ...   (LightningCLI; see --help)")
-    for name, command in EXTRA_COMMANDS.items():
-        print(f"       medalign {name:<8} {(command.__doc__ or '').strip().splitlines()[0]}")
+    for name in EXTRA_COMMANDS:
+        print(f"       medalign {name} -h")
     sys.exit(2)
 
 
-def _synth(argv: list[str]) -> None:
-    """Generate the embedded synthetic chest X-ray dataset (see `medalign synth -h`)."""
-    from medalign.commands.synth import run
+def _command(module: str):
+    """A subcommand implemented by `module.run(argv)`, imported only when used."""
 
-    run(argv)
+    def run(argv: list[str]) -> None:
+        import importlib
 
+        importlib.import_module(module).run(argv)
 
-def _demo(argv: list[str]) -> None:
-    """Train CLIP on the synthetic set with tiny encoders, then evaluate it (a few CPU minutes)."""
-    from medalign.commands.demo import run
-
-    run(argv)
+    return run
 
 
-EXTRA_COMMANDS = {"synth": _synth, "demo": _demo}
+# Subcommands beyond Lightning's; each lives in medalign/commands/<name>.py with `run(argv)`.
+EXTRA_COMMANDS = {
+    "synth": _command("medalign.commands.synth"),  # generate the synthetic dataset
+    "demo": _command("medalign.commands.demo"),  # train + evaluate the CPU demo
+    "geometry": _command("medalign.commands.geometry"),  # geometry table for a checkpoint
+    "gap-sweep": _command("medalign.commands.gap_sweep"),  # λ-shift + linear-probe study
+    "prepare": _command("medalign.commands.prepare"),  # real dataset → manifest
+}

@@ -172,11 +172,11 @@ class ContrastiveModule(L.LightningModule):
         self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, on_epoch=False, batch_size=1)
 
     # ------------------------------------------------------------ evaluation
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
@@ -184,13 +184,19 @@ class ContrastiveModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, torch.Tensor]:
+        """Loss on the batch; returns (and keeps) its embeddings for epoch-end metrics and callbacks.
+
+        Returns:
+            ``image`` (B, D), ``text`` (B, D) float32 normalised embeddings, ``labels`` (B, K),
+            ``index`` (B,) manifest rows.
+        """
         out = self(batch)
         loss = self.pair_loss(out.image_emb, out.text_emb, out.logit_scale)
         self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, prog_bar=stage == "val", batch_size=len(out.image_emb))
-        self._eval_outputs.append(
-            {"image": out.image_emb.float(), "text": out.text_emb.float(), "labels": batch["labels"], "index": batch["index"]}
-        )
+        result = {"image": out.image_emb.float(), "text": out.text_emb.float(), "labels": batch["labels"], "index": batch["index"]}
+        self._eval_outputs.append(result)
+        return result
 
     def _eval_epoch_end(self, stage: str) -> None:
         outputs, self._eval_outputs = self._eval_outputs, []
