@@ -169,7 +169,7 @@ class ContrastiveModule(L.LightningModule):
             rate = batch_size * self.trainer.world_size * (step - self._clock[1]) / (now - self._clock[0])
             self.log("samples/s", rate, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=1)
         self._clock = (now, step)
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, on_epoch=False, batch_size=1)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=1)
 
     # ------------------------------------------------------------ evaluation
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:

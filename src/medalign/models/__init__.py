@@ -2,6 +2,7 @@
 
 from medalign.models.dual_encoder import DualEncoder, DualEncoderOutput
 from medalign.models.factory import create_dual_encoder
+from medalign.models.heatmap_processor import CNNProcessor, HeatmapProcessor, MaskProcessor, create_heatmap_processor
 from medalign.models.image import ImageEncoder
 from medalign.models.presets import PRESETS, ModelPreset, get_preset
 from medalign.models.text import TextEncoder
@@ -9,12 +10,16 @@ from medalign.models.weights import load_weights
 
 __all__ = [
     "PRESETS",
+    "CNNProcessor",
     "DualEncoder",
     "DualEncoderOutput",
+    "HeatmapProcessor",
     "ImageEncoder",
+    "MaskProcessor",
     "ModelPreset",
     "TextEncoder",
     "create_dual_encoder",
+    "create_heatmap_processor",
     "get_preset",
     "load_weights",
 ]
