@@ -16,6 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from medalign.checkpoint_io import AtomicCheckpointIO
 from medalign.data.datamodule import MedAlignDataModule
+from medalign.evaluation.test_command import EvaluationSuite
 from medalign.module import ContrastiveModule
 from medalign.paths import resolve_config
 
@@ -40,6 +41,18 @@ class MedAlignCLI(LightningCLI):
         )
         # The text tower's embedding table must match the tokenizer the data module loaded.
         parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+        # `test` runs this evaluation suite on cached embeddings (medalign.evaluation.test_command).
+        parser.add_class_arguments(EvaluationSuite, "evaluation")
+
+    def test(self, model, datamodule=None, ckpt_path=None, **kwargs):
+        """`test` subcommand: the `evaluation` suite, or Lightning's test loop when it is disabled."""
+        suite = self.config_init[self.subcommand]["evaluation"]
+        if not suite.enabled:
+            return self.trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+        from medalign.evaluation.test_command import run_test
+
+        self.evaluation_results = run_test(self.trainer, model, datamodule, ckpt_path, suite)
+        return self.evaluation_results
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)

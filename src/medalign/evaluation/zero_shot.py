@@ -99,3 +99,45 @@ def zero_shot_classify(
     scores = zero_shot_scores(image_emb[torch.from_numpy(mask)], prompt_emb, aggregation)
     y_pred = scores.argmax(1).cpu().numpy()
     return classification_metrics(y_true, y_pred, classes)
+
+
+def binary_zero_shot(
+    image_emb: torch.Tensor,
+    labels: np.ndarray,
+    positive_emb: torch.Tensor,
+    negative_emb: torch.Tensor,
+    aggregation: Aggregation = "embedding",
+    names: tuple[str, str] = ("negative", "positive"),
+) -> dict[str, Any]:
+    """Binary zero-shot (e.g. RSNA pneumonia): a positive and a negative prompt set compete.
+
+    Args:
+        image_emb: normalised image embeddings (N, D).
+        labels: (N,) 1 / 0 / NaN; NaN rows are left out.
+        positive_emb: L2-normalised positive prompt embeddings (P, D).
+        negative_emb: L2-normalised negative prompt embeddings (Q, D).
+        aggregation: as in `zero_shot_scores`.
+        names: display names of class 0 and class 1.
+
+    Returns:
+        `classification_metrics` over (negative, positive) plus ``auc`` of the score margin
+        s_pos − s_neg (NaN when only one class is present).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels, dtype=np.float32).reshape(-1)
+    known = ~np.isnan(labels)
+    if not known.any():
+        raise ValueError("binary zero-shot: every label is unknown (NaN)")
+    y_true = labels[known].astype(np.int64)
+    scores = zero_shot_scores(image_emb[torch.from_numpy(known)], [negative_emb, positive_emb], aggregation)  # (n, 2)
+    result = classification_metrics(y_true, scores.argmax(1).cpu().numpy(), list(names))
+    margin = (scores[:, 1] - scores[:, 0]).cpu().numpy()
+    result["auc"] = float(roc_auc_score(y_true, margin)) if len(np.unique(y_true)) == 2 else float("nan")
+    return result
+
+
+def class_prompt_embeddings(prompt_emb: np.ndarray, counts: list[int]) -> list[torch.Tensor]:
+    """Split one stacked (sum P_k, D) prompt-embedding array into per-class tensors."""
+    bounds = np.cumsum([0, *counts])
+    return [torch.from_numpy(prompt_emb[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]

@@ -1,0 +1,96 @@
+"""`medalign geometry --ckpt X --manifest M --split test`: the geometry table of a checkpoint.
+
+Encodes one manifest split with a trained checkpoint (through the embedding cache, so a second
+run or another evaluator reuses the vectors), prints the metrics `GeometryCallback` logs during
+training as a Markdown table, and writes ``geometry.json`` and ``geometry_<split>.png`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medalign.evaluation.geometry_plots import geometry_metrics, markdown_table, plot_geometry
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file")
+    parser.add_argument("--manifest", required=True, help="manifest CSV/Parquet holding the split")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--labels", nargs="*", default=None,
+                        help="label columns for clustering and the histograms (default: the checkpoint's data.label_columns)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: <manifest folder>/tokenizer)")
+    parser.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/geometry_<split>)")
+    parser.add_argument("--max-pairs", type=int, default=None, help="measure a seeded subset of this many pairs (default: all)")
+    parser.add_argument("--image-size", type=int, default=None, help="default: the checkpoint's data.image_size")
+    parser.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's data.max_length")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache (default: $MEDALIGN_CACHE_DIR or runs/cache)")
+    parser.add_argument("--seed", type=int, default=0, help="subset, k-means and picture sampling seed")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    return parser
+
+
+def _data_settings(ckpt: Path) -> dict[str, Any]:
+    """The data module's hyper-parameters saved in a Lightning checkpoint ({} for weights files)."""
+    if ckpt.suffix != ".ckpt":
+        return {}
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    return dict(saved.get("datamodule_hyper_parameters") or {})
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    """Entry point of ``medalign geometry``; returns what it wrote to geometry.json."""
+    args = _parser().parse_args(argv)
+    from medalign.data.tokenizer_training import load_tokenizer
+    from medalign.evaluation.embeddings import get_embeddings
+    from medalign.evaluation.encoders import MedAlignEncoder
+    from medalign.callbacks import select_subset
+
+    ckpt, manifest = Path(args.ckpt), Path(args.manifest)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
+    if not manifest.is_file():
+        raise FileNotFoundError(f"--manifest {manifest} does not exist")
+    data = _data_settings(ckpt)
+    labels = list(args.labels if args.labels is not None else data.get("label_columns") or [])
+    tokenizer = load_tokenizer(Path(args.tokenizer) if args.tokenizer else manifest.parent / "tokenizer")
+    settings = {
+        "max_length": args.max_length or data.get("max_length", 256),
+        "image_size": args.image_size or data.get("image_size", 224),
+        **{k: tuple(data[k]) for k in ("mean", "std") if data.get(k)},
+    }
+    encoder = MedAlignEncoder.from_checkpoint(ckpt, tokenizer, **settings)
+    emb = get_embeddings(
+        encoder, manifest, args.split, labels, cache_dir=args.cache_dir, batch_size=args.batch_size,
+        num_workers=args.num_workers, device=args.device, uncertain=data.get("uncertain", "zeros"),
+    )
+    rows = np.arange(len(emb))
+    if args.max_pairs is not None:
+        keep = select_subset(emb.index, args.max_pairs, args.seed)
+        rows = np.flatnonzero(np.isin(emb.index, keep))
+    image, text = (torch.from_numpy(x[rows]) for x in (emb.image, emb.text))  # (N, D) each
+    metrics = geometry_metrics(image, text, emb.labels[rows] if labels else None, seed=args.seed)
+    metrics["n_pairs"] = float(len(rows))
+
+    out = Path(args.out) if args.out else ckpt.parent / f"geometry_{args.split}"
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"checkpoint": str(ckpt), "manifest": str(manifest), "split": args.split, "label_columns": labels, "metrics": metrics}
+    (out / "geometry.json").write_text(json.dumps(result, indent=2))
+    print(f"## geometry of {ckpt.name} on {manifest.name} [{args.split}], {len(rows)} pairs\n")
+    print(markdown_table(metrics))
+    if not args.no_plot:
+        picture = out / f"geometry_{args.split}.png"
+        plot_geometry(image, text, emb.labels[rows] if labels else None, labels, picture,
+                      title=f"{ckpt.name} · {args.split}", seed=args.seed)
+        print(f"\npicture: {picture}")
+    print(f"json: {out / 'geometry.json'}")
+    return result

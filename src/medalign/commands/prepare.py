@@ -1,0 +1,50 @@
+"""`medalign prepare <dataset> --root RAW --out DIR`: a real dataset, as published, → the standard manifest.
+
+Writes ``DIR/manifest.csv`` (images referenced in place, relative to DIR) and
+``DIR/prepare_report.json`` (rows read, written, dropped and why). Datasets and their options:
+``medalign prepare <dataset> -h``; layouts: docs/datasets.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medalign.data.adapters import ADAPTERS, AdapterError, summary, write_manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medalign prepare", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    for name, adapter in ADAPTERS.items():
+        doc = (adapter.__doc__ or "").strip()
+        p = sub.add_parser(name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--root", required=True, help="the dataset's folder, as downloaded")
+        p.add_argument("--out", required=True, help="output folder for manifest.csv and prepare_report.json")
+        p.add_argument("--copy", action="store_true", help="copy images under OUT/images/ instead of referencing them")
+        p.add_argument("--resize", type=int, default=None, metavar="SHORT_SIDE",
+                       help="write a PNG cache with this short side under OUT/images_<N>/ and use it")  # fmt: skip
+        p.add_argument("--missing", choices=["error", "drop"], default="error", help="missing image files: stop, or drop and count")
+        p.add_argument("--seed", type=int, default=0, help="seed of every random split or subset")
+        adapter.add_arguments(p)
+    return parser
+
+
+def run(argv: list[str]) -> Path:
+    """Parse `argv`, build and write the manifest, print a summary; exit 1 with the reason on bad input."""
+    args = build_parser().parse_args(argv)
+    root = Path(args.root)
+    if not root.is_dir():
+        sys.exit(f"medalign prepare {args.dataset}: --root {root} is not a folder")
+    try:
+        prepared = ADAPTERS[args.dataset].build(root, args)
+        path = write_manifest(
+            prepared, args.out, root=root, copy=args.copy, resize=args.resize, missing=args.missing,
+            options={k: v for k, v in vars(args).items()},
+        )  # fmt: skip
+    except AdapterError as err:
+        sys.exit(f"medalign prepare {args.dataset}: {err}")
+    print(summary(path.parent / "prepare_report.json"))
+    print(f"wrote {path}")
+    return path

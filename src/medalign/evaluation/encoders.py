@@ -1,0 +1,253 @@
+"""Frozen encoders behind one small protocol: our checkpoints and open_clip models from local files.
+
+Every evaluator sees an `Encoder`: it knows how its images are preprocessed (`transform`),
+embeds preprocessed images and raw report strings into L2-normalised vectors, and names
+itself by a content hash (`fingerprint`) so that cached embeddings are never confused
+between checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (memoised per (path, size, mtime) within the process)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def state_dict_hash(model: nn.Module) -> str:
+    """SHA-256 over a module's parameter and buffer names and values (for weights without a file)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the embedding cache needs from a frozen image–text model.
+
+    Attributes:
+        name: human-readable description (checkpoint path, architecture).
+        fingerprint: content hash of the weights; part of every cache key.
+        transform: evaluation preprocessing of a (1, H, W) [0, 1] image to (3, S, S).
+        settings: everything else that changes the embeddings (tokenizer, max length, ...).
+    """
+
+    name: str
+    fingerprint: str
+    transform: PairTransform
+    settings: dict[str, Any]
+
+    def to(self, device: torch.device | str) -> "Encoder": ...
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed images (B, 3, S, S) → L2-normalised embeddings (B, D)."""
+        ...
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """Report strings → L2-normalised embeddings (B, D)."""
+        ...
+
+
+class MedAlignEncoder:
+    """A medalign `DualEncoder` with the tokenizer and image settings it was trained with.
+
+    Args:
+        model: the dual encoder (put in eval mode here).
+        tokenizer: Hugging Face tokenizer of the text tower.
+        max_length: report tokens kept.
+        image_size: side length fed to the image tower.
+        mean: normalisation mean.
+        std: normalisation std.
+        fingerprint: content hash of the weights; default: hash of the state dict.
+        name: description used in results.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        max_length: int = 256,
+        image_size: int = 224,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        fingerprint: str | None = None,
+        name: str = "medalign",
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.transform = PairTransform(image_size=image_size, mean=tuple(mean), std=tuple(std))
+        self.fingerprint = fingerprint or state_dict_hash(model)
+        self.name = name
+        vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+        self.settings = {
+            "kind": "medalign",
+            "max_length": max_length,
+            "tokenizer": hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()[:16],
+            "image_size": image_size,
+            "mean": list(mean),
+            "std": list(std),
+        }
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, tokenizer: Any, **kwargs: Any) -> "MedAlignEncoder":
+        """Rebuild the dual encoder a Lightning checkpoint (or weights file + `preset`) describes.
+
+        The checkpoint's saved hyper-parameters pick the architecture (any `ContrastiveModule`
+        subclass); `kwargs` go to `__init__` (max_length, image_size, mean, std) plus an optional
+        ``preset`` / ``model_kwargs`` for files without hyper-parameters.
+        """
+        from medalign.models import create_dual_encoder, load_weights
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        saved = torch.load(path, map_location="cpu", weights_only=True) if path.suffix != ".safetensors" else {}
+        hparams = dict(saved.get("hyper_parameters", {})) if isinstance(saved, dict) else {}
+        hparams.update(kwargs.pop("model_kwargs", None) or {})
+        if "preset" in kwargs:
+            hparams["preset"] = kwargs.pop("preset")
+        accepted = inspect.signature(create_dual_encoder).parameters
+        build = {k: v for k, v in hparams.items() if k in accepted and k not in ("image_weights", "gradient_checkpointing")}
+        if build.get("vocab_size") is None:
+            build["vocab_size"] = len(tokenizer)
+        model = create_dual_encoder(**build)
+        load_weights(model, path, strict=True)
+        return cls(model, tokenizer, fingerprint=file_hash(path), name=str(path), **kwargs)
+
+    def to(self, device: torch.device | str) -> "MedAlignEncoder":
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_image(images.to(self.device)).float(), dim=-1)
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        emb = self.model.encode_text(tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))
+        return F.normalize(emb.float(), dim=-1)
+
+
+class OpenClipEncoder:
+    """A frozen open_clip model and its tokenizer, loaded from local files only.
+
+    Args:
+        model: an open_clip ``CLIP`` / ``CustomTextCLIP``.
+        tokenizer: the matching open_clip tokenizer (strings → token tensor).
+        fingerprint: content hash of the weights.
+        name: description used in results.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, fingerprint: str, name: str = "open_clip") -> None:
+        from open_clip.model import get_model_preprocess_cfg
+
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        cfg = get_model_preprocess_cfg(model)
+        size = cfg.get("size", 224)
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+        self.transform = PairTransform(image_size=int(size), mean=mean, std=std)
+        self.fingerprint = fingerprint
+        self.name = name
+        self.settings = {"kind": "open_clip", "image_size": int(size), "mean": list(mean), "std": list(std),
+                         "context_length": getattr(tokenizer, "context_length", None)}
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, arch: str | None = None, text_config_dir: str | Path | None = None
+    ) -> "OpenClipEncoder":
+        """Load from a weights file for a named architecture, or an hf-hub-layout directory.
+
+        Args:
+            path: ``.bin`` / ``.pt`` / ``.safetensors`` file (needs `arch`, e.g. ``ViT-B-32``), or a
+                directory holding ``open_clip_config.json`` and ``open_clip_pytorch_model.bin``
+                (BiomedCLIP layout; its tokenizer files are read from the same directory).
+            arch: open_clip architecture name for a weights file.
+            text_config_dir: local Hugging Face directory with the text tower's ``config.json``
+                (for configs whose ``text_cfg.hf_model_name`` is a hub id); default: `path` when it
+                holds a ``config.json``.
+
+        Raises:
+            FileNotFoundError: the file or directory, or a needed config, is missing.
+            ValueError: a weights file without `arch`.
+        """
+        try:
+            import open_clip
+        except ImportError as err:  # pragma: no cover - a core dependency
+            raise ImportError("open_clip models need open_clip_torch: pip install open_clip_torch") from err
+        path = Path(path)
+        if path.is_dir():
+            return cls._from_directory(open_clip, path, text_config_dir)
+        if not path.is_file():
+            raise FileNotFoundError(f"open_clip weights not found: {path}")
+        if not arch:
+            raise ValueError(f"open_clip weights file {path} needs its architecture: set arch (e.g. 'ViT-B-32')")
+        model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=str(path), pretrained_text=False)
+        return cls(model, open_clip.get_tokenizer(arch), file_hash(path), name=f"open_clip:{arch}:{path}")
+
+    @classmethod
+    def _from_directory(cls, open_clip: Any, path: Path, text_config_dir: str | Path | None) -> "OpenClipEncoder":
+        config_file = path / "open_clip_config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{path} is not an open_clip model directory: {config_file.name} is missing")
+        config = json.loads(config_file.read_text())
+        if "model_cfg" not in config:
+            raise ValueError(f"{config_file} has no 'model_cfg' key")
+        text_cfg = dict(config["model_cfg"].get("text_cfg", {}))
+        if "hf_model_name" in text_cfg:  # HF text tower: build from a local config, never the hub
+            local = Path(text_config_dir) if text_config_dir else path
+            if not (local / "config.json").is_file():
+                raise FileNotFoundError(
+                    f"{config_file}: text_cfg.hf_model_name is {text_cfg['hf_model_name']!r}; offline it needs a local "
+                    f"directory with that model's config.json (none in {local}); set text_config_dir"
+                )
+            text_cfg["hf_model_name"] = str(local)
+            text_cfg["hf_model_pretrained"] = False
+        weights = next((path / n for n in ("open_clip_pytorch_model.bin", "open_clip_model.safetensors") if (path / n).is_file()), None)
+        if weights is None:
+            raise FileNotFoundError(f"{path} has no open_clip_pytorch_model.bin or open_clip_model.safetensors")
+        model = open_clip.create_model(f"local-dir:{path}", pretrained_text=False, text_cfg=text_cfg)
+        tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
+        digest = hashlib.sha256((file_hash(weights) + file_hash(config_file)).encode()).hexdigest()
+        return cls(model, tokenizer, digest, name=f"open_clip:{path}")
+
+    def to(self, device: torch.device | str) -> "OpenClipEncoder":
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_image(images.to(self.device)).float(), dim=-1)
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)

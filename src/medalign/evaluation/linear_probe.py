@@ -1,0 +1,125 @@
+"""Linear probe on frozen image embeddings with a training-set-size sweep (eCLIP paper §5, sample efficiency).
+
+Logistic regression (scikit-learn) per label for multi-label data (one-vs-rest, rows with an
+unknown label left out of that label's fit and score), or one multinomial model for
+single-label data; ROC AUC per class and macro-averaged over classes with both outcomes in
+the test set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+DEFAULT_FRACTIONS = (0.01, 0.1, 1.0)
+
+
+def subsample(n: int, fraction: float, seed: int, minimum: int = 2) -> np.ndarray:
+    """Sorted row positions of a seeded random `fraction` of `n` rows (at least `minimum`)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"training fraction must be in (0, 1], got {fraction}")
+    size = min(n, max(minimum, int(round(fraction * n))))
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def fit_probe(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    classes: Sequence[str],
+    multilabel: bool = True,
+    C: float = 1.0,
+    max_iter: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit on (train_x (N, D), train_y) and score ROC AUC on the test rows.
+
+    Args:
+        train_y / test_y: (N, K) 1 / 0 / NaN for `multilabel`, else (N,) class ids or one-hot (N, K).
+        C: inverse L2 strength of `LogisticRegression`.
+
+    Returns:
+        ``per_class_auc`` {class: AUC or NaN}, ``macro_auc`` (mean over defined classes), ``n_train``.
+    """
+    per_class: dict[str, float] = {}
+    if multilabel:
+        for k, name in enumerate(classes):
+            tr, te = ~np.isnan(train_y[:, k]), ~np.isnan(test_y[:, k])
+            y_tr = train_y[tr, k].astype(int)
+            if len(np.unique(y_tr)) < 2 or not te.any():  # nothing to learn or to score
+                per_class[name] = float("nan")
+                continue
+            model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(train_x[tr], y_tr)
+            per_class[name] = _auc(test_y[te, k].astype(int), model.predict_proba(test_x[te])[:, 1])
+    else:
+        y_tr = train_y if train_y.ndim == 1 else np.nan_to_num(train_y).argmax(1)
+        y_te = test_y if test_y.ndim == 1 else np.nan_to_num(test_y).argmax(1)
+        model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(train_x, y_tr)
+        proba = np.zeros((len(test_x), len(classes)))
+        proba[:, model.classes_] = model.predict_proba(test_x)
+        per_class = {name: _auc((y_te == k).astype(int), proba[:, k]) for k, name in enumerate(classes)}
+    defined = [v for v in per_class.values() if not np.isnan(v)]
+    return {
+        "per_class_auc": per_class,
+        "macro_auc": float(np.mean(defined)) if defined else float("nan"),
+        "n_train": int(len(train_x)),
+    }
+
+
+def fraction_sweep(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    classes: Sequence[str],
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    multilabel: bool = True,
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict[str, dict[str, Any]]:
+    """`fit_probe` on seeded random subsets of the training rows, one per fraction.
+
+    Returns:
+        {"<fraction>": fit_probe result + ``fraction``}.
+    """
+    out = {}
+    for fraction in fractions:
+        rows = subsample(len(train_x), fraction, seed)
+        result = fit_probe(train_x[rows], train_y[rows], test_x, test_y, classes, multilabel, seed=seed, **kwargs)
+        out[f"{fraction:g}"] = {"fraction": float(fraction), **result}
+    return out
+
+
+def plot_fraction_sweep(sweep: dict[str, dict[str, Any]], path: str | Path, title: str = "linear probe") -> Path:
+    """Macro AUC vs training fraction (log x axis) as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("plots need matplotlib: pip install matplotlib") from err
+    fractions = [v["fraction"] for v in sweep.values()]
+    aucs = [v["macro_auc"] for v in sweep.values()]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(fractions, aucs, marker="o")
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of training rows")
+    ax.set_ylabel("macro AUC")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

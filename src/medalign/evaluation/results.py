@@ -1,0 +1,71 @@
+"""Evaluation results on disk: ``results.json`` (everything), ``results.csv`` and ``results.md`` (scalars)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def flatten_scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, float | int]:
+    """Numeric leaves of a nested dict as ``a.b.c`` keys (lists such as confusion matrices are skipped)."""
+    out: dict[str, float | int] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_scalars(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = value
+    return out
+
+
+def _fmt(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "nan" if math.isnan(value) else f"{value:.4g}"
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (task, scalar metric), sweep details left to the JSON."""
+    out = []
+    for task in results["tasks"]:
+        for metric, value in flatten_scalars({k: v for k, v in task["metrics"].items() if k != "sweep"}).items():
+            out.append({"task": task["name"], "type": task["type"], "dataset": Path(task["manifest"]).name,
+                        "split": task["split"], "n": task["n"], "metric": metric, "value": value})
+    return out
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """A Markdown summary: the encoder and checkpoint, then one line per task metric."""
+    enc = results["encoder"]
+    lines = [
+        f"**encoder** {enc['name']} (sha256 {enc['fingerprint'][:12]})",
+        "",
+        "| task | dataset (sha256) | split | n | metric | value |",
+        "|---|---|---|---:|---|---:|",
+    ]
+    hashes = {t["name"]: t["manifest_sha256"][:8] for t in results["tasks"]}
+    last = None
+    for row in rows(results):
+        first = row["task"] != last
+        last = row["task"]
+        task, dataset = (row["task"], f"{row['dataset']} ({hashes[row['task']]})") if first else ("", "")
+        split, n = (row["split"], str(row["n"])) if first else ("", "")
+        lines.append(f"| {task} | {dataset} | {split} | {n} | {row['metric']} | {_fmt(row['value'])} |")
+    return "\n".join(lines)
+
+
+def write_results(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write results.json, results.csv and results.md into `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "results.md"}
+    paths["json"].write_text(json.dumps(results, indent=2, default=str))
+    with paths["csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["task", "type", "dataset", "split", "n", "metric", "value"])
+        writer.writeheader()
+        writer.writerows(rows(results))
+    paths["md"].write_text(markdown_table(results) + "\n")
+    return paths
