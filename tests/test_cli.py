@@ -82,7 +82,8 @@ def test_test_subcommand_reports_zero_shot_and_retrieval(tmp_path, synthetic_dir
     fit = _fit(tmp_path, synthetic_dir, "--trainer.max_epochs", "1")
     cli = cli_main(
         ["test", "--config", TINY, "--data.manifest", str(synthetic_dir / "manifest.csv"),
-         "--trainer.logger", "false", "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt")]
+         "--trainer.logger", "false", "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt"),
+         "--evaluation.enabled", "false"]  # Lightning's test loop; the default suite: tests/evaluation/
     )
     metrics = cli.trainer.callback_metrics
     for key in ("test/loss", "test/zero_shot_macro_f1", "test/zero_shot_accuracy", "test/i2t_R@1", "test/i2t_R@10"):

@@ -91,16 +91,15 @@ class GeometryCallback(L.Callback):
         start = time.perf_counter()
         if not isinstance(outputs, dict) or not all(k in outputs for k in KEYS):
             raise ValueError(f"GeometryCallback needs validation_step to return a dict with keys {KEYS}, got {type(outputs).__name__}")
-        index = outputs["index"].long()
+        index = outputs["index"].detach().cpu().long()
         keep = self._in_subset(index)  # (B,) bool
         if keep.any():
-            labels = outputs["labels"].float().reshape(len(index), -1)  # (B, K), K may be 0
-            # One float64 row per pair: [image (D) | text (D) | labels (K) | index], gathered in one call.
-            packed = torch.cat(
-                [outputs["image"].double(), outputs["text"].double(), labels.double(), index.double()[:, None]], dim=1
-            )
-            self._rows.append(packed[keep].detach())
-            self._dims = (outputs["image"].shape[1], labels.shape[1])
+            image, text, labels = (outputs[k].detach().to("cpu", torch.float64) for k in ("image", "text", "labels"))
+            labels = labels.reshape(len(index), -1)  # (B, K), K may be 0
+            # One float64 CPU row per pair: [image (D) | text (D) | labels (K) | index], gathered in one call.
+            packed = torch.cat([image, text, labels, index.double()[:, None]], dim=1)
+            self._rows.append(packed[keep])
+            self._dims = (image.shape[1], labels.shape[1])
         self._clock += time.perf_counter() - start
 
     def _set_subset(self, indices: np.ndarray | None) -> None:
@@ -112,13 +111,13 @@ class GeometryCallback(L.Callback):
         self._member = member
 
     def _in_subset(self, index: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: which CPU manifest indices belong to the subset (all while it is unknown)."""
         if self._member is None:
             return torch.ones_like(index, dtype=torch.bool)
-        cpu = index.cpu()
-        inside = (cpu >= 0) & (cpu < len(self._member))
-        keep = torch.zeros_like(cpu, dtype=torch.bool)
-        keep[inside] = self._member[cpu[inside]]
-        return keep.to(index.device)
+        inside = (index >= 0) & (index < len(self._member))
+        keep = torch.zeros_like(index, dtype=torch.bool)
+        keep[inside] = self._member[index[inside]]
+        return keep
 
     # ------------------------------------------------------------------ measuring
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -150,26 +149,26 @@ class GeometryCallback(L.Callback):
         if len(packed) == 0:
             return {}
         # Lightning's distributed sampler pads with repeated rows: keep each manifest index once.
-        index = packed[:, -1].round().long().cpu().numpy()
+        index = packed[:, -1].round().long().numpy()
         _, first = np.unique(index, return_index=True)  # sorted by index
-        packed = packed[torch.from_numpy(first).to(packed.device)]
+        packed = packed[torch.from_numpy(first)]
         if self.subset is None:  # first epoch without a known index list: fix the subset now
             self._set_subset(index)
-        packed = packed[torch.from_numpy(np.isin(index[first], self.subset)).to(packed.device)]
+        packed = packed[torch.from_numpy(np.isin(index[first], self.subset))]
         if len(packed) < 2:
             log.warning("geometry: %d validation pair(s) measured; need at least 2", len(packed))
             return {}
         image = F.normalize(packed[:, :dim].float(), dim=1)  # (N, D); renormalised after bf16 runs
         text = F.normalize(packed[:, dim : 2 * dim].float(), dim=1)  # (N, D)
         labels = packed[:, 2 * dim : -1].float()  # (N, K)
-        metrics = geometry_metrics(image, text, labels.cpu().numpy(), seed=self.seed)
+        metrics = geometry_metrics(image, text, labels.numpy(), seed=self.seed)
         metrics["n_pairs"] = float(len(packed))
-        self.last = {"index": packed[:, -1].long().cpu(), "image": image, "text": text, "labels": labels, "metrics": metrics}
+        self.last = {"index": packed[:, -1].round().long(), "image": image, "text": text, "labels": labels, "metrics": metrics}
         if log_dir is not None:
             names = getattr(getattr(trainer, "datamodule", None), "label_columns", None)
             path = Path(log_dir) / "geometry" / f"epoch_{trainer.current_epoch:03d}.png"
             plot_geometry(
-                image, text, labels.cpu().numpy(), names, path, title=f"epoch {trainer.current_epoch}",
+                image, text, labels.numpy(), names, path, title=f"epoch {trainer.current_epoch}",
                 max_points=self.subset_size, max_lines=self.max_plot_lines, seed=self.seed,
             )
         return metrics
@@ -189,23 +188,24 @@ def _validation_indices(trainer: L.Trainer) -> np.ndarray | None:
 def _gather_rows(
     pl_module: L.LightningModule, rows: list[torch.Tensor], dims: tuple[int, int]
 ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Concatenate every rank's rows (R_r, W) into (Σ R_r, W); ranks may hold different counts.
+    """Concatenate every rank's CPU rows (R_r, W) into (Σ R_r, W) on CPU; counts may differ by rank.
 
-    A collective under DDP: every rank must call it, even one that kept no rows.
+    A collective under DDP (through the module's device, as NCCL needs): every rank must call
+    it, even one that kept no rows.
 
     Returns:
         The rows and (D, K) as reported by any rank that has rows.
     """
-    local = torch.cat(rows) if rows else torch.zeros(0, 0, dtype=torch.float64, device=pl_module.device)
+    local = torch.cat(rows) if rows else torch.zeros(0, 0, dtype=torch.float64)
     if pl_module.trainer.world_size == 1:
         return local, dims
     info = torch.tensor([*local.shape, *dims], device=pl_module.device)  # (4,): R, W, D, K
-    infos = pl_module.all_gather(info).reshape(-1, 4)  # (world, 4)
+    infos = pl_module.all_gather(info).reshape(-1, 4).cpu()  # (world, 4)
     width, most = int(infos[:, 1].max()), int(infos[:, 0].max())
     dims = (int(infos[:, 2].max()), int(infos[:, 3].max()))
     if width == 0:
         return local, dims
-    padded = torch.zeros(most, width, dtype=torch.float64, device=pl_module.device)
+    padded = torch.zeros(most, width, dtype=torch.float64)
     padded[: len(local), : local.shape[1]] = local
-    everything = pl_module.all_gather(padded)  # (world, most, width)
+    everything = pl_module.all_gather(padded.to(pl_module.device)).cpu()  # (world, most, width)
     return torch.cat([everything[r, : int(n)] for r, n in enumerate(infos[:, 0])]), dims

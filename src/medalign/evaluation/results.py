@@ -57,12 +57,20 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def write_results(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """Write results.json, results.csv and results.md into `out_dir`; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "results.md"}
-    paths["json"].write_text(json.dumps(results, indent=2, default=str))
+    paths["json"].write_text(json.dumps(_nan_to_none(results), indent=2, default=str))  # strict JSON: NaN → null
     with paths["csv"].open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["task", "type", "dataset", "split", "n", "metric", "value"])
         writer.writeheader()

@@ -137,6 +137,8 @@ def output_folder(trainer: Any, suite: EvaluationSuite) -> Path:
 
 def run_test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, suite: EvaluationSuite) -> dict[str, Any]:
     """The ``test`` subcommand: the suite on the checkpoint's cached embeddings (rank 0 only)."""
+    if getattr(trainer, "global_rank", 0) != 0:  # launched with several processes: one evaluates
+        return {}
     hp = datamodule.hparams
     defaults = DataDefaults(
         manifest=str(datamodule.manifest_path),

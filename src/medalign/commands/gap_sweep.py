@@ -1,0 +1,194 @@
+"""`medalign gap-sweep --config gap_sweep.yaml`: the λ-shift + early-fusion probe study of a frozen model.
+
+Reads a manifest's train / (val) / test embeddings through the embedding cache that ``train.py test``
+uses (so nothing is re-encoded), runs `medalign.evaluation.gap_sweep.run_gap_sweep` and writes one
+folder: ``gap_sweep.csv`` / ``gap_sweep.md`` (printed too), ``auc_vs_lambda.png``, ``pca_lambda.png``
+and ``results.json`` (everything, with the config and the checkpoint hash). Any key can be
+overridden on the command line, e.g. ``--probe.max_epochs 20 --sequential true``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from medalign.evaluation.batched_probe import ProbeConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GapSweepConfig:
+    """The gap-sweep run (``configs/gap_sweep.yaml``).
+
+    Attributes:
+        manifest: labelled manifest with train / test (and optionally val) splits.
+        label_columns: the classes probed.
+        task: ``multilabel`` (class-weighted BCE) or ``multiclass`` (class-weighted CE; rows with
+            not exactly one positive label are dropped, and counted in the results).
+        encoder: ``checkpoint`` (a medalign .ckpt / weights file) or ``open_clip`` (local weights).
+        checkpoint: medalign checkpoint (``encoder: checkpoint``).
+        preset: model preset for a weights file without hyper-parameters.
+        tokenizer: tokenizer folder (default: <manifest folder>/tokenizer; checkpoint encoder).
+        weights: open_clip weights file or hf-hub-layout directory (``encoder: open_clip``).
+        arch: open_clip architecture of a weights file, e.g. ``ViT-B-32``.
+        text_config_dir: local HF directory with an open_clip text tower's config.json.
+        image_size: encoder input size (default: the checkpoint's data.image_size, else 224).
+        max_length: report tokens (default: the checkpoint's data.max_length, else 256).
+        uncertain: policy for -1 labels (default: the checkpoint's data.uncertain, else zeros).
+        val_split: split used for early stopping; null, or a split without rows → 10 % of train per seed.
+        lambdas: the λ grid.
+        seeds: probe seeds (the paper: five, 42 … 46).
+        probe: probe optimisation.
+        sequential: train the probes one at a time instead of batched (for comparison).
+        references: also train image-only and text-only probes.
+        output_dir: results folder (default runs/gap_sweep/<timestamp>).
+        cache_dir: embedding cache root (default $MEDALIGN_CACHE_DIR or runs/cache).
+        batch_size: encoder batch. num_workers: image-loading workers.
+        device: where the encoder runs (default CUDA when available).
+        pca_points: rows drawn in the PCA pictures.
+    """
+
+    manifest: str = "data/synthetic/manifest.csv"
+    label_columns: list[str] = field(default_factory=lambda: ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"])
+    task: Literal["multilabel", "multiclass"] = "multilabel"
+    encoder: Literal["checkpoint", "open_clip"] = "checkpoint"
+    checkpoint: str | None = None
+    preset: str | None = None
+    tokenizer: str | None = None
+    weights: str | None = None
+    arch: str | None = None
+    text_config_dir: str | None = None
+    image_size: int | None = None
+    max_length: int | None = None
+    uncertain: Literal["zeros", "ones", "ignore"] | None = None
+    val_split: str | None = "val"
+    lambdas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
+    seeds: list[int] = field(default_factory=lambda: [42, 43, 44, 45, 46])
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    sequential: bool = False
+    references: bool = True
+    output_dir: str | None = None
+    cache_dir: str | None = None
+    batch_size: int = 64
+    num_workers: int = 0
+    device: str | None = None
+    pca_points: int = 1000
+
+
+def _parse(argv: list[str]) -> GapSweepConfig:
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from medalign.paths import resolve_config
+
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):  # bare names resolve in configs/, like train.py
+        if arg == "--config":
+            argv[i + 1] = str(resolve_config(argv[i + 1]))
+    parser = ArgumentParser(prog="medalign gap-sweep", description=__doc__)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML config (bare names resolve in configs/)")
+    parser.add_class_arguments(GapSweepConfig)
+    namespace = parser.parse_args(argv)
+    init = parser.instantiate_classes(namespace)
+    values = {k: v for k, v in vars(init).items() if k != "config" and not k.startswith("__")}
+    return GapSweepConfig(**values)
+
+
+def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
+    """The frozen encoder and the data settings saved with a medalign checkpoint."""
+    from medalign.evaluation.encoders import MedAlignEncoder, OpenClipEncoder
+
+    if cfg.encoder == "open_clip":
+        if not cfg.weights:
+            raise ValueError("gap-sweep: encoder is 'open_clip': set weights (a local file or directory)")
+        return OpenClipEncoder.from_pretrained(cfg.weights, cfg.arch, cfg.text_config_dir), {}
+    if not cfg.checkpoint:
+        raise ValueError("gap-sweep: encoder is 'checkpoint': set checkpoint (a medalign .ckpt or weights file)")
+    from medalign.data.tokenizer_training import load_tokenizer
+
+    ckpt = Path(cfg.checkpoint)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"gap-sweep: checkpoint {ckpt} does not exist")
+    data = {}
+    if ckpt.suffix == ".ckpt":
+        data = dict(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("datamodule_hyper_parameters") or {})
+    tokenizer = load_tokenizer(Path(cfg.tokenizer) if cfg.tokenizer else Path(cfg.manifest).parent / "tokenizer")
+    settings = {
+        "max_length": cfg.max_length or data.get("max_length", 256),
+        "image_size": cfg.image_size or data.get("image_size", 224),
+        **{k: tuple(data[k]) for k in ("mean", "std") if data.get(k)},
+    }
+    if cfg.preset:
+        settings["preset"] = cfg.preset
+    return MedAlignEncoder.from_checkpoint(ckpt, tokenizer, **settings), data
+
+
+def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """(v, t, labels) per split from the embedding cache; multiclass keeps single-label rows."""
+    from medalign.data.manifest import read_manifest
+    from medalign.evaluation.embeddings import get_embeddings
+    from medalign.evaluation.zero_shot import single_label_rows
+
+    manifest = read_manifest(cfg.manifest, cfg.label_columns, check_files=False)
+    names = ["train", "test"]
+    if cfg.val_split and len(manifest.split(cfg.val_split)):
+        names.insert(1, cfg.val_split)
+    else:
+        log.info("gap-sweep: no %r rows in %s: carving %.0f%% of train per seed", cfg.val_split, cfg.manifest, 100 * cfg.probe.val_fraction)
+    out, dropped = {}, {}
+    for name in names:
+        emb = get_embeddings(encoder, cfg.manifest, name, cfg.label_columns, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size,
+                             num_workers=cfg.num_workers, device=cfg.device, uncertain=uncertain)
+        keep = single_label_rows(emb.labels) if cfg.task == "multiclass" else np.ones(len(emb), bool)
+        dropped[name] = int((~keep).sum())
+        out["val" if name == cfg.val_split else name] = (emb.image[keep], emb.text[keep], emb.labels[keep])
+    return out, dropped
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    """Entry point of ``medalign gap-sweep``; returns what it wrote to results.json."""
+    from medalign.evaluation.gap_plots import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
+    from medalign.evaluation.gap_sweep import run_gap_sweep
+
+    cfg = _parse(argv)
+    encoder, data = _encoder(cfg)
+    splits, dropped = _splits(cfg, encoder, cfg.uncertain or data.get("uncertain", "zeros"))
+    result = run_gap_sweep(splits["train"], splits.get("val"), splits["test"], cfg.lambdas, cfg.seeds, cfg.task,
+                           cfg.label_columns, cfg.probe, cfg.sequential, cfg.references)
+    out = Path(cfg.output_dir or Path("runs/gap_sweep") / time.strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(result)
+    header = (f"## λ-shift sweep: {encoder.name} on {Path(cfg.manifest).name} ({cfg.task}), "
+              f"‖Δ‖ train = {np.linalg.norm(result.delta):.4f}, best λ = {result.best_lambda:g}\n")
+    (out / "gap_sweep.md").write_text(header + "\n" + table + "\n")
+    write_csv(result, out / "gap_sweep.csv")
+    plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{Path(cfg.manifest).name}: AUC vs λ")
+    v, t, _ = splits["test"]
+    pictured = sorted({0.0, result.best_lambda, 1.0})
+    plot_shift_pca(torch.from_numpy(v), torch.from_numpy(t), torch.from_numpy(result.delta), pictured,
+                   out / "pca_lambda.png", max_points=cfg.pca_points, title="test split, Δ from train")
+    results = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "settings": encoder.settings},
+        "checkpoint": cfg.checkpoint or cfg.weights,
+        "checkpoint_sha256": encoder.fingerprint,
+        "manifest": cfg.manifest,
+        "n": {name: len(split[0]) for name, split in splits.items()},
+        "dropped_rows": dropped,
+        "config": asdict(cfg),
+        "result": result.to_dict(),
+        "table": table,
+        "files": ["gap_sweep.md", "gap_sweep.csv", "auc_vs_lambda.png", "pca_lambda.png", "results.json"],
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(header)
+    print(table)
+    print(f"\nresults: {out}")
+    return results

@@ -1,0 +1,138 @@
+"""Deterministic, resumable data order: a pure function of (seed, epoch, rank)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+
+class EpochSampler(DistributedSampler):
+    """Shuffles with a generator seeded by (seed, epoch) and shards across ranks.
+
+    Yields ``(epoch, index)`` so the dataset can seed augmentation per sample. Each rank gets
+    the same number of samples (the tail is dropped, as contrastive batches must match in
+    size across ranks). After `skip`, the next epoch started at that epoch omits the samples
+    already consumed, which makes a mid-epoch resume continue exactly. It subclasses
+    `DistributedSampler` only so Lightning keeps it instead of injecting its own.
+
+    Args:
+        length: dataset size.
+        seed: shuffle seed.
+        num_replicas: world size.
+        rank: this process's rank.
+        shuffle: shuffle (train) or keep order.
+    """
+
+    def __init__(self, length: int, seed: int = 0, num_replicas: int = 1, rank: int = 0, shuffle: bool = True) -> None:
+        super().__init__(range(length), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.length = length
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.num_samples = length // num_replicas
+        self._skip: tuple[int, int] | None = None  # (epoch, samples to skip)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def skip(self, epoch: int, samples: int) -> None:
+        """Omit the first `samples` of this rank's share when `epoch` is next iterated."""
+        self._skip = (epoch, samples)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.length, generator=generator)
+        else:
+            order = torch.arange(self.length)
+        mine = order[self.rank : self.num_samples * self.num_replicas : self.num_replicas].tolist()
+        start = 0
+        if self._skip is not None and self._skip[0] == self.epoch:
+            start = min(self._skip[1], len(mine))
+        self._skip = None
+        for index in mine[start:]:
+            yield self.epoch, index
+
+
+class OversampledEpochSampler(EpochSampler):
+    """An `EpochSampler` over a small subset (e.g. the expert-annotated rows), repeated to fill an epoch.
+
+    Each rank yields exactly `samples_per_rank` keys per epoch, drawn from back-to-back
+    permutations of the subset seeded by (seed, epoch, repetition), dealt across ranks.
+    Sized to the main stream (main batches × sub-batch size) the two loaders stay in step,
+    so the expert batch at any step is a pure function of (seed, epoch, step) and resumes
+    exactly with the same `skip`. Keys are ``(epoch * REPEATS + repetition, index)`` so a row
+    repeated within an epoch gets a fresh random crop each time.
+
+    Args:
+        length: subset size.
+        samples_per_rank: keys each rank yields per epoch.
+        seed: shuffle seed.
+        num_replicas: world size.
+        rank: this process's rank.
+    """
+
+    REPEATS = 100_003  # > repetitions of the subset per epoch
+
+    def __init__(self, length: int, samples_per_rank: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        if length < 1:
+            raise ValueError("OversampledEpochSampler needs at least one row")
+        super().__init__(length, seed=seed, num_replicas=num_replicas, rank=rank)
+        self.num_samples = samples_per_rank
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        total = self.num_samples * self.num_replicas
+        repeats = math.ceil(total / self.length)
+        if repeats >= self.REPEATS:
+            raise ValueError(f"{repeats} repetitions of {self.length} rows per epoch exceed {self.REPEATS}")
+        keys: list[tuple[int, int]] = []
+        for repetition in range(repeats):
+            generator = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) * self.REPEATS + repetition)
+            key_epoch = self.epoch * self.REPEATS + repetition
+            keys.extend((key_epoch, i) for i in torch.randperm(self.length, generator=generator).tolist())
+        mine = keys[self.rank : total : self.num_replicas]
+        start = 0
+        if self._skip is not None and self._skip[0] == self.epoch:
+            start = min(self._skip[1], len(mine))
+        self._skip = None
+        yield from mine[start:]
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader over an `EpochSampler` that Lightning checkpoints and restores.
+
+    Lightning saves `state_dict()` of every stateful train loader in its checkpoint and feeds it
+    back to `load_state_dict()` on resume. The state is the epoch and the number of batches
+    the trainer finished in it (read through `progress`, because the loader itself runs ahead
+    of the trainer by its prefetch).
+
+    Args:
+        progress: returns (epoch, batches completed in that epoch); set by the DataModule.
+    """
+
+    def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.sampler, EpochSampler):
+            raise TypeError("ResumableDataLoader needs an EpochSampler")
+        self.progress = progress
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, batches = self.progress() if self.progress else (self.sampler.epoch, 0)
+        return {"epoch": epoch, "batches": batches, "batch_size": self.batch_size or 1}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        samples = state["batches"] * state["batch_size"]
+        if samples < len(self.sampler):
+            self.sampler.skip(state["epoch"], samples)
+
+
+def num_batches(samples: int, batch_size: int, drop_last: bool) -> int:
+    return samples // batch_size if drop_last else math.ceil(samples / batch_size)

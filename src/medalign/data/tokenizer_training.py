@@ -1,0 +1,82 @@
+"""Train a BERT-style WordPiece tokenizer offline on report text, and load saved tokenizers.
+
+Used for the embedded synthetic dataset, whose reports ClinicalBERT's vocabulary cannot
+be fetched for. The tokenizer lowercases, splits on whitespace and punctuation like BERT,
+and wraps every text as `[CLS] ... [SEP]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def train_wordpiece_tokenizer(texts: Iterable[str], out_dir: str | Path, vocab_size: int = 2000):
+    """Train WordPiece on `texts`, save it with `save_pretrained(out_dir)` and return it.
+
+    `vocab_size` is an upper bound: a small corpus yields fewer tokens. The saved folder
+    is checked by reloading it through `transformers.AutoTokenizer`.
+
+    Returns:
+        A `transformers` fast BERT tokenizer (`len(tokenizer)` = trained vocabulary size).
+    """
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS))
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    # Wrap the trained object; never `BertTokenizerFast(vocab_file=...)`, which in
+    # transformers 5.x silently builds a 5-token vocabulary.
+    wrapped = transformers.BertTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    wrapped.save_pretrained(out)
+    _check_saved(out, tokenizer.get_vocab_size())
+    return wrapped
+
+
+def _check_saved(path: Path, expected_size: int) -> None:
+    reloaded = load_tokenizer(path)
+    ids = reloaded("no pleural effusion.")["input_ids"]
+    if len(reloaded) != expected_size or ids[0] != reloaded.cls_token_id or ids[-1] != reloaded.sep_token_id:
+        raise RuntimeError(
+            f"tokenizer saved in {path} does not reload as trained: {len(reloaded)} tokens "
+            f"(expected {expected_size}), 'no pleural effusion.' -> {reloaded.convert_ids_to_tokens(ids)}"
+        )
+
+
+def load_tokenizer(path: str | Path):
+    """Load a tokenizer folder saved with `save_pretrained` (e.g. `<synthetic>/tokenizer`).
+
+    Raises:
+        FileNotFoundError: `path` is not a folder.
+    """
+    import transformers
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"tokenizer folder {path} does not exist; generate the synthetic dataset (which trains one) "
+            "or pass the folder of a tokenizer saved with save_pretrained"
+        )
+    return transformers.AutoTokenizer.from_pretrained(str(path))

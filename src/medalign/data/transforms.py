@@ -1,0 +1,126 @@
+"""Image and heatmap loading, and the joint crop that keeps a heatmap on its image."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Read a grayscale radiograph (8/16-bit PNG, JPEG, or DICOM with pydicom) as (1, H, W) in [0, 1]."""
+    path = Path(path)
+    if path.suffix.lower() == ".dcm":
+        return _load_dicom(path)
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("I;16", "I;16B", "I"):
+            array = np.asarray(img, dtype=np.float32)
+            array /= 65535.0 if array.max() > 255 else 255.0
+        else:
+            array = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(array))[None]
+
+
+def _load_dicom(path: Path) -> torch.Tensor:
+    try:
+        import pydicom
+    except ImportError as err:
+        raise ImportError(f"reading {path} needs pydicom: pip install 'medalign[dicom]'") from err
+    ds = pydicom.dcmread(path)
+    array = ds.pixel_array.astype(np.float32)
+    array = (array - array.min()) / max(float(array.max() - array.min()), 1e-6)
+    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+        array = 1.0 - array
+    return torch.from_numpy(array)[None]
+
+
+def load_heatmap(path: str | Path) -> torch.Tensor:
+    """Read a gaze heatmap (``.npy`` float array or 8/16-bit PNG) as float32 (1, H, W)."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        array = np.load(path, allow_pickle=False).astype(np.float32)
+        if array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]
+        if array.ndim != 2:
+            raise ValueError(f"heatmap {path} has shape {array.shape}; expected (H, W)")
+        return torch.from_numpy(array)[None]
+    return load_image(path)
+
+
+@dataclass
+class PairTransform:
+    """Resize/crop an image and its heatmap identically, then normalise the image.
+
+    Training uses a random resized crop (the paper's only augmentation); evaluation resizes
+    the short side and centre-crops.
+
+    Attributes:
+        image_size: output side length.
+        train: random crop when True, centre crop otherwise.
+        crop_scale: area fraction range of the random crop.
+        crop_ratio: aspect ratio range of the random crop.
+        mean: per-channel normalisation mean (3 values; gray is repeated to 3 channels).
+        std: per-channel normalisation std.
+        channels: 3 (repeat gray, for timm towers) or 1.
+    """
+
+    image_size: int
+    train: bool = False
+    crop_scale: tuple[float, float] = (0.9, 1.0)  # open_clip's default for CLIP training
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    channels: int = 3
+
+    def __call__(
+        self, image: torch.Tensor, heatmap: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Transform (1, H, W) image and optional (1, H, W) heatmap → (C, S, S), (1, S, S)."""
+        stacked = image if heatmap is None else torch.cat([image, heatmap], dim=0)  # (1 or 2, H, W)
+        h, w = stacked.shape[-2:]
+        if self.train:
+            top, left, ch, cw = random_crop_box(h, w, self.crop_scale, self.crop_ratio, generator)
+        else:
+            side = min(h, w)
+            top, left, ch, cw = (h - side) // 2, (w - side) // 2, side, side
+        size = [self.image_size, self.image_size]
+        stacked = TF.resized_crop(stacked, top, left, ch, cw, size, antialias=True)
+        out_image = stacked[:1]
+        out_heatmap = None if heatmap is None else stacked[1:].clamp_(0.0, 1.0)
+        out_image = out_image.expand(self.channels, -1, -1)
+        mean = torch.tensor(self.mean[: self.channels]).view(-1, 1, 1)
+        std = torch.tensor(self.std[: self.channels]).view(-1, 1, 1)
+        return (out_image - mean) / std, out_heatmap
+
+
+def random_crop_box(
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> tuple[int, int, int, int]:
+    """RandomResizedCrop's box sampling with an explicit generator: (top, left, h, w)."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        u = torch.rand(4, generator=generator).tolist()
+        target_area = area * (scale[0] + (scale[1] - scale[0]) * u[0])
+        aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[1])
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(u[2] * (height - h + 1))
+            left = int(u[3] * (width - w + 1))
+            return top, left, h, w
+    side = min(height, width)  # fallback: centre crop
+    return (height - side) // 2, (width - side) // 2, side, side

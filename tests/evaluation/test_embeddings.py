@@ -1,0 +1,100 @@
+"""The embedding cache: one encoding per (weights, manifest, split, settings); hits re-encode nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medalign.data.manifest import read_manifest
+from medalign.data.transforms import load_image
+from medalign.evaluation.embeddings import encode_strings, get_embeddings
+from medalign.evaluation.encoders import MedAlignEncoder
+from medalign.models import create_dual_encoder
+
+LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+
+
+class Counting(MedAlignEncoder):
+    """Counts rows sent through each tower."""
+
+    images = texts = 0
+
+    def encode_images(self, images):
+        self.images += len(images)
+        return super().encode_images(images)
+
+    def encode_texts(self, texts):
+        self.texts += len(texts)
+        return super().encode_texts(texts)
+
+
+def _encoder(tokenizer, seed=0):
+    torch.manual_seed(seed)
+    model = create_dual_encoder("tiny", vocab_size=len(tokenizer))
+    return Counting(model, tokenizer, max_length=32, image_size=64)
+
+
+def test_cache_hit_reencodes_nothing_and_returns_the_same_arrays(synthetic_dir, tokenizer, tmp_path):
+    manifest = synthetic_dir / "manifest.csv"
+    encoder = _encoder(tokenizer)
+    first = get_embeddings(encoder, manifest, "test", LABELS, cache_dir=tmp_path, batch_size=8, progress=False)
+    n = len(read_manifest(manifest, check_files=False).split("test"))
+    assert len(first) == n and (encoder.images, encoder.texts) == (n, n)
+
+    again = get_embeddings(encoder, manifest, "test", LABELS[:2], cache_dir=tmp_path, batch_size=8, progress=False)
+    assert (encoder.images, encoder.texts) == (n, n)  # other label columns: still a hit
+    assert again.key == first.key and again.texts == first.texts
+    np.testing.assert_array_equal(again.image, first.image)
+    np.testing.assert_array_equal(again.labels, first.labels[:, :2])
+    assert again.label_names == LABELS[:2]
+
+    # the cached rows are what the model computes directly for those manifest rows
+    row = int(first.index[3])
+    frame = pd.read_csv(manifest)
+    image = encoder.transform(load_image(synthetic_dir / frame["image"][row]))[0]
+    with torch.no_grad():
+        direct = encoder.model.encode_image(image[None])[0].numpy()
+    np.testing.assert_allclose(first.image[3], direct, atol=1e-5)
+    assert first.texts[3] == " ".join(frame["text"][row].split())
+    np.testing.assert_allclose(np.linalg.norm(first.text, axis=1), 1, atol=1e-5)
+
+    get_embeddings(encoder, manifest, "val", LABELS, cache_dir=tmp_path, progress=False)  # new split: encodes
+    assert encoder.images > n
+
+
+def test_new_weights_or_manifest_content_miss_the_cache(synthetic_dir, tokenizer, tmp_path):
+    manifest = synthetic_dir / "manifest.csv"
+    a = get_embeddings(_encoder(tokenizer, 0), manifest, "test", cache_dir=tmp_path / "c", progress=False)
+    other = _encoder(tokenizer, 1)
+    b = get_embeddings(other, manifest, "test", cache_dir=tmp_path / "c", progress=False)
+    assert other.images > 0 and a.key != b.key and not np.allclose(a.image, b.image)
+
+    frame = pd.read_csv(manifest)
+    frame["image"] = [str(synthetic_dir / p) for p in frame["image"]]
+    frame.loc[frame["split"] == "test", "text"] += " Edited."
+    edited = tmp_path / "edited.csv"
+    frame.to_csv(edited, index=False)
+    again = _encoder(tokenizer, 0)
+    c = get_embeddings(again, edited, "test", cache_dir=tmp_path / "c", progress=False)
+    assert again.texts == len(c) and c.key != a.key
+    np.testing.assert_allclose(c.image, a.image, atol=1e-6)  # same images, new reports
+    assert all(t.endswith("Edited.") for t in c.texts)
+
+
+def test_strings_are_cached_too(tokenizer, tmp_path):
+    encoder = _encoder(tokenizer)
+    first = encode_strings(encoder, ["mild edema", "no effusion"], cache_dir=tmp_path)
+    second = encode_strings(encoder, ["mild edema", "no effusion"], cache_dir=tmp_path)
+    assert encoder.texts == 2 and first.shape == (2, encoder.model.embed_dim)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_empty_split_is_a_clear_error(synthetic_dir, tokenizer, tmp_path):
+    frame = pd.read_csv(synthetic_dir / "manifest.csv")
+    frame = frame[frame["split"] != "val"]
+    path = tmp_path / "noval.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"noval.csv has no rows with split 'val'"):
+        get_embeddings(_encoder(tokenizer), path, "val", cache_dir=tmp_path, progress=False)
