@@ -19,6 +19,15 @@ from medalign.evaluation.gap_sweep import lambda_features
 from medalign.metrics import gap_vector
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny matmuls: one thread avoids OpenMP hand-offs that dominate on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _pairs(n: int, d: int = 16, c: int = 3, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     y = (torch.rand(n, c, generator=g) < 0.3).float()
@@ -74,7 +83,6 @@ def test_batched_and_sequential_give_the_same_probes(task, optimizer):
     batched, sequential = train_probes(*args), train_probes(*args, sequential=True)
     np.testing.assert_array_equal(batched.best_epoch, sequential.best_epoch)
     np.testing.assert_array_equal(batched.epochs, sequential.epochs)
-    assert (batched.epochs < 25).any() or task  # some probes may stop early; all compared exactly
     torch.testing.assert_close(batched.weight, sequential.weight, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(batched.bias, sequential.bias, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(batched.best_val_loss, sequential.best_val_loss, rtol=1e-5)
@@ -98,13 +106,14 @@ def test_early_stopping_restores_the_best_weights():
         assert not torch.equal(fit.weight[0, 0], w0)  # it did train for an epoch
 
 
-def test_a_stopped_probe_does_not_change_while_others_train():
-    # one λ fits (it can learn), the other sees inverted validation labels and stops early;
-    # the batched result for each must equal that probe trained alone.
-    v, t, y = _pairs(200)
+def test_a_stopped_probe_keeps_its_state_while_others_train():
+    # a high learning rate on few rows makes probes stop at different epochs (patience 2);
+    # each probe of the batch must equal that probe trained alone.
+    v, t, y = _pairs(80, d=32)
     feats = lambda_features(v, t, gap_vector(v, t), [0.0, 1.0])
-    cfg = ProbeConfig(lr=0.2, max_epochs=30, patience=2, batch_size=50)
+    cfg = ProbeConfig(lr=2.0, max_epochs=30, patience=2, batch_size=16)
     both = train_probes(feats, y, None, None, [7, 8, 9], "multilabel", 3, cfg)
-    assert both.epochs.min() < both.epochs.max() or both.epochs.max() < 30  # probes stop at different epochs
-    alone = train_probes(feats, y, None, None, [8], "multilabel", 3, cfg, sequential=True)
-    torch.testing.assert_close(both.weight[:, 1:2], alone.weight, rtol=1e-4, atol=1e-5)
+    assert both.epochs.min() < 30 and len(np.unique(both.epochs)) > 1  # stopped at different epochs
+    alone = train_probes(feats, y, None, None, [9], "multilabel", 3, cfg, sequential=True)
+    np.testing.assert_array_equal(both.epochs[:, 2:], alone.epochs)
+    torch.testing.assert_close(both.weight[:, 2:], alone.weight, rtol=1e-4, atol=1e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
 import torch
@@ -12,10 +13,19 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
-def require_offline_ok(what: str, option: str) -> None:
-    """Fail fast instead of letting a hub download retry for minutes on an offline machine."""
+def require_offline_ok(what: str, option: str, host: str = "huggingface.co", timeout: float = 3.0) -> None:
+    """Fail fast instead of letting a hub download retry for minutes on an offline machine.
+
+    Raises when ``HF_HUB_OFFLINE=1`` / ``MEDALIGN_OFFLINE=1`` is set or `host` cannot be reached
+    within `timeout` seconds.
+    """
+    message = f"{what} would be downloaded from a model hub, but {{}}; pass a local path with {option}"
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("MEDALIGN_OFFLINE") == "1":
-        raise RuntimeError(f"{what} would be downloaded from a model hub, but this run is offline; pass a local path with {option}")
+        raise RuntimeError(message.format("this run is offline (HF_HUB_OFFLINE=1)"))
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as err:
+        raise RuntimeError(message.format(f"{host} is unreachable ({err})")) from err
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
