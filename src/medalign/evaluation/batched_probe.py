@@ -260,6 +260,7 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
     fit_rows = torch.from_numpy(np.stack([f for f, _ in splits]))  # (S, N_fit)
     val_rows = torch.from_numpy(np.stack([v for _, v in splits]))  # (S, N_val)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.matmul_dtype]
+    # matmul-dtype blocks; scales stored row-major (N, L) so that a row gather is contiguous
     pool = ShiftedFeatures([x.to(dtype) for x in pool.blocks], pool.shifts, [a.T.contiguous() for a in pool.scales])
     val_x, val_a = _gather(pool, val_rows)
     gens = [torch.Generator().manual_seed(s) for s in seeds]

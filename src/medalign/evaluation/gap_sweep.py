@@ -195,7 +195,10 @@ def run_gap_sweep(
     v_tr, t_tr, y_tr = _as_split(train, task, "train")
     v_te, t_te, y_te = _as_split(test, task, "test")
     v_va, t_va, y_va = _as_split(val, task, "val") if val is not None else (None, None, None)
-    n_classes = y_tr.shape[1] if task == "multilabel" else int(max(y_tr.max(), y_te.max())) + 1
+    if task == "multilabel":
+        n_classes = y_tr.shape[1]
+    else:  # the named classes, even those absent from both splits
+        n_classes = len(label_names) if label_names is not None else int(max(y_tr.max(), y_te.max())) + 1
     if label_names is not None and len(label_names) != n_classes:
         raise ValueError(f"label_names has {len(label_names)} names for {n_classes} classes")
     delta = gap_vector(v_tr, t_tr)  # Eq. 6: train rows only, applied to every split
