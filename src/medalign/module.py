@@ -28,7 +28,7 @@ class ContrastiveModule(L.LightningModule):
     """Dual-encoder contrastive training (CLIP; eCLIP paper §4.1 hyper-parameters by default).
 
     Args:
-        preset: model preset (``tiny``, ``swin_t``, ``vit_s``, ``vit_b``).
+        preset: model preset (``tiny``, ``swin_t``, ``vit_s``, ``vit_b``, or ``open_clip``).
         vocab_size: tokenizer size (linked from the data module).
         image_model: timm name overriding the preset's image tower.
         image_kwargs: extra `timm.create_model` kwargs.
@@ -50,6 +50,10 @@ class ContrastiveModule(L.LightningModule):
         gradient_checkpointing: activation checkpointing in both towers.
         channels_last: channels-last memory format for the image tower (GPU speed-up).
         zero_shot_aggregation: how prompts combine into a class (``embedding``, ``logits``, ``max``).
+        open_clip_model: with ``preset: open_clip``: open_clip architecture, model-config JSON or
+            hf-hub-layout directory to fine-tune (docs/weights.md).
+        open_clip_weights: its local weights file (default for a directory: the directory's own).
+        open_clip_text_config_dir: local directory with its HF text tower's config.json.
     """
 
     def __init__(
@@ -75,6 +79,9 @@ class ContrastiveModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         channels_last: bool = False,
         zero_shot_aggregation: str = "embedding",
+        open_clip_model: str | None = None,
+        open_clip_weights: str | None = None,
+        open_clip_text_config_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -92,6 +99,9 @@ class ContrastiveModule(L.LightningModule):
             embed_dim=embed_dim,
             init_temperature=init_temperature,
             gradient_checkpointing=gradient_checkpointing,
+            open_clip_model=open_clip_model,
+            open_clip_weights=open_clip_weights,
+            open_clip_text_config_dir=open_clip_text_config_dir,
         )
         if channels_last:
             self.model.image_encoder.to(memory_format=torch.channels_last)
@@ -102,6 +112,10 @@ class ContrastiveModule(L.LightningModule):
 
     # ----------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(self.model, "check_data") and datamodule is not None:  # open_clip: image size, tokenizer
+            hp = datamodule.hparams
+            self.model.check_data(hp.image_size, tuple(hp.mean), tuple(hp.std), datamodule.tokenizer)
         if not self._initialised:  # before Lightning restores --ckpt_path, which then wins
             load_weights(self.model, self.hparams.init_from)
             self._initialised = True

@@ -68,15 +68,23 @@ def _check_saved(path: Path, expected_size: int) -> None:
 def load_tokenizer(path: str | Path):
     """Load a tokenizer folder saved with `save_pretrained` (e.g. `<synthetic>/tokenizer`).
 
+    ``open_clip:<architecture | config JSON | directory>`` loads an open_clip model's own
+    tokenizer instead (`medalign.models.open_clip_tokenizer.OpenClipTokenizer`).
+
     Raises:
-        FileNotFoundError: `path` is not a folder.
+        FileNotFoundError: `path` is not a folder (e.g. a hub id: nothing is downloaded).
     """
     import transformers
 
+    if str(path).startswith("open_clip:"):
+        from medalign.models.open_clip_tokenizer import OpenClipTokenizer
+
+        return OpenClipTokenizer.from_spec(str(path))
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(
             f"tokenizer folder {path} does not exist; generate the synthetic dataset (which trains one) "
-            "or pass the folder of a tokenizer saved with save_pretrained"
+            "or pass the folder of a tokenizer saved with save_pretrained — for a pretrained text tower, the local "
+            "model folder itself (--data.tokenizer /path/to/Bio_ClinicalBERT); hub ids are not downloaded"
         )
     return transformers.AutoTokenizer.from_pretrained(str(path))

@@ -137,6 +137,7 @@ class MedAlignEncoder:
         build = {k: v for k, v in hparams.items() if k in accepted and k not in ("image_weights", "gradient_checkpointing")}
         if build.get("vocab_size") is None:
             build["vocab_size"] = len(tokenizer)
+        build["open_clip_pretrained"] = False  # an open_clip model's weights come from the checkpoint below
         model = create_dual_encoder(**build)
         load_weights(model, path, strict=True)
         return cls(model, tokenizer, fingerprint=file_hash(path), name=str(path), **kwargs)
@@ -191,7 +192,7 @@ class OpenClipEncoder:
             path: ``.bin`` / ``.pt`` / ``.safetensors`` file (needs `arch`, e.g. ``ViT-B-32``), or a
                 directory holding ``open_clip_config.json`` and ``open_clip_pytorch_model.bin``
                 (BiomedCLIP layout; its tokenizer files are read from the same directory).
-            arch: open_clip architecture name for a weights file.
+            arch: open_clip architecture name (or model-config JSON) for a weights file.
             text_config_dir: local Hugging Face directory with the text tower's ``config.json``
                 (for configs whose ``text_cfg.hf_model_name`` is a hub id); default: `path` when it
                 holds a ``config.json``.
@@ -200,45 +201,20 @@ class OpenClipEncoder:
             FileNotFoundError: the file or directory, or a needed config, is missing.
             ValueError: a weights file without `arch`.
         """
-        try:
-            import open_clip
-        except ImportError as err:  # pragma: no cover - a core dependency
-            raise ImportError("open_clip models need open_clip_torch: pip install open_clip_torch") from err
+        from medalign.models.open_clip_tower import create_open_clip, create_open_clip_tokenizer, directory_weights
+
         path = Path(path)
         if path.is_dir():
-            return cls._from_directory(open_clip, path, text_config_dir)
+            model = create_open_clip(str(path), text_config_dir=text_config_dir)
+            config_file = path / "open_clip_config.json"
+            digest = hashlib.sha256((file_hash(directory_weights(path)) + file_hash(config_file)).encode()).hexdigest()
+            return cls(model, create_open_clip_tokenizer(str(path)), digest, name=f"open_clip:{path}")
         if not path.is_file():
             raise FileNotFoundError(f"open_clip weights not found: {path}")
         if not arch:
             raise ValueError(f"open_clip weights file {path} needs its architecture: set arch (e.g. 'ViT-B-32')")
-        model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=str(path), pretrained_text=False)
-        return cls(model, open_clip.get_tokenizer(arch), file_hash(path), name=f"open_clip:{arch}:{path}")
-
-    @classmethod
-    def _from_directory(cls, open_clip: Any, path: Path, text_config_dir: str | Path | None) -> "OpenClipEncoder":
-        config_file = path / "open_clip_config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{path} is not an open_clip model directory: {config_file.name} is missing")
-        config = json.loads(config_file.read_text())
-        if "model_cfg" not in config:
-            raise ValueError(f"{config_file} has no 'model_cfg' key")
-        text_cfg = dict(config["model_cfg"].get("text_cfg", {}))
-        if "hf_model_name" in text_cfg:  # HF text tower: build from a local config, never the hub
-            local = Path(text_config_dir) if text_config_dir else path
-            if not (local / "config.json").is_file():
-                raise FileNotFoundError(
-                    f"{config_file}: text_cfg.hf_model_name is {text_cfg['hf_model_name']!r}; offline it needs a local "
-                    f"directory with that model's config.json (none in {local}); set text_config_dir"
-                )
-            text_cfg["hf_model_name"] = str(local)
-            text_cfg["hf_model_pretrained"] = False
-        weights = next((path / n for n in ("open_clip_pytorch_model.bin", "open_clip_model.safetensors") if (path / n).is_file()), None)
-        if weights is None:
-            raise FileNotFoundError(f"{path} has no open_clip_pytorch_model.bin or open_clip_model.safetensors")
-        model = open_clip.create_model(f"local-dir:{path}", pretrained_text=False, text_cfg=text_cfg)
-        tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
-        digest = hashlib.sha256((file_hash(weights) + file_hash(config_file)).encode()).hexdigest()
-        return cls(model, tokenizer, digest, name=f"open_clip:{path}")
+        model = create_open_clip(arch, weights=path)
+        return cls(model, create_open_clip_tokenizer(arch), file_hash(path), name=f"open_clip:{arch}:{path}")
 
     def to(self, device: torch.device | str) -> "OpenClipEncoder":
         self.device = torch.device(device)
