@@ -118,7 +118,7 @@ def test_gap_sweep_command_writes_every_output(tmp_path, synthetic_dir):
     out = tmp_path / "sweep"
     results = run(["--config", "gap_sweep", "--manifest", str(synthetic_dir / "manifest.csv"), "--checkpoint", str(ckpt),
                    "--lambdas", "[0.0, 0.5, 1.0]", "--seeds", "[42, 43]", "--probe.max_epochs", "3",
-                   "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache")])
+                   "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"), "--learnable_lambda", "true"])
     for name in ("gap_sweep.md", "gap_sweep.csv", "auc_vs_lambda.png", "pca_lambda.png", "results.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())
@@ -126,5 +126,6 @@ def test_gap_sweep_command_writes_every_output(tmp_path, synthetic_dir):
     assert saved["config"]["probe"]["max_epochs"] == 3 and saved["config"]["lambdas"] == [0.0, 0.5, 1.0]
     assert len(saved["result"]["auc"]) == 3 and len(saved["result"]["auc"][0]) == 2
     assert set(saved["n"]) == {"train", "val", "test"} and results["result"]["best_lambda"] in (0.0, 0.5, 1.0)
-    assert "★" in (out / "gap_sweep.md").read_text()
+    assert "★" in (out / "gap_sweep.md").read_text() and "| learnable_lambda |" in (out / "gap_sweep.md").read_text()
+    assert len(saved["result"]["learned"]["lambda"]) == 2 and 0 <= saved["result"]["learned"]["lambda_mean"] <= 1
     assert list((tmp_path / "cache").iterdir())  # read through the shared embedding cache

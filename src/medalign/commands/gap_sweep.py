@@ -49,6 +49,8 @@ class GapSweepConfig:
         probe: probe optimisation.
         sequential: train the probes one at a time instead of batched (for comparison).
         references: also train image-only and text-only probes.
+        learnable_lambda: also fit a probe per seed whose λ (init 0.5, lr ``probe.lambda_lr``) is
+            learned with its weights; reported as an extra row (λ mean ± sd over seeds).
         output_dir: results folder (default runs/gap_sweep/<timestamp>).
         cache_dir: embedding cache root (default $MEDALIGN_CACHE_DIR or runs/cache).
         batch_size: encoder batch. num_workers: image-loading workers.
@@ -75,6 +77,7 @@ class GapSweepConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     sequential: bool = False
     references: bool = True
+    learnable_lambda: bool = False
     output_dir: str | None = None
     cache_dir: str | None = None
     batch_size: int = 64
@@ -161,12 +164,14 @@ def run(argv: list[str]) -> dict[str, Any]:
     encoder, data = _encoder(cfg)
     splits, dropped = _splits(cfg, encoder, cfg.uncertain or data.get("uncertain", "zeros"))
     result = run_gap_sweep(splits["train"], splits.get("val"), splits["test"], cfg.lambdas, cfg.seeds, cfg.task,
-                           cfg.label_columns, cfg.probe, cfg.sequential, cfg.references)
+                           cfg.label_columns, cfg.probe, cfg.sequential, cfg.references,
+                           cfg.learnable_lambda)
     out = Path(cfg.output_dir or Path("runs/gap_sweep") / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(result)
     header = (f"## λ-shift sweep: {encoder.name} on {Path(cfg.manifest).name} ({cfg.task}), "
-              f"‖Δ‖ train = {np.linalg.norm(result.delta):.4f}, best λ = {result.best_lambda:g}\n")
+              f"‖Δ‖ train = {np.linalg.norm(result.delta):.4f}, best λ = {result.best_lambda:g}"
+              + (f", learned λ = {np.mean(result.learned['lambda']):.3f}" if result.learned is not None else "") + "\n")
     (out / "gap_sweep.md").write_text(header + "\n" + table + "\n")
     write_csv(result, out / "gap_sweep.csv")
     plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{Path(cfg.manifest).name}: AUC vs λ")

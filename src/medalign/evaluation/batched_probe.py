@@ -47,6 +47,9 @@ class ProbeConfig:
         matmul_dtype: ``float32`` or ``bfloat16`` for the batched mode's matmuls (fp32 master
             weights and accumulation; ~5× faster on CPUs with AVX-512 BF16 / AMX, AUCs then
             differ from the sequential fp32 reference by ~1e-3 instead of ~1e-5).
+        lambda_lr: learning rate of the learnable λ's logit θ (`learnable_lambda`; None → `lr`). The
+            probe's SGD lr 3e-4 barely moves a scalar (λ moved < 0.002 in 100 epochs on a problem whose
+            best λ is 0.8; 0.1 reached ≈ 0.8). AdamW steps ≈ lr whatever the gradient: use ≤ 1e-2 there.
     """
 
     optimizer: Literal["sgd", "adamw"] = "sgd"
@@ -58,6 +61,7 @@ class ProbeConfig:
     batch_size: int = 512
     val_fraction: float = 0.1
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
+    lambda_lr: float | None = 0.1
 
 
 @dataclass
@@ -164,14 +168,15 @@ def init_probe(seed: int, lam_index: int, in_dim: int, out_dim: int) -> tuple[Te
     return weight, bias
 
 
-def _targets(y: Tensor, task: Task) -> tuple[Tensor, Tensor]:
+def targets_and_mask(y: Tensor, task: Task) -> tuple[Tensor, Tensor]:
     """(targets, known mask): NaN-free (N, C) floats and their mask, or (N,) ids and all-true."""
     if task == "multilabel":
         return torch.nan_to_num(y.float()), ~torch.isnan(y.float())
     return y.long(), torch.ones(len(y), dtype=torch.bool)
 
 
-def _optimizer(params: list[Tensor], cfg: ProbeConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[Tensor] | list[dict], cfg: ProbeConfig) -> torch.optim.Optimizer:
+    """SGD (momentum) or AdamW over tensors or param-group dicts, with the config's lr / weight decay."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -208,7 +213,7 @@ def train_probes(
     n_val = 0 if val is None else val.n
     splits = [split_rows(train.n, n_val, s, cfg.val_fraction) for s in seeds]
     weights = torch.stack([class_weights(y_pool[fit], task, n_classes) for fit, _ in splits])  # (S, C), from fit rows
-    y_pool, known = _targets(y_pool, task)
+    y_pool, known = targets_and_mask(y_pool, task)
     run = _train_sequential if sequential else _train_batched
     return run(pool, y_pool, known, weights, splits, seeds, task, n_classes, cfg)
 
@@ -256,7 +261,7 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
     inits = [[init_probe(s, l, dim, n_classes) for l in range(L)] for s in seeds]
     weight = torch.stack([torch.stack([w for w, _ in row], dim=1) for row in inits]).requires_grad_()  # (S, in, L, C)
     bias = torch.stack([torch.stack([b for _, b in row]) for row in inits]).requires_grad_()  # (S, L, C)
-    optimizer = _optimizer([weight, bias], cfg)
+    optimizer = make_optimizer([weight, bias], cfg)
     fit_rows = torch.from_numpy(np.stack([f for f, _ in splits]))  # (S, N_fit)
     val_rows = torch.from_numpy(np.stack([v for _, v in splits]))  # (S, N_val)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.matmul_dtype]
@@ -299,7 +304,7 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
                     best_epoch.T.numpy(), epochs.T.numpy(), best_loss.T.numpy(), [v for _, v in splits])
 
 
-def _sequential_loss(z: Tensor, y: Tensor, known: Tensor, weight: Tensor, task: Task) -> Tensor:
+def probe_loss(z: Tensor, y: Tensor, known: Tensor, weight: Tensor, task: Task) -> Tensor:
     """The same weighted losses from torch's built-ins (one probe, z (B, C))."""
     if task == "multiclass":
         return F.cross_entropy(z, y, weight=weight)
@@ -320,19 +325,19 @@ def _train_sequential(pool, y, known, weights, splits, seeds, task, n_classes, c
             with torch.no_grad():
                 probe.weight.copy_(w0.T)
                 probe.bias.copy_(b0)
-            optimizer = _optimizer(list(probe.parameters()), cfg)
+            optimizer = make_optimizer(list(probe.parameters()), cfg)
             gen = torch.Generator().manual_seed(seed)
             best, stale, best_state = math.inf, 0, None
             for epoch in range(1, cfg.max_epochs + 1):
                 order = fit[torch.randperm(len(fit), generator=gen)]
                 for start in range(0, len(order), cfg.batch_size):
                     rows = order[start : start + cfg.batch_size]
-                    loss = _sequential_loss(probe(x_all[rows]), y[rows], known[rows], weights[i], task)
+                    loss = probe_loss(probe(x_all[rows]), y[rows], known[rows], weights[i], task)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                 with torch.no_grad():
-                    val_loss = _sequential_loss(probe(x_all[val]), y[val], known[val], weights[i], task).item()
+                    val_loss = probe_loss(probe(x_all[val]), y[val], known[val], weights[i], task).item()
                 if val_loss < best:
                     best, stale, best_epoch[l, i] = val_loss, 0, epoch
                     best_state = (probe.weight.detach().T.clone(), probe.bias.detach().clone())

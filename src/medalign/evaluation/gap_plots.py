@@ -28,6 +28,11 @@ def _figure(size: tuple[float, float]):
     return Figure(figsize=size)
 
 
+def _sd(a: np.ndarray) -> float:
+    """Sample standard deviation over seeds (0 for one seed)."""
+    return float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
 def sweep_table(result: SweepResult) -> list[dict[str, Any]]:
     """One row per λ (then one per reference probe): AUC mean / sd, best flag, per-class means, geometry."""
     rows = []
@@ -43,9 +48,16 @@ def sweep_table(result: SweepResult) -> list[dict[str, Any]]:
     for name, ref in result.references.items():
         auc = np.asarray(ref["auc"])
         rows.append({
-            "probe": name, "lambda": 0.0, "auc_mean": float(auc.mean()), "auc_sd": float(auc.std(ddof=1)) if len(auc) > 1 else 0.0,
+            "probe": name, "lambda": 0.0, "auc_mean": float(auc.mean()), "auc_sd": _sd(auc),
             "best": False,
             **{f"auc_{n}": float(np.nanmean(np.asarray(ref["per_class_auc"])[:, c])) for c, n in enumerate(result.label_names)},
+        })
+    if result.learned is not None:  # λ learned with the probe: λ mean ± sd over seeds
+        lam, auc = np.asarray(result.learned["lambda"]), np.asarray(result.learned["auc"])
+        rows.append({
+            "probe": "learnable_lambda", "lambda": float(lam.mean()), "lambda_sd": _sd(lam), "auc_mean": float(auc.mean()),
+            "auc_sd": _sd(auc), "best": False,
+            **{f"auc_{n}": float(np.nanmean(np.asarray(result.learned["per_class_auc"])[:, c])) for c, n in enumerate(result.label_names)},
         })
     return rows
 
@@ -71,7 +83,7 @@ def markdown_table(result: SweepResult) -> str:
         auc = f"{row['auc_mean']:.4f} ± {row['auc_sd']:.4f}"
         auc = f"**{auc}** ★" if row["best"] else auc
         geo = [f"{row[k]:.4f}" if k in row else "" for k in ("gap_test", "R_image_test", "R_text_test")]
-        lam = f"{row['lambda']:g}" if row["probe"] == "early_fusion" else "—"
+        lam = {"early_fusion": f"{row['lambda']:g}", "learnable_lambda": f"{row['lambda']:.3f} ± {row.get('lambda_sd', 0):.3f}"}.get(row["probe"], "—")
         lines.append("| " + " | ".join([row["probe"], lam, auc, *(f"{row['auc_' + n]:.4f}" for n in names), *geo]) + " |")
     return "\n".join(lines)
 
@@ -87,6 +99,10 @@ def plot_auc_vs_lambda(result: SweepResult, path: str | Path | None = None, titl
         mean, sd = float(np.mean(ref["auc"])), float(np.std(ref["auc"]))
         ax.axhline(mean, linestyle="--", color=colour, label=name.replace("_", "-"))
         ax.axhspan(mean - sd, mean + sd, color=colour, alpha=0.1)
+    if result.learned is not None:
+        lam, auc = np.asarray(result.learned["lambda"]), np.asarray(result.learned["auc"])
+        ax.errorbar([lam.mean()], [auc.mean()], xerr=[lam.std()], yerr=[auc.std()], marker="D", color="tab:orange",
+                    capsize=3, linestyle="none", label=f"learned λ = {lam.mean():.2f}")
     ax.set(xlabel="λ (gap shift fraction)", ylabel="test AUC (macro)", title=title or "AUC vs λ")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

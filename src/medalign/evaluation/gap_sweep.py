@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 from medalign.evaluation.batched_probe import ProbeConfig, ShiftedFeatures, Task, predict_proba, train_probes
+from medalign.evaluation.learnable_lambda import predict_learned, train_learnable_lambda
 from medalign.metrics import gap_vector, lambda_shift, mean_resultant_length, modality_gap
 
 DEFAULT_LAMBDAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -50,6 +51,8 @@ class SweepResult:
         best_epoch: (L, S) epoch of the restored weights. epochs: (L, S) epochs trained.
         seconds: wall time of the probe training (the sweep, without references).
         sequential: whether the probes were trained one at a time.
+        learned: with a learnable λ, ``lambda`` (S,) the λ each seed settled on, ``auc`` (S,),
+            ``per_class_auc`` (S, C), ``best_epoch`` / ``epochs`` (S,), ``history`` (S, epochs) λ per epoch.
     """
 
     lambdas: list[float]
@@ -65,6 +68,7 @@ class SweepResult:
     epochs: np.ndarray | None = None
     seconds: float = 0.0
     sequential: bool = False
+    learned: dict[str, np.ndarray] | None = None
 
     @property
     def auc_mean(self) -> np.ndarray:
@@ -87,6 +91,9 @@ class SweepResult:
         """JSON-able: lists instead of arrays, NaN kept as float('nan')."""
         out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(self).items()}
         out["references"] = {name: {k: np.asarray(v).tolist() for k, v in ref.items()} for name, ref in self.references.items()}
+        if self.learned is not None:
+            out["learned"] = {k: np.asarray(v).tolist() for k, v in self.learned.items()}
+            out["learned"].update(lambda_mean=float(np.mean(self.learned["lambda"])), auc_mean=float(np.mean(self.learned["auc"])))
         out.update(auc_mean=self.auc_mean.tolist(), auc_std=self.auc_std.tolist(), best_lambda=self.best_lambda,
                    delta_norm=float(np.linalg.norm(self.delta)))
         return out
@@ -176,6 +183,7 @@ def run_gap_sweep(
     config: ProbeConfig | None = None,
     sequential: bool = False,
     references: bool = True,
+    learnable_lambda: bool = False,
 ) -> SweepResult:
     """Δ from train, λ-shift every split, train an early-fusion probe per (λ, seed), score on test.
 
@@ -189,6 +197,8 @@ def run_gap_sweep(
         config: probe optimisation settings.
         sequential: train the probes one at a time (reference / benchmark).
         references: also train image-only and text-only probes (λ = 0).
+        learnable_lambda: also fit, per seed, a probe whose λ (init 0.5) is learned with it
+            (`learnable_lambda.train_learnable_lambda`; θ's learning rate is ``config.lambda_lr``).
     """
     seeds = list(seeds) if seeds is not None else default_seeds()
     lambdas = [float(lam) for lam in lambdas]
@@ -220,4 +230,12 @@ def run_gap_sweep(
             ref = train_probes(plain[0], y_tr, plain[1], y_va, seeds, task, n_classes, config, sequential)
             ref_auc, ref_pc = _score(plain[2], ref, y_te, task)
             result.references[name] = {"auc": ref_auc[0], "per_class_auc": ref_pc[0]}
+    if learnable_lambda:
+        val_split = (v_va, t_va, y_va) if v_va is not None else None
+        learned = train_learnable_lambda((v_tr, t_tr, y_tr), val_split, delta, seeds, task, n_classes, config)
+        proba = predict_learned(v_te, t_te, delta, learned, task).numpy()  # (S, N, C)
+        scores = [probe_auc(y_te.numpy(), p, task) for p in proba]
+        result.learned = {"lambda": learned.lambdas, "auc": np.array([m for m, _ in scores]),
+                          "per_class_auc": np.array([pc for _, pc in scores]), "best_epoch": learned.best_epoch,
+                          "epochs": learned.epochs, "history": learned.history}
     return result
