@@ -55,7 +55,7 @@ def lightning_steps(args, batch) -> list[float]:
     trainer = L.Trainer(
         accelerator="auto", devices=1, max_steps=args.steps, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, precision=args.precision,
-        callbacks=[timer],
+        callbacks=[timer], log_every_n_steps=args.log_every,
     )
     trainer.fit(module, train_dataloaders=DataLoader([batch] * args.steps, batch_size=None))
     return timer.times
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--log-every", type=int, default=20, help="trainer.log_every_n_steps (clip_swin.yaml: 20)")
     args = parser.parse_args()
     batch = make_batch(args.batch, args.image_size, args.length, args.vocab)
     lightning, bare = [], []
@@ -108,7 +109,8 @@ def main() -> None:
         bare += bare_steps(args, batch)
         lightning += lightning_steps(args, batch)
     b, l = statistics.median(bare), statistics.median(lightning)
-    print(f"preset={args.preset} batch={args.batch} steps={args.steps}x{args.trials} (first {args.warmup} of each excluded)")
+    print(f"preset={args.preset} batch={args.batch} steps={args.steps}x{args.trials} (first {args.warmup} of each excluded), "
+          f"log_every_n_steps={args.log_every}")
     print(f"bare PyTorch loop : {b * 1000:8.1f} ms/step (median)")
     print(f"ContrastiveModule : {l * 1000:8.1f} ms/step (median, inside Lightning)")
     print(f"ratio             : {l / b:8.3f}x  (target <= 1.05)")

@@ -223,7 +223,8 @@ class ECLIPModule(ContrastiveModule):
             batch = {**batch["main"], "expert": batch.get("expert")}
         self._step_logs = {}
         loss = super().training_step(batch, batch_idx)
-        self.log_dict({f"train/{k}": v for k, v in self._step_logs.items()}, on_step=True, on_epoch=False, batch_size=1)
+        if self._logging_step:
+            self.log_dict({f"train/{k}": v for k, v in self._step_logs.items()}, on_step=True, on_epoch=False, batch_size=1)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
