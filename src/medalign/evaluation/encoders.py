@@ -73,7 +73,22 @@ class Encoder(Protocol):
         ...
 
 
-class MedAlignEncoder:
+class _ModelEncoder:
+    """What both encoders share: a `model` with ``encode_image`` on a `device`."""
+
+    model: nn.Module
+    device: torch.device
+
+    def to(self, device: torch.device | str) -> "_ModelEncoder":
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_image(images.to(self.device)).float(), dim=-1)
+
+
+class MedAlignEncoder(_ModelEncoder):
     """A medalign `DualEncoder` with the tokenizer and image settings it was trained with.
 
     Args:
@@ -142,21 +157,13 @@ class MedAlignEncoder:
         load_weights(model, path, strict=True)
         return cls(model, tokenizer, fingerprint=file_hash(path), name=str(path), **kwargs)
 
-    def to(self, device: torch.device | str) -> "MedAlignEncoder":
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        return self
-
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.encode_image(images.to(self.device)).float(), dim=-1)
-
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         emb = self.model.encode_text(tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))
         return F.normalize(emb.float(), dim=-1)
 
 
-class OpenClipEncoder:
+class OpenClipEncoder(_ModelEncoder):
     """A frozen open_clip model and its tokenizer, loaded from local files only.
 
     Args:
@@ -215,14 +222,6 @@ class OpenClipEncoder:
             raise ValueError(f"open_clip weights file {path} needs its architecture: set arch (e.g. 'ViT-B-32')")
         model = create_open_clip(arch, weights=path)
         return cls(model, create_open_clip_tokenizer(arch), file_hash(path), name=f"open_clip:{arch}:{path}")
-
-    def to(self, device: torch.device | str) -> "OpenClipEncoder":
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        return self
-
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.encode_image(images.to(self.device)).float(), dim=-1)
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts)).to(self.device)
