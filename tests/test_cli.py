@@ -10,8 +10,9 @@ import torch
 
 from medalign.cli import cli_main, resolve_config_args
 from medalign.paths import CONFIG_DIR
+from tests.helpers import fit_tiny
 
-TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
+from tests.helpers import TINY
 
 
 @pytest.fixture(autouse=True)
@@ -43,21 +44,7 @@ def test_paper_config_parses_to_the_papers_hyperparameters(synthetic_dir):
     assert cli.trainer.max_steps == 10_000 and cli.trainer.precision == "bf16-mixed"
 
 
-def _fit(tmp_path, synthetic_dir, *extra):
-    return cli_main(
-        [
-            "fit", "--config", TINY,
-            "--data.manifest", str(synthetic_dir / "manifest.csv"),
-            "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.logger", "false",
-            "--checkpoint.dirpath", str(tmp_path / "ckpt"),
-            "--checkpoint.monitor", "null",
-            "--checkpoint.every_n_train_steps", "3",
-            "--checkpoint.save_top_k", "-1",
-            "--checkpoint.filename", "step{step}",
-            *extra,
-        ]
-    )
+_fit = fit_tiny
 
 
 @pytest.mark.slow

@@ -19,13 +19,7 @@ from medalign.evaluation.gap_sweep import lambda_features
 from medalign.metrics import gap_vector
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matmuls: one thread avoids OpenMP hand-offs that dominate on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pairs(n: int, d: int = 16, c: int = 3, seed: int = 0):

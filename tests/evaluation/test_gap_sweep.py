@@ -19,12 +19,7 @@ from medalign.evaluation.gap_sweep import probe_auc, run_gap_sweep
 FAST = ProbeConfig(lr=0.5, max_epochs=30, patience=5, batch_size=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _text_informative(n: int, d: int = 16, seed: int = 0):

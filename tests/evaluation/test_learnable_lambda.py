@@ -16,12 +16,7 @@ from medalign.evaluation.learnable_lambda import train_learnable_lambda
 from medalign.metrics import gap_vector, lambda_shift
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cones(n: int, seed: int, d: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

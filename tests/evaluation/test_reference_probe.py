@@ -12,12 +12,7 @@ from medalign.evaluation.gap_sweep import probe_auc, run_gap_sweep
 from medalign.evaluation.reference_probe import _auc, _loss, reference_sweep
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _noisy_pairs(n: int, seed: int, d: int = 16):

@@ -11,7 +11,8 @@ import yaml
 
 from medalign.cli import cli_main
 from medalign.evaluation.encoders import MedAlignEncoder, file_hash
-from tests.test_cli import TINY, _fit
+from tests.helpers import TINY
+from tests.helpers import fit_tiny as _fit
 
 
 @pytest.fixture(autouse=True)

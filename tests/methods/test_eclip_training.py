@@ -12,6 +12,7 @@ import yaml
 from medalign.cli import cli_main
 from medalign.methods import ECLIPModule
 from medalign.paths import CONFIG_DIR
+from tests.helpers import fit_tiny
 
 TINY = str(Path(__file__).parents[1] / "conf" / "tiny_eclip.yaml")
 ABLATIONS = sorted(p.stem for p in (CONFIG_DIR / "ablations").glob("*.yaml"))
@@ -23,19 +24,7 @@ def _keep_argv(monkeypatch):
 
 
 def _fit(tmp_path, synthetic_dir, *extra, config=TINY):
-    return cli_main(
-        [
-            "fit", "--config", config, *extra,
-            "--data.manifest", str(synthetic_dir / "manifest.csv"),
-            "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.logger", "false",
-            "--checkpoint.dirpath", str(tmp_path / "ckpt"),
-            "--checkpoint.monitor", "null",
-            "--checkpoint.every_n_train_steps", "3",
-            "--checkpoint.save_top_k", "-1",
-            "--checkpoint.filename", "step{step}",
-        ]
-    )
+    return fit_tiny(tmp_path, synthetic_dir, *extra, config=config)
 
 
 @pytest.mark.slow

@@ -1,0 +1,26 @@
+"""Helpers shared by test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medalign.cli import MedAlignCLI, cli_main
+
+TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
+
+
+def fit_tiny(tmp_path: Path, synthetic_dir: Path, *extra: str, config: str = TINY) -> MedAlignCLI:
+    """`fit` on the synthetic fixture without loggers, checkpointing every 3 steps as step{N}.ckpt."""
+    return cli_main(
+        [
+            "fit", "--config", config, *extra,
+            "--data.manifest", str(synthetic_dir / "manifest.csv"),
+            "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.logger", "false",
+            "--checkpoint.dirpath", str(tmp_path / "ckpt"),
+            "--checkpoint.monitor", "null",
+            "--checkpoint.every_n_train_steps", "3",
+            "--checkpoint.save_top_k", "-1",
+            "--checkpoint.filename", "step{step}",
+        ]
+    )
