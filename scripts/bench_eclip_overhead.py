@@ -20,9 +20,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import lightning as L
 import torch
 
-from medalign.methods import ECLIPModule
+from medalign.training.eclip import ECLIPModule
 from medalign.models import get_preset
-from medalign.module import ContrastiveModule
+from medalign.training.module import ContrastiveModule
 
 
 def make_batch(n: int, size: int, vocab: int, length: int, device: str, seed: int) -> dict:

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medalign.evaluation.batched_probe import ProbeConfig
-from medalign.evaluation.gap_sweep import DEFAULT_LAMBDAS, default_seeds, run_gap_sweep
-from medalign.evaluation.reference_probe import reference_sweep
+from medalign.evaluation.gap.batched_probe import ProbeConfig
+from medalign.evaluation.gap.sweep import DEFAULT_LAMBDAS, default_seeds, run_gap_sweep
+from medalign.evaluation.gap.reference_probe import reference_sweep
 
 
 def synthetic_pairs(n: int, dim: int, n_labels: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

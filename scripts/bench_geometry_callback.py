@@ -27,8 +27,8 @@ def main() -> None:
 
     import lightning as L
 
-    from medalign.callbacks import GeometryCallback
-    from medalign.cli import cli_main
+    from medalign.training.callbacks import GeometryCallback
+    from medalign.training.cli import cli_main
 
     class EpochClock(L.Callback):
         def __init__(self) -> None:

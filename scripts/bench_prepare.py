@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from medalign.commands.prepare import build_parser
-from medalign.data.adapters import ADAPTERS, write_manifest
+from medalign.prepare import ADAPTERS, write_manifest
 from tests.data.adapters import fixtures  # run from the repository root with `python -m`
 
 

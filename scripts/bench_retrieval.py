@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from medalign.evaluation.retrieval import knn_search
+from medalign.evaluation.tasks.retrieval import knn_search
 
 
 def torch_topk(corpus: torch.Tensor, queries: torch.Tensor, k: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:

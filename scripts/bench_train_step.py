@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from medalign.losses import clip_loss
-from medalign.module import ContrastiveModule
+from medalign.training.module import ContrastiveModule
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from medalign.cli import cli_main
+from medalign.training.cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "eclip.md"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from medalign.data.synthetic import SyntheticConfig, ensure_synthetic
+from medalign.synthetic.generate import SyntheticConfig, ensure_synthetic
 
 torch.set_num_threads(2)
 
@@ -30,6 +30,6 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(synthetic_dir: Path):
-    from medalign.data.tokenizer_training import load_tokenizer
+    from medalign.data.tokenizer import load_tokenizer
 
     return load_tokenizer(synthetic_dir / "tokenizer")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medalign.cli import MedAlignCLI, cli_main
+from medalign.training.cli import MedAlignCLI, cli_main
 
 TINY = str(Path(__file__).parent / "conf" / "tiny.yaml")
 

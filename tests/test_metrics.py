@@ -11,8 +11,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, normalized_mutual_info_score, silhouette_score
 
-from medalign.clustering import clustering_scores
-from medalign.metrics import (
+from medalign.metrics.clustering import clustering_scores
+from medalign.metrics.geometry import (
     alignment,
     gap_vector,
     geometry_summary,

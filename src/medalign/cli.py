@@ -1,149 +1,49 @@
-"""Command line: `train.py` / `medalign {fit,validate,test,predict}` (LightningCLI) plus our own subcommands.
+"""The `medalign` console script: Lightning's subcommands plus our own, each imported only when used.
 
-Bare config names resolve in the repository's ``configs/``: ``--config demo.yaml`` or ``--config demo``.
+Nothing heavy is imported at start-up, so ``medalign --help`` and ``medalign prepare --help``
+answer without loading torch (see ``scripts/bench_cli_startup.py``).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-import warnings
-from typing import Sequence
-
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-from medalign.checkpoint_io import AtomicCheckpointIO
-from medalign.data.datamodule import MedAlignDataModule
-from medalign.evaluation.test_command import EvaluationSuite
-from medalign.module import ContrastiveModule
-from medalign.paths import resolve_config
+from typing import Callable, Sequence
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# The CSV logger shares the TensorBoard run folder on purpose (see `_share_run_directory`).
-warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+
+# Subcommands beyond Lightning's: name → (module with `run(argv)`, one-line help).
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("medalign.commands.synth", "generate the synthetic chest X-ray dataset"),
+    "demo": ("medalign.commands.demo", "train + evaluate the CPU demo"),
+    "geometry": ("medalign.commands.geometry", "geometry table and pictures for a checkpoint"),
+    "gap-sweep": ("medalign.commands.gap_sweep", "λ-shift + linear-probe study (modality gap)"),
+    "prepare": ("medalign.commands.prepare", "real dataset in its published layout → manifest"),
+}
 
 
-class MedAlignCLI(LightningCLI):
-    """LightningCLI with our checkpointing, loggers, atomic saves and the data → model link."""
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/loss",
-                "checkpoint.mode": "min",
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-{epoch:02d}-{step}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-        # The text tower's embedding table must match the tokenizer the data module loaded.
-        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
-        # `test` runs this evaluation suite on cached embeddings (medalign.evaluation.test_command).
-        parser.add_class_arguments(EvaluationSuite, "evaluation")
-
-    def test(self, model, datamodule=None, ckpt_path=None, **kwargs):
-        """`test` subcommand: the `evaluation` suite, or Lightning's test loop when it is disabled."""
-        suite = self.config_init[self.subcommand]["evaluation"]
-        if not suite.enabled:
-            return self.trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
-        from medalign.evaluation.test_command import run_test
-
-        self.evaluation_results = run_test(self.trainer, model, datamodule, ckpt_path, suite)
-        return self.evaluation_results
-
-    def instantiate_trainer(self, **kwargs):
-        trainer = super().instantiate_trainer(**kwargs)
-        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
-            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        _share_run_directory(trainer)
-        return trainer
-
-
-def _share_run_directory(trainer) -> None:
-    """Make a CSV logger write into the TensorBoard logger's run folder (runs/<name>/version_N)."""
-    tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-    if tensorboard is None:
-        return
-    loggers = [
-        CSVLogger(tensorboard.save_dir, name=tensorboard.name, version=tensorboard.version) if isinstance(lg, CSVLogger) else lg
-        for lg in trainer.loggers
-    ]
-    trainer.loggers = loggers
-
-
-def resolve_config_args(args: Sequence[str]) -> list[str]:
-    """Replace bare names after ``--config`` / ``-c`` by their path in ``configs/``."""
-    out = list(args)
-    for i, arg in enumerate(out):
-        if arg in ("--config", "-c") and i + 1 < len(out):
-            out[i + 1] = str(resolve_config(out[i + 1]))
-        elif arg.startswith("--config="):
-            out[i] = "--config=" + str(resolve_config(arg.split("=", 1)[1]))
-    return out
-
-
-def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI:
-    """Run LightningCLI on `args` (default: the process's argv).
-
-    The resolved arguments are written back to `sys.argv`: Lightning's DDP launcher starts
-    the other ranks by re-running ``sys.argv``.
-    """
-    args = resolve_config_args(sys.argv[1:] if args is None else args)
-    sys.argv = [sys.argv[0], *args]
-    return MedAlignCLI(
-        ContrastiveModule,
-        MedAlignDataModule,
-        subclass_mode_model=True,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={
-            "default_root_dir": "runs",
-            "logger": [
-                {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "medalign", "default_hp_metric": False}},
-                {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "medalign"}},
-            ],
-        },
-        run=run,
-    )
+def command(name: str) -> Callable[[list[str]], None]:
+    """The `run(argv)` of an extra subcommand (imports its module)."""
+    return importlib.import_module(EXTRA_COMMANDS[name][0]).run
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The `medalign` console script."""
+    """Dispatch ``medalign <subcommand> ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in EXTRA_COMMANDS:
-        EXTRA_COMMANDS[argv[0]](argv[1:])
+        command(argv[0])(argv[1:])
     elif argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        from medalign.training.cli import cli_main
+
         cli_main(argv)
     else:
-        _usage()
+        _usage(ok=bool(argv) and argv[0] in ("-h", "--help"))
 
 
-def _usage() -> None:
-    print("usage: medalign {fit,validate,test,predict} [--config NAME] ...   (LightningCLI; see --help)")
-    for name in EXTRA_COMMANDS:
-        print(f"       medalign {name} -h")
-    sys.exit(2)
-
-
-def _command(module: str):
-    """A subcommand implemented by `module.run(argv)`, imported only when used."""
-
-    def run(argv: list[str]) -> None:
-        import importlib
-
-        importlib.import_module(module).run(argv)
-
-    return run
-
-
-# Subcommands beyond Lightning's; each lives in medalign/commands/<name>.py with `run(argv)`.
-EXTRA_COMMANDS = {
-    "synth": _command("medalign.commands.synth"),  # generate the synthetic dataset
-    "demo": _command("medalign.commands.demo"),  # train + evaluate the CPU demo
-    "geometry": _command("medalign.commands.geometry"),  # geometry table for a checkpoint
-    "gap-sweep": _command("medalign.commands.gap_sweep"),  # λ-shift + linear-probe study
-    "prepare": _command("medalign.commands.prepare"),  # real dataset → manifest
-}
+def _usage(ok: bool) -> None:
+    lines = ["usage: medalign <command> [options]", "", "Training and evaluation (LightningCLI; `medalign fit --help`):"]
+    lines += [f"  {name:<10} Lightning's {name} with medalign's model, data and evaluation" for name in LIGHTNING_SUBCOMMANDS]
+    lines += ["", "medalign commands (`medalign <command> -h`):"]
+    lines += [f"  {name:<10} {text}" for name, (_, text) in EXTRA_COMMANDS.items()]
+    print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+    sys.exit(0 if ok else 2)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 # The paper's schedule; every value is a keyword of `expert_probability`.
 PAPER_SCHEDULE: dict[str, float] = {
     "cold_start": 0.1,  # share of training with p = 0 (also the priming phase)
@@ -71,3 +73,16 @@ def expert_probability(progress: float, **schedule: float) -> float:
     if progress < cool_end:
         return s["peak"] + (s["floor"] - s["peak"]) * (progress - cool_start) / s["cooldown"]
     return s["floor"]
+
+
+def expert_decision(seed: int, step: int, probability: float) -> bool:
+    """The per-step Bernoulli(p_curr) draw, a pure function of (seed, step).
+
+    Every DDP rank computes the same value without communicating, and a resumed run draws
+    what the uninterrupted run drew; the global RNGs are neither read nor advanced.
+    """
+    if probability <= 0:
+        return False
+    if probability >= 1:
+        return True
+    return bool(np.random.default_rng([seed, step, 0]).random() < probability)

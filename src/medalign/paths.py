@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# The repository's configs/ (src layout: src/medalign/paths.py → ../../configs); override with MEDALIGN_CONFIG_DIR.
-CONFIG_DIR = Path(os.environ.get("MEDALIGN_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+# The shipped configs and prompt files are package data (the repository's top-level configs/ links
+# here), so bare names resolve after a non-editable install too; override with MEDALIGN_CONFIG_DIR.
+CONFIG_DIR = Path(os.environ.get("MEDALIGN_CONFIG_DIR", Path(__file__).resolve().parent / "configs"))
 
 
 def resolve_config(name: str | os.PathLike, suffixes: tuple[str, ...] = (".yaml", ".yml")) -> Path:

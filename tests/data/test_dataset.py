@@ -5,7 +5,7 @@ from PIL import Image
 
 from medalign.data.dataset import Collator, ImageTextDataset, clean_report
 from medalign.data.manifest import read_manifest
-from medalign.data.sampler import EpochSampler
+from medalign.training.sampler import EpochSampler
 from medalign.data.transforms import PairTransform, random_crop_box
 from tests.conftest import LABELS
 

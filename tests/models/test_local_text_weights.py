@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from medalign.data.tokenizer_training import load_tokenizer
+from medalign.data.tokenizer import load_tokenizer
 from medalign.losses import clip_loss
 from medalign.models import create_dual_encoder
 

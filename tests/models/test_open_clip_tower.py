@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 open_clip = pytest.importorskip("open_clip")
 
-from medalign.cli import cli_main  # noqa: E402
-from medalign.data.tokenizer_training import load_tokenizer  # noqa: E402
+from medalign.training.cli import cli_main  # noqa: E402
+from medalign.data.tokenizer import load_tokenizer  # noqa: E402
 from medalign.evaluation.encoders import MedAlignEncoder  # noqa: E402
 from medalign.models import create_dual_encoder  # noqa: E402
 from medalign.models.open_clip_tokenizer import OpenClipTokenizer  # noqa: E402
@@ -230,7 +230,7 @@ def test_eclip_fine_tunes_an_open_clip_model(tmp_path, synthetic_dir, arch):
     assert int(cli.model.expert_pairs_seen) > 0  # the expert images went through the open_clip image tower
 
 
-@pytest.mark.parametrize("method", [[], ["--model.class_path", "medalign.methods.ECLIPModule", "--data.expert_stream", "true"]])
+@pytest.mark.parametrize("method", [[], ["--model.class_path", "medalign.training.eclip.ECLIPModule", "--data.expert_stream", "true"]])
 def test_shipped_finetune_config_parses(synthetic_dir, arch, method):
     config, weights, _ = arch
     cli = cli_main(["--config", "finetune_open_clip.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv"),

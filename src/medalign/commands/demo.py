@@ -11,7 +11,7 @@ import argparse
 import time
 from typing import Any
 
-from medalign.cli import cli_main
+from medalign.training.cli import cli_main
 
 # (task, metric, label) rows of the summary.
 REPORTED = (

@@ -1,7 +1,7 @@
 """`medalign gap-sweep --config gap_sweep.yaml`: the λ-shift + early-fusion probe study of a frozen model.
 
 Reads a manifest's train / (val) / test embeddings through the embedding cache that ``train.py test``
-uses (so nothing is re-encoded), runs `medalign.evaluation.gap_sweep.run_gap_sweep` and writes one
+uses (so nothing is re-encoded), runs `medalign.evaluation.gap.sweep.run_gap_sweep` and writes one
 folder: ``gap_sweep.csv`` / ``gap_sweep.md`` (printed too), ``auc_vs_lambda.png``, ``pca_lambda.png``
 and ``results.json`` (everything, with the config and the checkpoint hash). Any key can be
 overridden on the command line, e.g. ``--probe.max_epochs 20 --sequential true``.
@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from medalign.evaluation.batched_probe import ProbeConfig
+from medalign.evaluation.gap.batched_probe import ProbeConfig
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
         return OpenClipEncoder.from_pretrained(cfg.weights, cfg.arch, cfg.text_config_dir), {}
     if not cfg.checkpoint:
         raise ValueError("gap-sweep: encoder is 'checkpoint': set checkpoint (a medalign .ckpt or weights file)")
-    from medalign.data.tokenizer_training import load_tokenizer
+    from medalign.data.tokenizer import load_tokenizer
 
     ckpt = Path(cfg.checkpoint)
     if not ckpt.is_file():
@@ -137,7 +137,7 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str) -> tuple[dict[str
     """(v, t, labels) per split from the embedding cache; multiclass keeps single-label rows."""
     from medalign.data.manifest import read_manifest
     from medalign.evaluation.embeddings import get_embeddings
-    from medalign.evaluation.zero_shot import single_label_rows
+    from medalign.evaluation.tasks.zero_shot import single_label_rows
 
     manifest = read_manifest(cfg.manifest, cfg.label_columns, check_files=False)
     names = ["train", "test"]
@@ -157,8 +157,8 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str) -> tuple[dict[str
 
 def run(argv: list[str]) -> dict[str, Any]:
     """Entry point of ``medalign gap-sweep``; returns what it wrote to results.json."""
-    from medalign.evaluation.gap_plots import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
-    from medalign.evaluation.gap_sweep import run_gap_sweep
+    from medalign.evaluation.plots.gap import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
+    from medalign.evaluation.gap.sweep import run_gap_sweep
 
     cfg = _parse(argv)
     encoder, data = _encoder(cfg)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medalign.evaluation.geometry_plots import geometry_metrics, markdown_table, plot_geometry
+from medalign.evaluation.plots.geometry import geometry_metrics, markdown_table, plot_geometry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,10 +50,10 @@ def _data_settings(ckpt: Path) -> dict[str, Any]:
 def run(argv: list[str]) -> dict[str, Any]:
     """Entry point of ``medalign geometry``; returns what it wrote to geometry.json."""
     args = _parser().parse_args(argv)
-    from medalign.data.tokenizer_training import load_tokenizer
+    from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import get_embeddings
     from medalign.evaluation.encoders import MedAlignEncoder
-    from medalign.callbacks import select_subset
+    from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
     if not ckpt.is_file():

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medalign.data.adapters import ADAPTERS, AdapterError, summary, write_manifest
+from medalign.prepare import ADAPTERS, AdapterError, summary, write_manifest
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from medalign.data.synthetic import SyntheticConfig, generate_synthetic
+from medalign.synthetic.generate import SyntheticConfig, generate_synthetic
 
 
 def run(argv: list[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from medalign.data.manifest import Manifest, UncertainPolicy, read_manifest
-from medalign.evaluation.zero_shot import single_label_rows
+from medalign.evaluation.tasks.zero_shot import single_label_rows
 
 
 def balanced_single_label(

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from medalign.data.prompts import load_prompts
-from medalign.evaluation import linear_probe, report_retrieval
+from medalign.evaluation.tasks import linear_probe, report_retrieval
 from medalign.evaluation.embeddings import EmbeddingSet, encode_strings, get_embeddings
 from medalign.evaluation.encoders import Encoder, file_hash
-from medalign.evaluation.retrieval import retrieval_metrics
-from medalign.evaluation.zero_shot import binary_zero_shot, class_prompt_embeddings, zero_shot_classify
+from medalign.evaluation.tasks.retrieval import retrieval_metrics
+from medalign.evaluation.tasks.zero_shot import binary_zero_shot, class_prompt_embeddings, zero_shot_classify
 from medalign.paths import resolve_config
 
 log = logging.getLogger(__name__)

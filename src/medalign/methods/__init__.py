@@ -1,5 +1,6 @@
-"""Training methods on top of `ContrastiveModule`: eCLIP and its baselines (one concept per file)."""
+"""Pure pieces of the training methods (no Lightning): eCLIP's random-heatmap control and expert loss."""
 
-from medalign.methods.eclip import ECLIPModule, expert_decision
+from medalign.methods.expert_loss import duplicate_masked_contrastive_loss
+from medalign.methods.random_heatmaps import random_smooth_heatmaps
 
-__all__ = ["ECLIPModule", "expert_decision"]
+__all__ = ["duplicate_masked_contrastive_loss", "random_smooth_heatmaps"]

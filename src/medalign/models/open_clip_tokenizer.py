@@ -3,7 +3,7 @@
 `Collator`, `encode_prompts` and the evaluation encoders call
 ``tokenizer(texts, padding=..., truncation=True, max_length=L, return_tensors="pt")`` and read
 ``input_ids`` / ``attention_mask``; ``len(tokenizer)`` is linked to the model as ``vocab_size``.
-Selected with ``data.tokenizer: open_clip:<spec>`` (`medalign.data.tokenizer_training.load_tokenizer`).
+Selected with ``data.tokenizer: open_clip:<spec>`` (`medalign.data.tokenizer.load_tokenizer`).
 """
 
 from __future__ import annotations

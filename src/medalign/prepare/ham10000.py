@@ -1,0 +1,67 @@
+"""HAM10000 dermatoscopic images (Tschandl et al. 2018; Harvard Dataverse / ISIC 2018 task 3).
+
+Published layout::
+
+    HAM10000_metadata.csv   lesion_id, image_id, dx, dx_type, age, sex, localization (newer copies add dataset)
+    HAM10000_images_part_1/<image_id>.jpg, HAM10000_images_part_2/<image_id>.jpg
+
+Seven classes (``dx``): akiec, bcc, bkl, df, mel, nv, vasc, one-hot in the manifest. As in the
+cone-effect paper (Restrepo et al. 2026), the text is the metadata rendered as a sentence
+(never the diagnosis): "Dermatoscopic image of a lesion on the back of a 45-year-old male
+patient, diagnosis confirmed by histopathology." No official split: lesions (a lesion can have
+several images) are split with a seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from medalign.prepare.base import Prepared, drop, find_file, index_files, read_table, split_by_group
+
+NAME = "ham10000"
+VERSION = "HAM10000 (HAM10000_metadata.csv, HAM10000_images_part_1/2/)"
+CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+COLUMNS = ["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"]
+DX_TYPE = {"histo": "histopathology", "follow_up": "follow-up examination", "consensus": "expert consensus",
+           "confocal": "confocal microscopy"}  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of lesions in val")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="fraction of lesions in test")
+
+
+def metadata_text(row: pd.Series) -> str:
+    """The image's metadata as one sentence; unknown fields are left out."""
+    where = str(row["localization"]) if pd.notna(row["localization"]) and row["localization"] != "unknown" else ""
+    sex = str(row["sex"]) if row["sex"] in ("male", "female") else ""
+    age = f"{int(row['age'])}-year-old" if pd.notna(row["age"]) else ""
+    text = "Dermatoscopic image of a lesion" + (f" on the {where}" if where else "")
+    who = " ".join(w for w in (age, sex) if w)
+    text += f" of a {who} patient" if who else ""
+    how = DX_TYPE.get(str(row["dx_type"]))
+    return text + (f", diagnosis confirmed by {how}." if how else ".")
+
+
+def build(root: Path, args: argparse.Namespace) -> Prepared:
+    table = read_table(find_file(root, ["HAM10000_metadata.csv", "HAM10000_metadata"], NAME, VERSION), NAME, VERSION, COLUMNS)
+    dropped: Counter = Counter()
+    rows_in = len(table)
+    table = drop(table, ~table["dx"].isin(CLASSES), f"dx not one of {CLASSES}", dropped)
+    files = index_files(root, ["HAM10000_images*/*.jpg", "*/*.jpg", "*.jpg"])
+    frame = pd.DataFrame(
+        {
+            "image": [str(files.get(f"{i}.jpg", root / "HAM10000_images_part_1" / f"{i}.jpg")) for i in table["image_id"]],
+            "text": [metadata_text(r) for _, r in table.iterrows()],
+            "split": split_by_group(table["lesion_id"], args.val_fraction, args.test_fraction, args.seed),
+            "id": table["image_id"].to_numpy(),
+            "study_id": table["lesion_id"].to_numpy(),
+            "subject_id": table["lesion_id"].to_numpy(),
+            **{c: (table["dx"] == c).astype(float).to_numpy() for c in CLASSES},
+        }
+    )
+    return Prepared(NAME, frame, CLASSES, rows_in, dropped)

@@ -1,0 +1,110 @@
+"""LightningCLI for `train.py` / `medalign {fit,validate,test,predict}`.
+
+Bare config names resolve in the repository's ``configs/``: ``--config demo.yaml`` or ``--config demo``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Sequence
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from medalign.training.checkpoint_io import AtomicCheckpointIO
+from medalign.training.datamodule import MedAlignDataModule
+from medalign.training.evaluate import EvaluationSuite
+from medalign.training.module import ContrastiveModule
+from medalign.paths import resolve_config
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# The CSV logger shares the TensorBoard run folder on purpose (see `_share_run_directory`).
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+
+
+class MedAlignCLI(LightningCLI):
+    """LightningCLI with our checkpointing, loggers, atomic saves and the data → model link."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch:02d}-{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        # The text tower's embedding table must match the tokenizer the data module loaded.
+        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+        # `test` runs this evaluation suite on cached embeddings (medalign.training.evaluate).
+        parser.add_class_arguments(EvaluationSuite, "evaluation")
+
+    def test(self, model, datamodule=None, ckpt_path=None, **kwargs):
+        """`test` subcommand: the `evaluation` suite, or Lightning's test loop when it is disabled."""
+        suite = self.config_init[self.subcommand]["evaluation"]
+        if not suite.enabled:
+            return self.trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+        from medalign.training.evaluate import run_test
+
+        self.evaluation_results = run_test(self.trainer, model, datamodule, ckpt_path, suite)
+        return self.evaluation_results
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        _share_run_directory(trainer)
+        return trainer
+
+
+def _share_run_directory(trainer) -> None:
+    """Make a CSV logger write into the TensorBoard logger's run folder (runs/<name>/version_N)."""
+    tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+    if tensorboard is None:
+        return
+    loggers = [
+        CSVLogger(tensorboard.save_dir, name=tensorboard.name, version=tensorboard.version) if isinstance(lg, CSVLogger) else lg
+        for lg in trainer.loggers
+    ]
+    trainer.loggers = loggers
+
+
+def resolve_config_args(args: Sequence[str]) -> list[str]:
+    """Replace bare names after ``--config`` / ``-c`` by their path in ``configs/``."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg in ("--config", "-c") and i + 1 < len(out):
+            out[i + 1] = str(resolve_config(out[i + 1]))
+        elif arg.startswith("--config="):
+            out[i] = "--config=" + str(resolve_config(arg.split("=", 1)[1]))
+    return out
+
+
+def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI:
+    """Run LightningCLI on `args` (default: the process's argv).
+
+    The resolved arguments are written back to `sys.argv`: Lightning's DDP launcher starts
+    the other ranks by re-running ``sys.argv``.
+    """
+    args = resolve_config_args(sys.argv[1:] if args is None else args)
+    sys.argv = [sys.argv[0], *args]
+    return MedAlignCLI(
+        ContrastiveModule,
+        MedAlignDataModule,
+        subclass_mode_model=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={
+            "default_root_dir": "runs",
+            "logger": [
+                {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "medalign", "default_hp_metric": False}},
+                {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "medalign"}},
+            ],
+        },
+        run=run,
+    )

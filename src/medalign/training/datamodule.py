@@ -1,0 +1,250 @@
+"""`MedAlignDataModule`: manifest → datasets → loaders, with the embedded synthetic default."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader
+
+from medalign.data.dataset import Collator, ImageTextDataset
+from medalign.data.manifest import Manifest, UncertainPolicy, read_manifest
+from medalign.training.sampler import EpochSampler, OversampledEpochSampler, ResumableDataLoader
+from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
+
+log = logging.getLogger(__name__)
+
+NO_MANIFEST_HELP = (
+    "pass --data.manifest path/to/manifest.csv (the standard manifest format, see README 'Data'), "
+    "or generate the embedded synthetic chest X-ray set with `medalign synth --out data/synthetic` "
+    "and pass --data.manifest data/synthetic/manifest.csv"
+)
+
+
+class MedAlignDataModule(L.LightningDataModule):
+    """Serves train / val / test splits of one manifest in the batch format of `Collator`.
+
+    Args:
+        manifest: path to the manifest (CSV or Parquet).
+        synthetic: if set and `manifest` does not exist yet, generate the embedded synthetic
+            dataset in the manifest's folder first; keys are `SyntheticConfig` fields.
+        tokenizer: Hugging Face tokenizer directory; default ``<manifest folder>/tokenizer``.
+        label_columns: label columns used for zero-shot validation and evaluation.
+        prompts: zero-shot prompt file (JSON) for the validation macro-F1; none → no zero-shot.
+        image_size: side length fed to the image tower.
+        batch_size: per-process training batch (the global batch is this × devices × nodes).
+        eval_batch_size: per-process validation / test batch; default `batch_size`.
+        max_length: report tokens kept (256 in the eCLIP paper).
+        num_workers: loader worker processes.
+        pin_memory: pin host memory; default on when CUDA is available.
+        crop_scale: area range of the training RandomResizedCrop.
+        mean: image normalisation mean (3 values).
+        std: image normalisation std (3 values).
+        uncertain: policy for uncertain (-1) labels: ``zeros``, ``ones`` or ``ignore``.
+        on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` (logged, counted).
+        max_skips: skips tolerated per worker before failing.
+        check_files: check at start-up that every referenced file exists.
+        seed: data-order and augmentation seed.
+        expert_stream: also serve the train rows that have a heatmap from a second, oversampled
+            loader (eCLIP); training batches then are ``{"main": batch, "expert": batch}``.
+        expert_batch_size: per-process expert sub-batch; default half of `batch_size`.
+        expert_num_workers: expert loader workers; default `num_workers`.
+    """
+
+    def __init__(
+        self,
+        manifest: str | None = None,
+        synthetic: dict[str, Any] | None = None,
+        tokenizer: str | None = None,
+        label_columns: list[str] | None = None,
+        prompts: str | None = None,
+        image_size: int = 224,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        max_length: int = 256,
+        num_workers: int = 4,
+        pin_memory: bool | None = None,
+        crop_scale: tuple[float, float] = (0.9, 1.0),
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        uncertain: UncertainPolicy = "zeros",
+        on_error: Literal["raise", "skip"] = "raise",
+        max_skips: int = 100,
+        check_files: bool = True,
+        seed: int = 0,
+        expert_stream: bool = False,
+        expert_batch_size: int | None = None,
+        expert_num_workers: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if manifest is None:
+            raise ValueError(f"no dataset given: {NO_MANIFEST_HELP}")
+        if batch_size < 1 or image_size < 1 or max_length < 2:
+            raise ValueError(
+                f"data.batch_size ({batch_size}), data.image_size ({image_size}) must be ≥ 1 and data.max_length ({max_length}) ≥ 2"
+            )
+        if expert_batch_size is not None and expert_batch_size < 1:
+            raise ValueError(f"data.expert_batch_size must be ≥ 1, got {expert_batch_size}")
+        if uncertain not in ("zeros", "ones", "ignore"):
+            raise ValueError(f"data.uncertain must be 'zeros', 'ones' or 'ignore', got {uncertain!r}")
+        self.manifest_path = Path(manifest)
+        if synthetic is not None and not self.manifest_path.exists():
+            from medalign.synthetic.generate import SyntheticConfig, ensure_synthetic
+
+            ensure_synthetic(self.manifest_path.parent, SyntheticConfig(**synthetic))
+        if not self.manifest_path.is_file():
+            raise FileNotFoundError(f"manifest {manifest} does not exist: {NO_MANIFEST_HELP}")
+        self.tokenizer_path = Path(tokenizer) if tokenizer else self.manifest_path.parent / "tokenizer"
+        from medalign.data.tokenizer import load_tokenizer
+
+        self.tokenizer = load_tokenizer(self.tokenizer_path)
+        self.label_columns = list(label_columns or [])
+        self.prompts: dict[str, list[str]] = {}
+        if prompts:
+            from medalign.data.prompts import load_prompts
+            from medalign.paths import resolve_config
+
+            self.prompts = load_prompts(resolve_config(prompts, (".json",)), classes=self.label_columns)
+        self.manifest: Manifest | None = None
+        self.datasets: dict[str, ImageTextDataset] = {}
+        self.expert_dataset: ImageTextDataset | None = None
+        self._train_loader: ResumableDataLoader | None = None
+        self._expert_loader: ResumableDataLoader | None = None
+        self._resume_state: dict[str, int] | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokenizer size, linked to the model so a fresh text tower has the right embedding."""
+        return len(self.tokenizer)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.manifest is not None:
+            return
+        hp = self.hparams
+        self.manifest = read_manifest(self.manifest_path, self.label_columns, check_files=hp.check_files)
+        common = dict(image_size=hp.image_size, mean=tuple(hp.mean), std=tuple(hp.std))
+        transforms = {
+            "train": PairTransform(train=True, crop_scale=tuple(hp.crop_scale), **common),
+            "val": PairTransform(**common),
+            "test": PairTransform(**common),
+        }
+        for split, transform in transforms.items():
+            rows = self.manifest.split(split)
+            if len(rows):
+                self.datasets[split] = ImageTextDataset(
+                    rows, transform, seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips
+                )
+        if "train" not in self.datasets and stage in (None, "fit"):
+            raise ValueError(f"{self.manifest_path} has no rows with split 'train'")
+        if hp.expert_stream and "train" in self.datasets:
+            train = self.manifest.split("train")
+            annotated = Manifest(train.path, train.frame[train.frame["heatmap"].astype(bool)], train.label_columns)
+            if not len(annotated):
+                raise ValueError(
+                    f"data.expert_stream is on but {self.manifest_path} has no train rows with a heatmap "
+                    "(column 'heatmap'); fill it for the annotated subset or set data.expert_stream: false"
+                )
+            self.expert_dataset = ImageTextDataset(
+                annotated, transforms["train"], seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips
+            )
+            log.info("expert stream: %d annotated train rows", len(annotated))
+        log.info("manifest %s: %s", self.manifest_path, {k: len(v) for k, v in self.datasets.items()})
+
+    def _loader_kwargs(self, num_workers: int | None = None) -> dict[str, Any]:
+        hp = self.hparams
+        pin = torch.cuda.is_available() if hp.pin_memory is None else hp.pin_memory
+        num_workers = hp.num_workers if num_workers is None else num_workers
+        return dict(
+            num_workers=num_workers,
+            pin_memory=pin,
+            persistent_workers=num_workers > 0,
+            collate_fn=Collator(self.tokenizer, hp.max_length),
+        )
+
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        dataset = self.datasets["train"]
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        sampler = EpochSampler(len(dataset), seed=self.hparams.seed, num_replicas=world, rank=rank)
+        if len(sampler) < self.hparams.batch_size:
+            raise ValueError(
+                f"the train split has {len(dataset)} rows: fewer than one batch of {self.hparams.batch_size} "
+                f"per process on {world} process(es); lower data.batch_size"
+            )
+        loader = ResumableDataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            drop_last=True,  # equal batches on every rank for the gathered loss
+            progress=self._progress,
+            generator=torch.Generator().manual_seed(self.hparams.seed),  # keeps the global RNG untouched
+            **self._loader_kwargs(),
+        )
+        self._train_loader = loader
+        if self.hparams.expert_stream:
+            self._expert_loader = self._expert_dataloader(len(loader), world, rank)
+        if self._resume_state is not None:
+            loader.load_state_dict(self._resume_state)
+            if self._expert_loader is not None:
+                self._expert_loader.load_state_dict({**self._resume_state, "batch_size": self._expert_loader.batch_size})
+            self._resume_state = None
+        if self._expert_loader is None:
+            return loader
+        return CombinedLoader({"main": loader, "expert": self._expert_loader}, mode="max_size_cycle")
+
+    @property
+    def expert_batch_size(self) -> int:
+        """Per-process expert sub-batch (default: half the main batch)."""
+        return self.hparams.expert_batch_size or max(self.hparams.batch_size // 2, 1)
+
+    def _expert_dataloader(self, main_batches: int, world: int, rank: int) -> ResumableDataLoader:
+        """The oversampled expert stream, exactly as many batches per epoch as the main stream."""
+        if self.expert_dataset is None:
+            raise RuntimeError("data.expert_stream is on but setup() built no expert dataset")
+        size = self.expert_batch_size
+        sampler = OversampledEpochSampler(
+            len(self.expert_dataset), samples_per_rank=main_batches * size, seed=self.hparams.seed, num_replicas=world, rank=rank
+        )
+        return ResumableDataLoader(
+            self.expert_dataset,
+            batch_size=size,
+            sampler=sampler,
+            drop_last=True,
+            progress=self._progress,
+            generator=torch.Generator().manual_seed(self.hparams.seed + 1),
+            **self._loader_kwargs(self.hparams.expert_num_workers),
+        )
+
+    def _progress(self) -> tuple[int, int]:
+        loop = self.trainer.fit_loop
+        return self.trainer.current_epoch, loop.epoch_loop.batch_progress.current.processed
+
+    # Lightning restores a datamodule's state before it builds the train loader, whereas it may
+    # hand loader states to a loader it built earlier (to count steps) and never use them. So the
+    # position in the epoch travels through here as well; applying it twice is harmless.
+    def state_dict(self) -> dict[str, int]:
+        return self._train_loader.state_dict() if self._train_loader is not None else {}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_state = state or None
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            raise ValueError(f"{self.manifest_path} has no rows with split {split!r}")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+            shuffle=False,
+            **self._loader_kwargs(),
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader("val") if "val" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

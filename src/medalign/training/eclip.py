@@ -1,0 +1,218 @@
+"""`ECLIPModule`: CLIP with expert annotations (eCLIP, Kumar & Marttinen, ECCV 2024), by config.
+
+One class serves the method and its baselines and ablations (``model.method``):
+
+* ``eclip``  — Algorithm 1: at a step drawn with probability p_curr (the curriculum), the
+  expert sub-batch (I, H, T) gives I^E = processor(I, H), I^λ = λ·I + (1−λ)·I^E with
+  λ ~ Beta(α, α), and the pairs (f(I^λ), g(T)) are appended to the main pairs for ONE InfoNCE
+  over N + M pairs; during the cold start the processor is primed towards identity with
+  MSE(I, processor(I, 1)) and L = (1 − w_p)·L_clip + w_p·L_priming (§3.2).
+* ``naive`` — the annotated pairs (I, T) appended at every step as they are (p = 1, λ = 0,
+  no processor, no priming).
+* ``clip``  — no experts: exactly `ContrastiveModule`.
+
+Only `compute_losses` and `param_groups` carry the method; `training_step` and
+`on_train_batch_end` merely unpack the ``{"main", "expert"}`` batch of the data module's
+expert stream (``data.expert_stream: true``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medalign.curriculum import expert_decision, expert_probability, validate_schedule
+from medalign.methods.expert_loss import duplicate_masked_contrastive_loss
+from medalign.methods.random_heatmaps import random_smooth_heatmaps
+from medalign.models import DualEncoderOutput, create_heatmap_processor
+from medalign.training.module import ContrastiveModule
+from medalign.optim import param_groups
+
+METHODS = ("eclip", "naive", "clip")
+
+
+class ECLIPModule(ContrastiveModule):
+    """eCLIP, the naive expert baseline, CLIP and the paper's Table 4 ablations.
+
+    Args:
+        method: ``eclip``, ``naive`` or ``clip`` (see the module docstring).
+        processor: heatmap processor for ``eclip``: ``mha`` (paper), ``mask`` (⊙) or ``cnn``.
+        processor_kwargs: `create_heatmap_processor` keywords (``in_channels`` 3,
+            ``patch_size`` 16, ``width`` 256, ``num_heads`` 8).
+        mixup_alpha: α of λ ~ Beta(α, α) (paper 0.3, released code 0.2); 0 = no mixup (λ = 0,
+            the expert image I^E is used as it is).
+        mixup_per_sample: one λ per expert sample (True) or one per sub-batch.
+        use_curriculum: p_curr from `medalign.curriculum.expert_probability`; False = experts
+            at every step (p = 1).
+        curriculum: overrides of the schedule (``cold_start``, ``warmup``, ``cooldown``,
+            ``start``, ``peak``, ``floor``); e.g. ``{floor: 0.05}`` for the released code.
+        priming_weight: w_p (paper 0.1, released code 0.3); 0 = no priming.
+        priming_fraction: share of training with priming (the cold start, 0.1).
+        random_heatmaps: the control: random smooth heatmaps replace the expert ones.
+        mask_duplicate_positive: drop a report's other copy (same manifest row) from its negatives.
+        processor_lr_scale: processor learning rate as a multiple of ``lr`` (released code: 2).
+        expert_seed: seed of the Bernoulli draws, λ and random heatmaps (a function of
+            (expert_seed, step, rank), so resume-safe).
+        **kwargs: `ContrastiveModule` arguments (preset, lr, …).
+    """
+
+    def __init__(
+        self,
+        method: str = "eclip",
+        processor: str = "mha",
+        processor_kwargs: dict[str, Any] | None = None,
+        mixup_alpha: float = 0.3,
+        mixup_per_sample: bool = True,
+        use_curriculum: bool = True,
+        curriculum: dict[str, float] | None = None,
+        priming_weight: float = 0.1,
+        priming_fraction: float = 0.1,
+        random_heatmaps: bool = False,
+        mask_duplicate_positive: bool = False,
+        processor_lr_scale: float = 2.0,
+        expert_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if method not in METHODS:
+            raise ValueError(f"model.method must be one of {METHODS}, got {method!r}")
+        if mixup_alpha < 0 or not 0 <= priming_weight < 1 or not 0 <= priming_fraction <= 1 or processor_lr_scale <= 0:
+            raise ValueError(
+                f"need model.mixup_alpha ≥ 0 ({mixup_alpha}), 0 ≤ model.priming_weight < 1 ({priming_weight}), "
+                f"0 ≤ model.priming_fraction ≤ 1 ({priming_fraction}), model.processor_lr_scale > 0 ({processor_lr_scale})"
+            )
+        self.schedule = validate_schedule(**(curriculum or {}))
+        self.processor = (
+            create_heatmap_processor(processor, **(processor_kwargs or {})) if method == "eclip" else None
+        )
+        # Global count of expert pairs trained on; a buffer so checkpoints carry it.
+        self.register_buffer("expert_pairs_seen", torch.zeros((), dtype=torch.long))
+        self.total_steps: int | None = None  # progress denominator, set at train start
+        self._step_logs: dict[str, float] = {}
+
+    # ----------------------------------------------------------- schedule
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        total = self.trainer.estimated_stepping_batches
+        if not np.isfinite(total):
+            raise ValueError("eCLIP's curriculum needs a finite run: set trainer.max_steps or trainer.max_epochs")
+        self.total_steps = int(total)
+
+    def on_fit_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.hparams.method != "clip" and datamodule is not None and not getattr(datamodule.hparams, "expert_stream", True):
+            raise ValueError(f"model.method {self.hparams.method!r} needs expert pairs: set data.expert_stream: true")
+
+    def progress(self, step: int) -> float:
+        """Fraction of training done at `step` (global step / total optimizer steps)."""
+        total = self.total_steps or self.trainer.estimated_stepping_batches
+        return step / max(total, 1)
+
+    def expert_probability_at(self, step: int) -> float:
+        """p_curr at `step`: the curriculum for ``eclip``, 1 for ``naive``, 0 for ``clip``."""
+        if self.hparams.method == "clip":
+            return 0.0
+        if self.hparams.method == "naive" or not self.hparams.use_curriculum:
+            return 1.0
+        return expert_probability(self.progress(step), **self.schedule)
+
+    def priming_active(self, step: int) -> bool:
+        """Priming runs during its phase, for a processor with parameters, when w_p > 0."""
+        trainable = self.processor is not None and any(p.requires_grad for p in self.processor.parameters())
+        return trainable and self.hparams.priming_weight > 0 and self.progress(step) < self.hparams.priming_fraction
+
+    # ------------------------------------------------------------- losses
+    def compute_losses(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
+        """CLIP InfoNCE over main (+ expert) pairs and, in the cold start, the priming MSE.
+
+        Args:
+            batch: the main batch; ``batch["expert"]`` is the expert sub-batch (or absent).
+            out: the dual encoder's output on the main batch.
+        """
+        hp, step = self.hparams, self.global_step
+        p_curr = self.expert_probability_at(step)
+        used = expert_decision(hp.expert_seed, step, p_curr)
+        image_emb, text_emb, ids = out.image_emb, out.text_emb, batch["index"]
+        if used:
+            expert = batch.get("expert")
+            if expert is None:
+                raise ValueError(f"model.method {hp.method!r} drew an expert step but the batch has none: set data.expert_stream: true")
+            expert_image = self.expert_embeddings(expert, step)  # (M, D)
+            expert_text = self.model.encode_text(expert["input_ids"], expert["attention_mask"])  # (M, D)
+            image_emb = torch.cat([image_emb, expert_image])  # (N + M, D)
+            text_emb = torch.cat([text_emb, expert_text])
+            ids = torch.cat([ids, expert["index"]])
+            with torch.no_grad():
+                world = self.trainer.world_size if self._trainer is not None else 1
+                self.expert_pairs_seen += len(expert_image) * world
+        if hp.mask_duplicate_positive:
+            rank = self.trainer.global_rank if self._trainer is not None else 0
+            clip = duplicate_masked_contrastive_loss(
+                image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), out.logit_scale,
+                ids, self.gather(ids), offset=rank * len(image_emb),
+            )
+        else:
+            clip = self.pair_loss(image_emb, text_emb, out.logit_scale)
+        self._step_logs = {"p_curr": p_curr, "expert_used": float(used), "expert_pairs_seen": float(self.expert_pairs_seen)}
+        if not self.priming_active(step):
+            return {"clip_loss": clip}
+        image = batch["image"]
+        reconstruction = self.processor(image, torch.ones_like(image[:, :1]))  # all-ones heatmap
+        priming = F.mse_loss(reconstruction, image)
+        self._step_logs["priming_mse"] = float(priming.detach())
+        w = hp.priming_weight
+        return {"clip_loss": (1 - w) * clip, "priming_loss": w * priming}
+
+    def expert_embeddings(self, expert: dict[str, Any], step: int) -> torch.Tensor:
+        """v^λ = f(λ·I + (1−λ)·processor(I, H)) for the expert sub-batch, (M, D)."""
+        image, heatmap = expert["image"], expert["heatmap"]
+        if self.processor is not None:
+            rng = np.random.default_rng([self.hparams.expert_seed, step, 1, self._rank()])
+            if self.hparams.random_heatmaps:
+                generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+                heatmap = random_smooth_heatmaps(len(image), tuple(image.shape[-2:]), generator)
+                heatmap = heatmap.to(device=image.device, dtype=image.dtype)
+            processed = self.processor(image, heatmap)  # I^E (M, C, H, W)
+            lam = self._mixup_lambdas(rng, len(image)).to(device=image.device, dtype=image.dtype)
+            image = lam * image + (1 - lam) * processed  # I^λ
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.model.encode_image(image)
+
+    def _mixup_lambdas(self, rng: np.random.Generator, count: int) -> torch.Tensor:
+        """λ (M, 1, 1, 1): Beta(α, α) per sample or per sub-batch; zeros when α = 0 (no mixup)."""
+        alpha = self.hparams.mixup_alpha
+        if alpha == 0:
+            return torch.zeros(count, 1, 1, 1)
+        draws = rng.beta(alpha, alpha, size=count if self.hparams.mixup_per_sample else 1)
+        return torch.as_tensor(draws, dtype=torch.float32).expand(count).reshape(count, 1, 1, 1)
+
+    def _rank(self) -> int:
+        return self.trainer.global_rank if self._trainer is not None else 0
+
+    # ----------------------------------------------------------- optimizer
+    def param_groups(self) -> list[dict]:
+        """The towers' groups plus the processor's at ``processor_lr_scale × lr``."""
+        groups = super().param_groups()
+        if self.processor is not None:
+            lr = self.hparams.lr * self.hparams.processor_lr_scale
+            for group in param_groups(self.processor.named_parameters(), self.hparams.weight_decay):
+                if group["params"]:
+                    groups.append({**group, "lr": lr})
+        return groups
+
+    # --------------------------------------- the {"main", "expert"} batch
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if "main" in batch:  # the data module's expert stream is on
+            batch = {**batch["main"], "expert": batch.get("expert")}
+        self._step_logs = {}
+        loss = super().training_step(batch, batch_idx)
+        if self._logging_step:
+            self.log_dict({f"train/{k}": v for k, v in self._step_logs.items()}, on_step=True, on_epoch=False, batch_size=1)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch["main"] if "main" in batch else batch, batch_idx)

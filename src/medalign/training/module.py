@@ -1,0 +1,271 @@
+"""`ContrastiveModule`: CLIP pretraining as a LightningModule.
+
+The model returns embeddings; `compute_losses` returns named loss terms; this module sums
+them, logs, schedules and evaluates. Method variants (eCLIP, baselines) extend
+`compute_losses` and `param_groups`, nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from medalign.evaluation.tasks.zero_shot import encode_prompts, zero_shot_classify
+from medalign.losses import contrastive_loss
+from medalign.models import DualEncoderOutput, create_dual_encoder, load_weights
+from medalign.rng import collect_rng_states, set_rng_states
+from medalign.optim import build_optimizer, param_groups, warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+class ContrastiveModule(L.LightningModule):
+    """Dual-encoder contrastive training (CLIP; eCLIP paper §4.1 hyper-parameters by default).
+
+    Args:
+        preset: model preset (``tiny``, ``swin_t``, ``vit_s``, ``vit_b``, or ``open_clip``).
+        vocab_size: tokenizer size (linked from the data module).
+        image_model: timm name overriding the preset's image tower.
+        image_kwargs: extra `timm.create_model` kwargs.
+        image_weights: local timm weights file for the image tower.
+        text_model: local Hugging Face directory of a pretrained text tower (e.g. ClinicalBERT).
+        text_config: `BertConfig` overrides for a randomly initialised text tower (e.g. dropout).
+        text_pooling: ``cls`` or ``mean``.
+        embed_dim: shared-space width (default: the preset's, 512).
+        init_temperature: initial temperature (0.07).
+        max_logit_scale: exp(logit_scale) is clamped to this after every step (100).
+        init_from: checkpoint or weights file to initialise from (weights only; fresh optimizer,
+            schedule and data order — use ``--ckpt_path`` to resume a run exactly).
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay (not on biases, norms and the logit scale).
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_fraction: linear warmup share of the run before the cosine decay.
+        min_lr_ratio: final learning rate as a fraction of `lr`.
+        gradient_checkpointing: activation checkpointing in both towers.
+        channels_last: channels-last memory format for the image tower (GPU speed-up).
+        zero_shot_aggregation: how prompts combine into a class (``embedding``, ``logits``, ``max``).
+        open_clip_model: with ``preset: open_clip``: open_clip architecture, model-config JSON or
+            hf-hub-layout directory to fine-tune (docs/weights.md).
+        open_clip_weights: its local weights file (default for a directory: the directory's own).
+        open_clip_text_config_dir: local directory with its HF text tower's config.json.
+    """
+
+    def __init__(
+        self,
+        preset: str = "tiny",
+        vocab_size: int | None = None,
+        image_model: str | None = None,
+        image_kwargs: dict[str, Any] | None = None,
+        image_weights: str | None = None,
+        text_model: str | None = None,
+        text_config: dict[str, Any] | None = None,
+        text_pooling: str = "cls",
+        embed_dim: int | None = None,
+        init_temperature: float = 0.07,
+        max_logit_scale: float = 100.0,
+        init_from: str | None = None,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-6,
+        warmup_fraction: float = 0.1,
+        min_lr_ratio: float = 0.0,
+        gradient_checkpointing: bool = False,
+        channels_last: bool = False,
+        zero_shot_aggregation: str = "embedding",
+        open_clip_model: str | None = None,
+        open_clip_weights: str | None = None,
+        open_clip_text_config_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if lr <= 0 or weight_decay < 0 or max_logit_scale <= 1:
+            raise ValueError(f"need model.lr > 0 ({lr}), model.weight_decay ≥ 0 ({weight_decay}), model.max_logit_scale > 1 ({max_logit_scale})")
+        self.model = create_dual_encoder(
+            preset,
+            vocab_size=vocab_size,
+            image_model=image_model,
+            image_kwargs=image_kwargs,
+            image_weights=image_weights,
+            text_model=text_model,
+            text_config=text_config,
+            text_pooling=text_pooling,  # type: ignore[arg-type]
+            embed_dim=embed_dim,
+            init_temperature=init_temperature,
+            gradient_checkpointing=gradient_checkpointing,
+            open_clip_model=open_clip_model,
+            open_clip_weights=open_clip_weights,
+            open_clip_text_config_dir=open_clip_text_config_dir,
+        )
+        if channels_last:
+            self.model.image_encoder.to(memory_format=torch.channels_last)
+        self._initialised = init_from is None
+        self._rng_to_restore: dict | None = None
+        self._eval_outputs: list[dict[str, torch.Tensor]] = []
+        self._clock: tuple[float, int] | None = None
+        self._logging_step = True
+
+    # ----------------------------------------------------------------- set-up
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(self.model, "check_data") and datamodule is not None:  # open_clip: image size, tokenizer
+            hp = datamodule.hparams
+            self.model.check_data(hp.image_size, tuple(hp.mean), tuple(hp.std), datamodule.tokenizer)
+        if not self._initialised:  # before Lightning restores --ckpt_path, which then wins
+            load_weights(self.model, self.hparams.init_from)
+            self._initialised = True
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = build_optimizer(self.param_groups(), hp.lr, hp.betas, hp.eps)
+        factor = warmup_cosine(self.trainer.estimated_stepping_batches, hp.warmup_fraction, hp.min_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def param_groups(self) -> list[dict]:
+        """Optimizer groups; subclasses add their own (e.g. the heatmap processor)."""
+        return param_groups(self.model.named_parameters(), self.hparams.weight_decay)
+
+    # --------------------------------------------------------------- training
+    def forward(self, batch: dict[str, Any]) -> DualEncoderOutput:
+        image = batch["image"]
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.model(image, batch["input_ids"], batch["attention_mask"])
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """All ranks' rows (world·B, ...) with gradients flowing back to each rank's own rows."""
+        if self.trainer is None or self.trainer.world_size == 1:
+            return x
+        return self.all_gather(x, sync_grads=True).flatten(0, 1)
+
+    def pair_loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        """InfoNCE of this rank's pairs against the global batch (DESIGN §5 DDP scheme)."""
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        return contrastive_loss(
+            image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), logit_scale, offset=rank * len(image_emb)
+        )
+
+    def compute_losses(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
+        """Named, already weighted loss terms whose sum is optimised."""
+        return {"clip_loss": self.pair_loss(out.image_emb, out.text_emb, out.logit_scale)}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self(batch)
+        terms = self.compute_losses(batch, out)
+        loss = torch.stack(list(terms.values())).sum()
+        if not torch.isfinite(loss):
+            values = {k: float(v) for k, v in terms.items()}
+            raise FloatingPointError(
+                f"non-finite loss at global step {self.global_step} (batch {batch_idx}, rows "
+                f"{batch['index'][:8].tolist()}...): {values}; stopping before a poisoned checkpoint is written. "
+                "Lower model.lr, check the data, or use --trainer.precision bf16-mixed instead of 16-mixed."
+            )
+        # Full logs only on the steps Lightning writes to the loggers (trainer.log_every_n_steps):
+        # each self.log call costs, and the step-time target is ≤ 5 % over a bare loop.
+        self._logging_step = self._trainer is None or (self.global_step + 1) % self.trainer.log_every_n_steps == 0
+        if self._logging_step:
+            logs = {f"train/{k}": v.detach() for k, v in terms.items()}
+            logs["train/loss"] = loss.detach()
+            logs["train/logit_scale"] = out.logit_scale.detach()
+            logs["train/lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
+            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=len(out.image_emb))
+        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=len(out.image_emb))
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        self.model.clamp_logit_scale(self.hparams.max_logit_scale)
+        if self._logging_step:
+            self._log_throughput(len(batch["index"]))
+
+    def _log_throughput(self, batch_size: int) -> None:
+        """Samples per second (all ranks) since the previous logging step, for the progress bar."""
+        now, step = time.perf_counter(), self.global_step
+        if self._clock is not None and step > self._clock[1]:
+            rate = batch_size * self.trainer.world_size * (step - self._clock[1]) / (now - self._clock[0])
+            self.log("samples/s", rate, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=1)
+        self._clock = (now, step)
+
+    # ------------------------------------------------------------ evaluation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> dict[str, torch.Tensor]:
+        """Loss on the batch; returns (and keeps) its embeddings for epoch-end metrics and callbacks.
+
+        Returns:
+            ``image`` (B, D), ``text`` (B, D) float32 normalised embeddings, ``labels`` (B, K),
+            ``index`` (B,) manifest rows.
+        """
+        out = self(batch)
+        loss = self.pair_loss(out.image_emb, out.text_emb, out.logit_scale)
+        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, prog_bar=stage == "val", batch_size=len(out.image_emb))
+        result = {"image": out.image_emb.float(), "text": out.text_emb.float(), "labels": batch["labels"], "index": batch["index"]}
+        self._eval_outputs.append(result)
+        return result
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        outputs, self._eval_outputs = self._eval_outputs, []
+        if not outputs or self.trainer.sanity_checking:
+            return
+        gathered = {k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}
+        if self.trainer.world_size > 1:  # sampler padding repeats rows: keep each index once
+            gathered = {k: self.all_gather(v).flatten(0, 1) for k, v in gathered.items()}
+            _, first = np.unique(gathered["index"].cpu().numpy(), return_index=True)
+            gathered = {k: v[torch.from_numpy(first).to(v.device)] for k, v in gathered.items()}
+        metrics = self.evaluate_embeddings(gathered)
+        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=False, rank_zero_only=False)
+
+    def evaluate_embeddings(self, emb: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Zero-shot and retrieval scores on one evaluation split's embeddings."""
+        metrics = _retrieval_hit_rates(emb["image"], emb["text"])
+        datamodule = getattr(self.trainer, "datamodule", None)
+        prompts = getattr(datamodule, "prompts", None)
+        if prompts:
+            columns = [datamodule.label_columns.index(c) for c in prompts]
+            labels = emb["labels"][:, columns].cpu().numpy()
+            prompt_emb = encode_prompts(self.model, datamodule.tokenizer, prompts, self.device, datamodule.hparams.max_length)
+            try:
+                result = zero_shot_classify(emb["image"], labels, prompt_emb, list(prompts), self.hparams.zero_shot_aggregation)
+                metrics["zero_shot_macro_f1"] = result["macro_f1"]
+                metrics["zero_shot_accuracy"] = result["accuracy"]
+            except ValueError as err:
+                log.warning("zero-shot skipped: %s", err)
+        return metrics
+
+    # ---------------------------------------------------- exact resumption
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["medalign_rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._initialised = True  # a checkpoint's weights win over init_from
+        self._rng_to_restore = checkpoint.get("medalign_rng_states")
+
+    def on_train_start(self) -> None:
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
+
+
+@torch.no_grad()
+def _retrieval_hit_rates(image: torch.Tensor, text: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """Image→text Recall@K as a hit rate: the paired report ranks within the top K (row i ↔ row i)."""
+    sims = image @ text.T  # (N, N)
+    true = sims.diagonal().unsqueeze(1)
+    rank = (sims > true).sum(1)  # 0-based rank of the true report (ties counted in its favour)
+    return {f"i2t_R@{k}": float((rank < k).float().mean()) for k in ks if k <= len(image)}

@@ -1,0 +1,93 @@
+"""Adapters' parsing on the real published metadata that torchxrayvision ships (no images).
+
+torchxrayvision (PyPI, Apache-2.0; in the ``dev`` extra) bundles under ``torchxrayvision/data/``
+the CheXpert train.csv, NIH Data_Entry_2017_v2020.csv, the RSNA stage 2 labels and the Open-I
+report XMLs. The package is located without importing it (its import pulls in scikit-image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medalign.prepare import chexpert, nih, openi, rsna
+from medalign.prepare.subsets import COMPETITION_5, single_label_subset
+
+
+def _data_dir() -> Path | None:
+    spec = importlib.util.find_spec("torchxrayvision")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+DATA = _data_dir()
+pytestmark = pytest.mark.skipif(
+    DATA is None, reason="torchxrayvision is not installed (pip install -e '.[dev]'): its bundled real metadata is absent"
+)
+
+
+def _file(name: str) -> Path:
+    path = DATA / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this torchxrayvision version")
+    return path
+
+
+def test_chexpert_train_csv():
+    raw = pd.read_csv(_file("chexpert_train.csv.gz"))
+    assert len(raw) == 223_414
+    args = argparse.Namespace(views="frontal", val_fraction=0.0, seed=0, text="metadata")
+    root = Path("/data/CheXpert-v1.0-small")
+    prepared = chexpert.from_tables(root, raw.assign(split="train"), args)
+    frame = prepared.frame
+    assert len(frame) == int((raw["Frontal/Lateral"] == "Frontal").sum()) == 223_414 - prepared.dropped["lateral view"]
+    assert frame["image"].iloc[0] == "/data/CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
+    values = frame[chexpert.LABELS].to_numpy()
+    assert set(np.unique(values[~np.isnan(values)])) == {-1.0, 0.0, 1.0}
+    assert (values == -1).sum() == (raw.loc[raw["Frontal/Lateral"] == "Frontal", chexpert.LABELS] == -1).to_numpy().sum()
+    assert frame["text"].iloc[0] == "Frontal AP chest radiograph of a 68-year-old female patient."
+    subset = single_label_subset(frame, COMPETITION_5, 200, seed=0)
+    assert len(subset) == 1000 and subset["id"].is_unique
+    np.testing.assert_array_equal(subset[COMPETITION_5].to_numpy(), np.repeat(np.eye(5), 200, axis=0))
+    original = frame.set_index("id").loc[subset["id"], COMPETITION_5].to_numpy()
+    assert ((original == 1).sum(1) == 1).all() and not (original == -1).any()
+
+
+def test_nih_data_entry():
+    path = _file("Data_Entry_2017_v2020.csv.gz")
+    table, dropped = nih.read_entries(path)
+    assert len(table) == 112_120 and not dropped
+    raw = pd.read_csv(path, usecols=["Finding Labels"])["Finding Labels"]
+    names = [set(labels.split("|")) for labels in raw]  # independent count: the pipe-separated names
+    for label in nih.LABELS:
+        assert table[label].sum() == sum(label in n for n in names)
+    assert table["No Finding"].sum() == 60_361 and table["Cardiomegaly"].sum() == 2_776
+
+
+def test_rsna_labels():
+    path = _file("kaggle_stage_2_train_labels.csv.zip")
+    labels, dropped = rsna.read_labels(path)
+    raw = pd.read_csv(path)
+    assert len(labels) == raw["patientId"].nunique() == 26_684
+    assert labels["Pneumonia"].sum() == raw.loc[raw["Target"] == 1, "patientId"].nunique() == 6_012
+    assert dropped["extra box rows of the same patient (merged)"] == len(raw) - 26_684
+
+
+def test_openi_report_xmls():
+    _file("NLMCXR_reports.tgz")
+    reports = openi.read_xml_reports(DATA)
+    assert len(reports) == 3_955
+    findings = reports.loc[reports["findings"] != "", "findings"]
+    assert len(findings) == 3_425
+    # 2,633 distinct strings exactly; 2,632 ignoring case (DESIGN §4 quotes 2,632). Retrieval must de-duplicate.
+    assert findings.nunique() == 2_633 and findings.str.lower().nunique() == 2_632
+    assert reports["images"].map(len).sum() == 7_470
+    first = reports.set_index("uid").loc["CXR1"]
+    assert first["impression"] == "Normal chest x-XXXX."
+    assert first["images"] == ["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"]

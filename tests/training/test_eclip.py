@@ -1,0 +1,244 @@
+"""`ECLIPModule` step by step: expert pairs, the p = 0 fast path, priming, parameter groups, decisions."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from medalign.losses import clip_loss
+from medalign.training.eclip import ECLIPModule, expert_decision
+from medalign.training.module import ContrastiveModule
+
+VOCAB, N, M, SIZE = 64, 6, 4, 64
+SMALL_MHA = {"patch_size": 16, "width": 32, "num_heads": 4}
+
+
+def make_module(**kwargs) -> ECLIPModule:
+    torch.manual_seed(0)
+    module = ECLIPModule(preset="tiny", vocab_size=VOCAB, **{"processor_kwargs": SMALL_MHA, **kwargs})
+    module.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                               enable_progress_bar=False, enable_model_summary=False)
+    module.total_steps = 100  # global step 0 → progress 0
+    module.eval()  # no dropout: embeddings are recomputed and compared below
+    return module
+
+
+def make_batch(n: int, seed: int, first_index: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "image": torch.randn(n, 3, SIZE, SIZE, generator=g),
+        "input_ids": torch.randint(1, VOCAB, (n, 12), generator=g),
+        "attention_mask": torch.ones(n, 12, dtype=torch.long),
+        "heatmap": torch.rand(n, 1, SIZE, SIZE, generator=g),
+        "has_heatmap": torch.ones(n, dtype=torch.bool),
+        "labels": torch.zeros(n, 5),
+        "index": torch.arange(first_index, first_index + n),
+    }
+
+
+def batch_with_experts() -> dict:
+    return {**make_batch(N, 0), "expert": make_batch(M, 1, first_index=1000)}
+
+
+class Counter:
+    """Counts calls of the processor and the image tower, and records the tower's inputs / outputs."""
+
+    def __init__(self, module: ECLIPModule):
+        self.processor_calls, self.image_inputs, self.image_outputs = 0, [], []
+        if module.processor is not None:
+            module.processor.register_forward_hook(lambda *_: self._processor())
+        module.model.image_encoder.register_forward_hook(self._image)
+
+    def _processor(self):
+        self.processor_calls += 1
+
+    def _image(self, _module, args, output):
+        self.image_inputs.append(args[0].detach().clone())
+
+
+def test_step_without_experts_costs_exactly_a_clip_step():
+    module = make_module(curriculum={"cold_start": 1.0, "warmup": 0.0, "cooldown": 0.0}, priming_fraction=0.0)
+    assert module.expert_probability_at(0) == 0.0 and not module.priming_active(0)
+    batch = batch_with_experts()
+    counter = Counter(module)
+    out = module(batch)
+    assert len(counter.image_inputs) == 1  # the main forward
+    terms = module.compute_losses(batch, out)
+    assert counter.processor_calls == 0 and len(counter.image_inputs) == 1  # no processor call, no extra forward
+    assert list(terms) == ["clip_loss"] and int(module.expert_pairs_seen) == 0
+    torch.testing.assert_close(terms["clip_loss"], clip_loss(out.image_emb, out.text_emb, out.logit_scale), rtol=0, atol=0)
+
+
+def test_clip_method_is_the_plain_contrastive_module():
+    module = make_module(method="clip")
+    torch.manual_seed(0)
+    plain = ContrastiveModule(preset="tiny", vocab_size=VOCAB)
+    assert module.processor is None
+    assert [p.shape for p in module.parameters()] == [p.shape for p in plain.parameters()]
+    assert module.expert_probability_at(50) == 0.0
+
+
+@pytest.mark.parametrize("method", ["eclip", "naive"])
+def test_expert_step_appends_exactly_m_pairs_to_one_infonce(method):
+    module = make_module(method=method, use_curriculum=False, priming_weight=0.0)
+    batch = batch_with_experts()
+    counter = Counter(module)
+    captured = {}
+    original_pair_loss = module.pair_loss
+
+    def spy(image_emb, text_emb, logit_scale):
+        captured.update(image=image_emb, text=text_emb)
+        return original_pair_loss(image_emb, text_emb, logit_scale)
+
+    out = module(batch)
+    with mock.patch.object(module, "pair_loss", side_effect=spy):
+        terms = module.compute_losses(batch, out)
+    assert len(counter.image_inputs) == 2  # the main forward + ONE expert forward
+    assert captured["image"].shape == (N + M, module.model.embed_dim) == captured["text"].shape
+    torch.testing.assert_close(captured["image"][:N], out.image_emb)  # main pairs first, untouched
+    # The loss is clip_loss on the concatenated embeddings, and those are the towers' outputs.
+    expert_text = module.model.encode_text(batch["expert"]["input_ids"], batch["expert"]["attention_mask"])
+    expert_image = module.model.encode_image(counter.image_inputs[1])
+    torch.testing.assert_close(captured["text"][N:], expert_text)
+    torch.testing.assert_close(captured["image"][N:], expert_image)
+    expected = clip_loss(torch.cat([out.image_emb, expert_image]), torch.cat([out.text_emb, expert_text]), out.logit_scale)
+    torch.testing.assert_close(terms["clip_loss"], expected)
+    assert int(module.expert_pairs_seen) == M
+    assert counter.processor_calls == (1 if method == "eclip" else 0)
+
+
+def test_mixup_input_is_a_convex_combination_of_image_and_expert_image():
+    module = make_module(use_curriculum=False, priming_weight=0.0)
+    batch = batch_with_experts()
+    counter = Counter(module)
+    module.compute_losses(batch, module(batch))
+    mixed = counter.image_inputs[1].flatten(1)  # (M, C·H·W) — the expert forward's input
+    image = batch["expert"]["image"].flatten(1)
+    processed = module.processor(batch["expert"]["image"], batch["expert"]["heatmap"]).detach().flatten(1)
+    # Solve mixed = λ·image + (1−λ)·processed for λ per sample; the residual must vanish.
+    direction = image - processed
+    lam = ((mixed - processed) * direction).sum(1) / (direction * direction).sum(1)
+    residual = mixed - (processed + lam[:, None] * direction)
+    assert residual.abs().max() < 1e-4
+    assert ((lam >= -1e-5) & (lam <= 1 + 1e-5)).all() and lam.std() > 0  # per-sample λ in [0, 1]
+    rng = np.random.default_rng([0, 0, 1, 0])  # the module's own draw for (expert_seed, step 0, rank 0)
+    np.testing.assert_allclose(lam.numpy(), rng.beta(0.3, 0.3, size=M), atol=1e-4)
+
+
+def test_no_mixup_uses_the_processed_image_and_per_batch_lambda_is_shared():
+    module = make_module(use_curriculum=False, priming_weight=0.0, mixup_alpha=0.0)
+    batch = batch_with_experts()
+    counter = Counter(module)
+    module.compute_losses(batch, module(batch))
+    processed = module.processor(batch["expert"]["image"], batch["expert"]["heatmap"]).detach()
+    torch.testing.assert_close(counter.image_inputs[1], processed)
+    shared = make_module(mixup_per_sample=False)
+    lam = shared._mixup_lambdas(np.random.default_rng(0), 5)
+    assert lam.shape == (5, 1, 1, 1) and (lam == lam[0]).all()
+
+
+def test_random_heatmaps_replace_the_expert_ones():
+    module = make_module(use_curriculum=False, priming_weight=0.0, random_heatmaps=True, processor="mask", mixup_alpha=0.0)
+    batch = batch_with_experts()
+    counter = Counter(module)
+    module.compute_losses(batch, module(batch))
+    fed = counter.image_inputs[1]
+    with_expert = module.processor(batch["expert"]["image"], batch["expert"]["heatmap"])
+    assert not torch.allclose(fed, with_expert)
+    ratio = fed / batch["expert"]["image"]  # mask processor: the heatmap itself, peak 1 per sample
+    assert ratio.amax(dim=(1, 2, 3)).sub(1).abs().max() < 1e-4 and ratio.min() >= -1e-6
+
+
+def test_priming_term_and_weights_in_the_cold_start():
+    module = make_module(priming_weight=0.1)
+    assert module.expert_probability_at(0) == 0.0 and module.priming_active(0)
+    assert not module.priming_active(10)  # progress 0.1: the cold start is over
+    batch = make_batch(N, 0)
+    out = module(batch)
+    terms = module.compute_losses(batch, out)
+    reconstruction = module.processor(batch["image"], torch.ones(N, 1, SIZE, SIZE))
+    expected_mse = ((reconstruction - batch["image"]) ** 2).mean()
+    torch.testing.assert_close(terms["priming_loss"], 0.1 * expected_mse)
+    torch.testing.assert_close(terms["clip_loss"], 0.9 * clip_loss(out.image_emb, out.text_emb, out.logit_scale))
+    assert not make_module(processor="mask").priming_active(0)  # nothing to prime
+
+
+def smooth_images(n: int, seed: int) -> torch.Tensor:
+    """Radiograph-like smooth images: upsampled low-resolution noise, gray repeated to 3 channels."""
+    coarse = torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(coarse, size=(SIZE, SIZE), mode="bilinear", align_corners=False).expand(-1, 3, -1, -1)
+
+
+def test_priming_drives_the_processor_towards_identity():
+    """Steps on the module's priming term alone cut MSE(I, processor(I, 1)) far below its start."""
+    module = make_module(processor_kwargs={"patch_size": 8, "width": 64, "num_heads": 4})
+    optimizer = torch.optim.AdamW(module.processor.parameters(), lr=3e-3)
+    batch = make_batch(8, 0)
+    with torch.no_grad():
+        out = module(batch)  # the towers are not what priming trains
+    ones = torch.ones(8, 1, SIZE, SIZE)
+    held_out = smooth_images(8, 99)
+    mse = lambda x: float(((module.processor(x, ones) - x) ** 2).mean())
+    before = mse(held_out)
+    for step in range(80):
+        terms = module.compute_losses({**batch, "image": smooth_images(8, step)}, out)
+        optimizer.zero_grad()
+        terms["priming_loss"].backward()
+        optimizer.step()
+    after = mse(held_out)
+    assert after < 0.2 * before, (before, after)  # ≈ 7× lower after 80 steps (0.52 → 0.07)
+
+
+def test_processor_has_its_own_parameter_group_at_scaled_lr():
+    module = make_module(lr=1e-4, processor_lr_scale=2.0)
+    groups = module.param_groups()
+    processor_ids = {id(p) for p in module.processor.parameters()}
+    proc_groups = [g for g in groups if any(id(p) in processor_ids for p in g["params"])]
+    assert len(proc_groups) == 2 and all(g["lr"] == 2e-4 for g in proc_groups)
+    assert all(all(id(p) in processor_ids for p in g["params"]) for g in proc_groups)
+    assert sum(len(g["params"]) for g in groups) == len(list(module.parameters()))
+    assert len(make_module(processor="mask").param_groups()) == 2  # no empty processor groups
+
+
+def test_curriculum_probability_follows_progress_and_method():
+    module = make_module()
+    assert [module.expert_probability_at(s) for s in (0, 10, 40, 80, 99)] == pytest.approx([0, 0.05, 0.5, 0.1, 0.1])
+    assert make_module(curriculum={"floor": 0.05}).expert_probability_at(90) == pytest.approx(0.05)
+    assert make_module(method="naive").expert_probability_at(0) == 1.0
+    assert make_module(use_curriculum=False).expert_probability_at(0) == 1.0
+
+
+def test_expert_decision_is_a_pure_seeded_bernoulli():
+    draws = [expert_decision(3, step, 0.3) for step in range(4000)]
+    torch.manual_seed(123)
+    np.random.seed(5)
+    assert draws == [expert_decision(3, step, 0.3) for step in range(4000)]  # global RNGs play no part
+    assert abs(np.mean(draws) - 0.3) < 0.03  # sd ≈ 0.007
+    assert draws != [expert_decision(4, step, 0.3) for step in range(4000)]
+    assert not any(expert_decision(0, s, 0.0) for s in range(100)) and all(expert_decision(0, s, 1.0) for s in range(100))
+
+
+def test_missing_expert_batch_and_bad_arguments_raise():
+    module = make_module(use_curriculum=False)
+    batch = make_batch(N, 0)
+    with pytest.raises(ValueError, match="data.expert_stream: true"):
+        module.compute_losses(batch, module(batch))
+    with pytest.raises(ValueError, match="model.method must be one of"):
+        ECLIPModule(preset="tiny", vocab_size=VOCAB, method="eclipse")
+    with pytest.raises(ValueError, match="model.priming_weight"):
+        ECLIPModule(preset="tiny", vocab_size=VOCAB, priming_weight=1.0)
+    with pytest.raises(ValueError, match="unknown curriculum key"):
+        ECLIPModule(preset="tiny", vocab_size=VOCAB, curriculum={"cooldwn": 0.2})
+
+
+def test_combined_batch_is_unpacked_for_training_step():
+    module = make_module(use_curriculum=False, priming_weight=0.0)
+    seen = {}
+    with mock.patch.object(ContrastiveModule, "training_step", lambda self, b, i: seen.update(b) or torch.tensor(0.0)), \
+         mock.patch.object(module, "log_dict"):
+        module.training_step({"main": make_batch(N, 0), "expert": make_batch(M, 1)}, 0)
+    assert seen["image"].shape[0] == N and seen["expert"]["image"].shape[0] == M

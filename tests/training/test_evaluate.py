@@ -1,0 +1,112 @@
+"""`train.py test` end to end: a YAML suite on a tiny fitted checkpoint, results files, cached second run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+import yaml
+
+from medalign.training.cli import cli_main
+from medalign.evaluation.encoders import MedAlignEncoder, file_hash
+from tests.helpers import TINY
+from tests.helpers import fit_tiny as _fit
+
+
+@pytest.fixture(autouse=True)
+def _keep_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+
+
+def _suite(tmp_path, manifest):
+    prompts = tmp_path / "edema_binary.json"
+    prompts.write_text(json.dumps({"Edema": ["pulmonary edema", "interstitial edema"], "No Edema": ["no edema", "clear lungs"]}))
+    tasks = [
+        {"type": "zero_shot", "aggregation": "max"},
+        {"type": "binary_zero_shot", "name": "edema", "label": "Edema", "prompts": str(prompts)},
+        {"type": "retrieval", "ks": [1, 5]},
+        {"type": "linear_probe", "fractions": [0.1, 1.0]},
+        {"type": "report_retrieval", "k": 3},
+    ]
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump({"evaluation": {"tasks": tasks, "cache_dir": str(tmp_path / "cache"),
+                                                   "output_dir": str(tmp_path / "eval"), "progress": False}}))
+    return path
+
+
+@pytest.mark.slow
+def test_test_subcommand_runs_the_suite_and_second_run_hits_the_cache(tmp_path, synthetic_dir, monkeypatch):
+    manifest = synthetic_dir / "manifest.csv"
+    _fit(tmp_path, synthetic_dir, "--trainer.max_steps", "2")
+    ckpt = tmp_path / "ckpt" / "last.ckpt"
+    calls = {"images": 0, "texts": 0}
+    encode_images, encode_texts = MedAlignEncoder.encode_images, MedAlignEncoder.encode_texts
+
+    def count_images(self, images):
+        calls["images"] += 1
+        return encode_images(self, images)
+
+    def count_texts(self, texts):
+        calls["texts"] += 1
+        return encode_texts(self, texts)
+
+    monkeypatch.setattr(MedAlignEncoder, "encode_images", count_images)
+    monkeypatch.setattr(MedAlignEncoder, "encode_texts", count_texts)
+    args = ["test", "--config", TINY, "--config", str(_suite(tmp_path, manifest)), "--data.manifest", str(manifest),
+            "--trainer.logger", "false", "--ckpt_path", str(ckpt)]
+    first = cli_main(args).evaluation_results
+    assert calls["images"] > 0 and calls["texts"] > 0
+
+    folders = sorted((tmp_path / "eval").iterdir())
+    assert len(folders) == 1
+    out = folders[0]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["checkpoint"] == str(ckpt) and saved["encoder"]["fingerprint"] == file_hash(ckpt)
+    tasks = {t["name"]: t for t in saved["tasks"]}
+    assert list(tasks) == ["zero_shot", "edema", "retrieval", "linear_probe", "report_retrieval"]
+    assert all(t["manifest_sha256"] == file_hash(manifest) and t["n"] > 0 for t in tasks.values())
+    n_test = tasks["retrieval"]["n"]
+    assert tasks["retrieval"]["metrics"]["i2t_R@1"] <= tasks["retrieval"]["metrics"]["i2t_R@5"] <= 100
+    assert 0 <= tasks["zero_shot"]["metrics"]["macro_f1"] <= 1
+    assert set(tasks["linear_probe"]["metrics"]["sweep"]) == {"0.1", "1"}
+    assert (out / tasks["linear_probe"]["files"]["plot"]).is_file()
+    lines = (out / "report_retrieval.jsonl").read_text().splitlines()
+    assert len(lines) == n_test and len(json.loads(lines[0])["reports"]) == 3
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {"task", "dataset", "n", "metric", "value"} <= set(rows[0]) and any(r["metric"] == "i2t_R@5" for r in rows)
+    assert "| retrieval | manifest.csv" in (out / "results.md").read_text()
+
+    calls.update(images=0, texts=0)
+    second = cli_main(args).evaluation_results
+    assert calls == {"images": 0, "texts": 0}  # every embedding, prompts included, came from the cache
+    assert json.dumps(second["tasks"]) == json.dumps(first["tasks"])  # (as text: NaN AUCs compare equal)
+    assert len(list((tmp_path / "eval").iterdir())) == 2
+
+    # no tasks configured: the default suite on the data's test split, results under <root>/eval/<timestamp>
+    calls.update(images=0, texts=0)
+    default = cli_main(["test", "--config", TINY, "--data.manifest", str(manifest), "--trainer.logger", "false",
+                        "--trainer.default_root_dir", str(tmp_path / "root"), "--ckpt_path", str(ckpt),
+                        "--evaluation.cache_dir", str(tmp_path / "cache"), "--evaluation.progress", "false"])
+    names = [t["name"] for t in default.evaluation_results["tasks"]]
+    assert names == ["zero_shot", "retrieval", "linear_probe"]
+    assert calls == {"images": 0, "texts": 0}  # same checkpoint, manifest and prompts: all cached
+    assert len(list((tmp_path / "root" / "eval").glob("*/results.json"))) == 1
+
+
+
+@pytest.mark.parametrize("name", ["eval/default.yaml", "eval/paper.yaml", "eval/open_clip.yaml"])
+def test_shipped_eval_configs_parse(name, synthetic_dir):
+    from medalign.evaluation.suite import TaskConfig
+    from medalign.paths import CONFIG_DIR
+
+    cli = cli_main(["--config", TINY, "--config", name, "--data.manifest", str(synthetic_dir / "manifest.csv")], run=False)
+    suite = cli.config_init["evaluation"]
+    raw = yaml.safe_load((CONFIG_DIR / name).read_text())["evaluation"]
+    if "tasks" in raw:
+        assert all(isinstance(t, TaskConfig) for t in suite.tasks)
+        assert [t.type for t in suite.tasks] == [t["type"] for t in raw["tasks"]]
+    else:
+        assert suite.encoder == "open_clip" and suite.tasks is None
