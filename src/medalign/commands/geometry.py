@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from medalign.evaluation.plots.geometry import geometry_metrics, markdown_table, plot_geometry
+from medalign.evaluation.geometry import geometry_metrics
+from medalign.evaluation.plots.geometry import plot_geometry
+from medalign.evaluation.results import metrics_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,7 +88,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     result = {"checkpoint": str(ckpt), "manifest": str(manifest), "split": args.split, "label_columns": labels, "metrics": metrics}
     (out / "geometry.json").write_text(json.dumps(result, indent=2))
     print(f"## geometry of {ckpt.name} on {manifest.name} [{args.split}], {len(rows)} pairs\n")
-    print(markdown_table(metrics))
+    print(metrics_table(metrics))
     if not args.no_plot:
         picture = out / f"geometry_{args.split}.png"
         plot_geometry(image, text, emb.labels[rows] if labels else None, labels, picture,

@@ -21,10 +21,32 @@ def flatten_scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
     return out
 
 
-def _fmt(value: float | int) -> str:
+def format_value(value: Any, digits: int = 4) -> str:
+    """One number format for every table: ints as is, floats to `digits` significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, int):
         return str(value)
-    return "nan" if math.isnan(value) else f"{value:.4g}"
+    return "nan" if math.isnan(value) else f"{value:.{digits}g}"
+
+
+def format_table(header: list[str], body: list[list[Any]], numeric: set[int] | None = None) -> str:
+    """The one Markdown table writer: `header` names, `body` rows of cells (numbers formatted by
+    `format_value`), right-aligned `numeric` columns (default: columns whose cells are all numbers).
+    """
+    if numeric is None:
+        numeric = {
+            j for j in range(len(header))
+            if body and all(isinstance(r[j], (int, float)) and not isinstance(r[j], bool) for r in body)
+        }
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if j in numeric else "---" for j in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(format_value(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: dict[str, Any], title: str = "metric") -> str:
+    """A flat (or nested) metric dict as a two-column Markdown table."""
+    return format_table([title, "value"], [[k, v] for k, v in flatten_scalars(metrics).items()], numeric={1})
 
 
 def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,21 +62,16 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown_table(results: dict[str, Any]) -> str:
     """A Markdown summary: the encoder and checkpoint, then one line per task metric."""
     enc = results["encoder"]
-    lines = [
-        f"**encoder** {enc['name']} (sha256 {enc['fingerprint'][:12]})",
-        "",
-        "| task | dataset (sha256) | split | n | metric | value |",
-        "|---|---|---|---:|---|---:|",
-    ]
     hashes = {t["name"]: t["manifest_sha256"][:8] for t in results["tasks"]}
-    last = None
+    body, last = [], None
     for row in rows(results):
         first = row["task"] != last
         last = row["task"]
         task, dataset = (row["task"], f"{row['dataset']} ({hashes[row['task']]})") if first else ("", "")
-        split, n = (row["split"], str(row["n"])) if first else ("", "")
-        lines.append(f"| {task} | {dataset} | {split} | {n} | {row['metric']} | {_fmt(row['value'])} |")
-    return "\n".join(lines)
+        split, n = (row["split"], row["n"]) if first else ("", "")
+        body.append([task, dataset, split, n, row["metric"], row["value"]])
+    table = format_table(["task", "dataset (sha256)", "split", "n", "metric", "value"], body, numeric={3, 5})
+    return f"**encoder** {enc['name']} (sha256 {enc['fingerprint'][:12]})\n\n{table}"
 
 
 def _nan_to_none(value: Any) -> Any:

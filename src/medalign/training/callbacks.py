@@ -2,7 +2,7 @@
 
 Consumes what ``validation_step`` returns — ``{"image", "text", "labels", "index"}`` per batch —
 keeps the rows of a fixed validation subset, gathers them from every DDP rank exactly once, and
-logs `medalign.evaluation.plots.geometry.geometry_metrics` under ``geometry/...``.
+logs `medalign.evaluation.geometry.geometry_metrics` under ``geometry/...``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medalign.evaluation.plots.geometry import geometry_metrics, plot_geometry
+from medalign.evaluation.geometry import geometry_metrics
+from medalign.evaluation.plots.geometry import plot_geometry
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from medalign.evaluation.gap.sweep import SweepResult
-from medalign.evaluation.plots.geometry import joint_pca
+from medalign.evaluation.geometry import joint_pca
 from medalign.metrics.geometry import lambda_shift
 
 

@@ -10,14 +10,9 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import normalized_mutual_info_score
 
-from medalign.evaluation.plots.geometry import (
-    geometry_metrics,
-    joint_pca,
-    markdown_table,
-    plot_geometry,
-    row_classes,
-    similarity_groups,
-)
+from medalign.evaluation.geometry import geometry_metrics, joint_pca, row_classes, similarity_groups
+from medalign.evaluation.plots.geometry import plot_geometry
+from medalign.evaluation.results import format_table, metrics_table
 from medalign.metrics.geometry import geometry_summary
 
 NAN = float("nan")
@@ -120,6 +115,11 @@ def test_plot_writes_a_png_with_both_panels(tmp_path, with_labels):
     assert len(hist.patches) == (3 if with_labels else 2)  # one filled histogram per group
 
 
-def test_markdown_table_lists_every_metric():
-    table = markdown_table({"alignment": -0.12345, "modality_gap": 1.0})
-    assert table.splitlines() == ["| metric | value |", "|---|---:|", "| alignment | -0.1235 |", "| modality_gap | 1.0000 |"]
+def test_metrics_table_lists_every_metric():
+    table = metrics_table({"alignment": -0.12345, "modality_gap": 1.0, "n_pairs": 7})
+    assert table.splitlines() == ["| metric | value |", "|---|---:|", "| alignment | -0.1235 |", "| modality_gap | 1 |", "| n_pairs | 7 |"]
+
+
+def test_format_table_right_aligns_numeric_columns_only():
+    table = format_table(["name", "n", "auc"], [["a", 3, 0.123456], ["b", 10, float("nan")]])
+    assert table.splitlines() == ["| name | n | auc |", "|---|---:|---:|", "| a | 3 | 0.1235 |", "| b | 10 | nan |"]
