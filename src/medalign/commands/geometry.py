@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--labels", nargs="*", default=None,
                         help="label columns for clustering and the histograms (default: the checkpoint's data.label_columns)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: <manifest folder>/tokenizer)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's data.tokenizer, else <manifest folder>/tokenizer)")
     parser.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/geometry_<split>)")
     parser.add_argument("--max-pairs", type=int, default=None, help="measure a seeded subset of this many pairs (default: all)")
     parser.add_argument("--image-size", type=int, default=None, help="default: the checkpoint's data.image_size")
@@ -41,20 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_settings(ckpt: Path) -> dict[str, Any]:
-    """The data module's hyper-parameters saved in a Lightning checkpoint ({} for weights files)."""
-    if ckpt.suffix != ".ckpt":
-        return {}
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    return dict(saved.get("datamodule_hyper_parameters") or {})
-
-
 def run(argv: list[str]) -> dict[str, Any]:
     """Entry point of ``medalign geometry``; returns what it wrote to geometry.json."""
     args = _parser().parse_args(argv)
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import get_embeddings
-    from medalign.evaluation.encoders import MedAlignEncoder
+    from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
@@ -62,15 +54,12 @@ def run(argv: list[str]) -> dict[str, Any]:
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
     if not manifest.is_file():
         raise FileNotFoundError(f"--manifest {manifest} does not exist")
-    data = _data_settings(ckpt)
+    _, data = checkpoint_hparams(ckpt)
     labels = list(args.labels if args.labels is not None else data.get("label_columns") or [])
-    tokenizer = load_tokenizer(Path(args.tokenizer) if args.tokenizer else manifest.parent / "tokenizer")
-    settings = {
-        "max_length": args.max_length or data.get("max_length", 256),
-        "image_size": args.image_size or data.get("image_size", 224),
-        **{k: tuple(data[k]) for k in ("mean", "std") if data.get(k)},
-    }
-    encoder = MedAlignEncoder.from_checkpoint(ckpt, tokenizer, **settings)
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    encoder = load_checkpoint_encoder(
+        ckpt, tokenizer, manifest=manifest, max_length=args.max_length, image_size=args.image_size
+    )
     emb = get_embeddings(
         encoder, manifest, args.split, labels, cache_dir=args.cache_dir, batch_size=args.batch_size,
         num_workers=args.num_workers, device=args.device, uncertain=data.get("uncertain", "zeros"),

@@ -9,7 +9,6 @@ between checkpoints.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -134,26 +133,24 @@ class MedAlignEncoder(_ModelEncoder):
     def from_checkpoint(cls, path: str | Path, tokenizer: Any, **kwargs: Any) -> "MedAlignEncoder":
         """Rebuild the dual encoder a Lightning checkpoint (or weights file + `preset`) describes.
 
-        The checkpoint's saved hyper-parameters pick the architecture (any `ContrastiveModule`
+        The checkpoint's saved hyper-parameters give the `ModelSpec` (any `ContrastiveModule`
         subclass); `kwargs` go to `__init__` (max_length, image_size, mean, std) plus an optional
-        ``preset`` / ``model_kwargs`` for files without hyper-parameters.
+        ``preset`` / ``model_kwargs`` (spec fields) for files without hyper-parameters.
+        Prefer `load_checkpoint_encoder`, which also takes the data settings from the checkpoint.
         """
-        from medalign.models import create_dual_encoder, load_weights
+        from medalign.models import ModelSpec, create_dual_encoder, load_weights
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        saved = torch.load(path, map_location="cpu", weights_only=True) if path.suffix != ".safetensors" else {}
-        hparams = dict(saved.get("hyper_parameters", {})) if isinstance(saved, dict) else {}
+        hparams = dict(checkpoint_hparams(path)[0])
         hparams.update(kwargs.pop("model_kwargs", None) or {})
         if "preset" in kwargs:
             hparams["preset"] = kwargs.pop("preset")
-        accepted = inspect.signature(create_dual_encoder).parameters
-        build = {k: v for k, v in hparams.items() if k in accepted and k not in ("image_weights", "gradient_checkpointing")}
-        if build.get("vocab_size") is None:
-            build["vocab_size"] = len(tokenizer)
-        build["open_clip_pretrained"] = False  # an open_clip model's weights come from the checkpoint below
-        model = create_dual_encoder(**build)
+        spec = ModelSpec.from_hparams(hparams).for_weights_from_file()
+        if spec.vocab_size is None and spec.preset != "open_clip":
+            spec = ModelSpec.from_hparams(hparams, vocab_size=len(tokenizer)).for_weights_from_file()
+        model = create_dual_encoder(spec)
         load_weights(model, path, strict=True)
         return cls(model, tokenizer, fingerprint=file_hash(path), name=str(path), **kwargs)
 
@@ -226,3 +223,70 @@ class OpenClipEncoder(_ModelEncoder):
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts)).to(self.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+
+def checkpoint_hparams(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, data) hyper-parameters saved in a Lightning checkpoint; ({}, {}) for weights files."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return {}, {}
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(saved, dict):
+        return {}, {}
+    return dict(saved.get("hyper_parameters") or {}), dict(saved.get("datamodule_hyper_parameters") or {})
+
+
+def load_checkpoint_encoder(
+    checkpoint: str | Path,
+    tokenizer: Any | None = None,
+    manifest: str | Path | None = None,
+    preset: str | None = None,
+    max_length: int | None = None,
+    image_size: int | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+) -> MedAlignEncoder:
+    """The one checkpoint → encoder path (``test``, ``geometry``, ``gap-sweep``, notebooks).
+
+    The architecture comes from the checkpoint's model hyper-parameters, the image and text
+    settings from its data hyper-parameters; every argument given here overrides them.
+
+    Args:
+        checkpoint: a medalign ``.ckpt`` (or a weights file, then `preset` is needed).
+        tokenizer: a loaded tokenizer; default: the checkpoint's ``data.tokenizer`` folder, else
+            ``<manifest folder>/tokenizer`` (the synthetic set's layout).
+        manifest: the data manifest (only used to find a default tokenizer).
+        preset: model preset for weights files without hyper-parameters.
+        max_length, image_size, mean, std: override the checkpoint's data settings.
+
+    Raises:
+        FileNotFoundError: the checkpoint, or no tokenizer could be found (names where it looked).
+    """
+    from medalign.data.tokenizer import load_tokenizer
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    _, data = checkpoint_hparams(checkpoint)
+    if tokenizer is None:
+        saved = data.get("tokenizer")
+        if saved and str(saved).startswith("open_clip:"):
+            tokenizer = load_tokenizer(saved)
+        else:
+            manifests = [m for m in (manifest, data.get("manifest")) if m]
+            candidates = [Path(p) for p in (saved, *(Path(m).parent / "tokenizer" for m in manifests)) if p]
+            found = next((c for c in candidates if c.is_dir()), None)
+            if found is None:
+                where = ", ".join(str(c) for c in candidates) or "nowhere (no data.tokenizer or manifest saved or given)"
+                raise FileNotFoundError(f"no tokenizer for {checkpoint}: tried {where}; pass a tokenizer folder")
+            tokenizer = load_tokenizer(found)
+    settings: dict[str, Any] = {
+        "max_length": max_length or data.get("max_length", 256),
+        "image_size": image_size or data.get("image_size", 224),
+    }
+    for key, value in (("mean", mean), ("std", std)):
+        if value is not None or data.get(key):
+            settings[key] = tuple(value if value is not None else data[key])
+    if preset:
+        settings["preset"] = preset
+    return MedAlignEncoder.from_checkpoint(checkpoint, tokenizer, **settings)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from medalign.evaluation.embeddings import DEFAULT_CACHE_DIR
-from medalign.evaluation.encoders import Encoder, MedAlignEncoder, OpenClipEncoder
+from medalign.evaluation.encoders import Encoder, MedAlignEncoder, OpenClipEncoder, load_checkpoint_encoder
 from medalign.evaluation.results import markdown_table, write_results
 from medalign.evaluation.suite import DataDefaults, SuiteRunner, TaskConfig, default_tasks
 
@@ -109,7 +109,7 @@ def encoder_from_cli(model: Any, datamodule: Any, ckpt_path: str | None, suite: 
     hp = datamodule.hparams
     settings = dict(max_length=hp.max_length, image_size=hp.image_size, mean=tuple(hp.mean), std=tuple(hp.std))
     if ckpt_path:
-        return MedAlignEncoder.from_checkpoint(ckpt_path, datamodule.tokenizer, **settings)
+        return load_checkpoint_encoder(ckpt_path, datamodule.tokenizer, **settings)
     init_from = getattr(model.hparams, "init_from", None)
     if init_from:
         from medalign.models import load_weights

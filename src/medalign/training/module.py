@@ -17,7 +17,7 @@ import torch
 
 from medalign.evaluation.tasks.zero_shot import encode_prompts, zero_shot_classify
 from medalign.losses import contrastive_loss
-from medalign.models import DualEncoderOutput, create_dual_encoder, load_weights
+from medalign.models import DualEncoderOutput, ModelSpec, create_dual_encoder, load_weights
 from medalign.rng import collect_rng_states, set_rng_states
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 class ContrastiveModule(L.LightningModule):
     """Dual-encoder contrastive training (CLIP; eCLIP paper §4.1 hyper-parameters by default).
+
+    The architecture keys (``preset`` … ``gradient_checkpointing``, ``open_clip_*``) are the fields
+    of one `medalign.models.ModelSpec`, which builds the model here and again from a checkpoint.
 
     Args:
         preset: model preset (``tiny``, ``swin_t``, ``vit_s``, ``vit_b``, or ``open_clip``).
@@ -87,22 +90,7 @@ class ContrastiveModule(L.LightningModule):
         self.save_hyperparameters()
         if lr <= 0 or weight_decay < 0 or max_logit_scale <= 1:
             raise ValueError(f"need model.lr > 0 ({lr}), model.weight_decay ≥ 0 ({weight_decay}), model.max_logit_scale > 1 ({max_logit_scale})")
-        self.model = create_dual_encoder(
-            preset,
-            vocab_size=vocab_size,
-            image_model=image_model,
-            image_kwargs=image_kwargs,
-            image_weights=image_weights,
-            text_model=text_model,
-            text_config=text_config,
-            text_pooling=text_pooling,  # type: ignore[arg-type]
-            embed_dim=embed_dim,
-            init_temperature=init_temperature,
-            gradient_checkpointing=gradient_checkpointing,
-            open_clip_model=open_clip_model,
-            open_clip_weights=open_clip_weights,
-            open_clip_text_config_dir=open_clip_text_config_dir,
-        )
+        self.model = create_dual_encoder(ModelSpec.from_hparams(self.hparams))
         if channels_last:
             self.model.image_encoder.to(memory_format=torch.channels_last)
         self._initialised = init_from is None
