@@ -1,0 +1,46 @@
+"""The one checkpoint → encoder path: architecture and data settings from the checkpoint, overridable."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
+from tests.helpers import fit_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory, synthetic_dir):
+    tmp = tmp_path_factory.mktemp("loader")
+    fit_tiny(tmp, synthetic_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+             "--trainer.limit_val_batches", "1", "--model.init_args.embed_dim", "48")
+    return tmp / "ckpt" / "step3.ckpt"
+
+
+def test_settings_come_from_the_checkpoint(tiny_ckpt, synthetic_dir):
+    model_hp, data_hp = checkpoint_hparams(tiny_ckpt)
+    assert model_hp["embed_dim"] == 48 and data_hp["image_size"] == 64 and data_hp["max_length"] == 32
+    encoder = load_checkpoint_encoder(tiny_ckpt)  # tokenizer found through the saved manifest
+    assert encoder.settings["image_size"] == 64 and encoder.settings["max_length"] == 32
+    assert encoder.model.image_projection.out_features == 48
+    # the weights are the checkpoint's, not a fresh initialisation
+    saved = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    assert torch.equal(encoder.model.image_projection.weight, saved["model.image_projection.weight"])
+    emb = encoder.encode_texts(["no acute findings", "small left effusion"])
+    assert emb.shape == (2, 48) and torch.allclose(emb.norm(dim=1), torch.ones(2))
+
+
+def test_arguments_override_the_checkpoint(tiny_ckpt, tokenizer):
+    encoder = load_checkpoint_encoder(tiny_ckpt, tokenizer, max_length=16, image_size=32, mean=(0.5, 0.5, 0.5))
+    assert encoder.settings["max_length"] == 16 and encoder.settings["image_size"] == 32
+    assert encoder.settings["mean"] == [0.5, 0.5, 0.5]
+    assert encoder.transform.image_size == 32
+
+
+def test_missing_tokenizer_names_where_it_looked(tiny_ckpt, tmp_path):
+    moved = tmp_path / "model.ckpt"
+    saved = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
+    saved["datamodule_hyper_parameters"]["manifest"] = str(tmp_path / "gone" / "manifest.csv")
+    torch.save(saved, moved)
+    with pytest.raises(FileNotFoundError, match="gone/tokenizer"):
+        load_checkpoint_encoder(moved)
