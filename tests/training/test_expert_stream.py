@@ -93,3 +93,16 @@ def test_expert_stream_without_annotated_rows_names_the_manifest(synthetic_dir, 
         MedAlignDataModule(manifest=str(tmp_path / "manifest.csv"), image_size=64, expert_stream=True, num_workers=0).setup("fit")
     with pytest.raises(ValueError, match="expert_batch_size"):
         MedAlignDataModule(manifest=str(synthetic_dir / "manifest.csv"), expert_batch_size=0)
+
+
+def test_train_fraction_subsamples_nested_seeded_rows(synthetic_dir):
+    from medalign.data.manifest import read_manifest
+    from medalign.training.datamodule import subsample_rows
+
+    train = read_manifest(synthetic_dir / "manifest.csv", []).split("train")
+    small, large = subsample_rows(train, 0.1, seed=3), subsample_rows(train, 0.5, seed=3)
+    assert len(small) == round(0.1 * len(train)) and len(large) == round(0.5 * len(train))
+    assert set(small.frame.index) <= set(large.frame.index)  # nested: more data adds rows
+    other = subsample_rows(train, 0.1, seed=4)
+    assert set(other.frame.index) != set(small.frame.index)  # the seed picks the rows
+    assert list(small.frame.index) == sorted(small.frame.index)  # manifest order kept

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
@@ -49,6 +50,8 @@ class MedAlignDataModule(L.LightningDataModule):
         max_skips: skips tolerated per worker before failing.
         check_files: check at start-up that every referenced file exists.
         seed: data-order and augmentation seed.
+        train_fraction: train on a seeded share of the train split (data-efficiency studies);
+            nested across fractions for one seed. Validation and test splits are untouched.
         expert_stream: also serve the train rows that have a heatmap from a second, oversampled
             loader (eCLIP); training batches then are ``{"main": batch, "expert": batch}``.
         expert_batch_size: per-process expert sub-batch; default half of `batch_size`.
@@ -76,6 +79,7 @@ class MedAlignDataModule(L.LightningDataModule):
         max_skips: int = 100,
         check_files: bool = True,
         seed: int = 0,
+        train_fraction: float = 1.0,
         expert_stream: bool = False,
         expert_batch_size: int | None = None,
         expert_num_workers: int | None = None,
@@ -88,6 +92,8 @@ class MedAlignDataModule(L.LightningDataModule):
             raise ValueError(
                 f"data.batch_size ({batch_size}), data.image_size ({image_size}) must be ≥ 1 and data.max_length ({max_length}) ≥ 2"
             )
+        if not 0 < train_fraction <= 1:
+            raise ValueError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if expert_batch_size is not None and expert_batch_size < 1:
             raise ValueError(f"data.expert_batch_size must be ≥ 1, got {expert_batch_size}")
         if uncertain not in ("zeros", "ones", "ignore"):
@@ -135,6 +141,8 @@ class MedAlignDataModule(L.LightningDataModule):
         }
         for split, transform in transforms.items():
             rows = self.manifest.split(split)
+            if split == "train" and hp.train_fraction < 1:
+                rows = subsample_rows(rows, hp.train_fraction, hp.seed)
             if len(rows):
                 self.datasets[split] = ImageTextDataset(
                     rows, transform, seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips
@@ -248,3 +256,14 @@ class MedAlignDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+
+def subsample_rows(rows: Manifest, fraction: float, seed: int) -> Manifest:
+    """A seeded `fraction` of a split's rows (at least one), in manifest order.
+
+    Nested across fractions for a given seed: the rows of fraction 0.1 are among those of 0.5,
+    so a data-fraction study adds data rather than swapping it.
+    """
+    order = np.random.default_rng([seed, 7919]).permutation(len(rows))  # (n,) one seeded ranking per seed
+    keep = np.sort(order[: max(1, round(fraction * len(rows)))])
+    return Manifest(rows.path, rows.frame.iloc[keep], rows.label_columns)

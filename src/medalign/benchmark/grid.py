@@ -1,0 +1,201 @@
+"""A benchmark study as data: methods × seeds × training fractions → cells with command lines.
+
+A study config (YAML, see ``configs/benchmark/demo.yaml``)::
+
+    name: demo
+    base: demo.yaml                    # the training config every cell starts from
+    out: runs/benchmark/demo           # one folder per cell inside
+    seeds: [0, 1, 2]
+    fractions: [0.25, 1.0]             # share of the train split each cell trains on
+    args: [--trainer.max_epochs, "4"]  # shared overrides (after `base`, before the method's)
+    evaluation: eval/benchmark.yaml    # the `test` suite every cell runs (a config file)
+    methods:
+      - {name: clip, configs: [], args: []}
+      - {name: eclip, configs: [ablations/...], args: [...]}
+    questions:                         # paired differences reported in benchmark.md
+      - {question: "Does X help?", baseline: clip, method: eclip, metric: zero_shot.macro_f1}
+
+A cell's identity is the hash of its two command lines and the contents of every config file
+they name, so editing a config re-runs exactly the cells it touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medalign.paths import resolve_config
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method of the study.
+
+    Attributes:
+        name: row label in the tables (also the cell folder name).
+        configs: extra config files layered on the base (bare names resolve in configs/).
+        args: extra command-line overrides, e.g. ``["--model.init_args.lr", "1e-3"]``.
+    """
+
+    name: str
+    configs: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Question:
+    """A paired comparison reported in benchmark.md: `method` − `baseline` on `metric`, per seed."""
+
+    question: str
+    baseline: str
+    method: str
+    metric: str  # "<task>.<metric>", e.g. "zero_shot.macro_f1"
+
+
+@dataclass
+class BenchmarkConfig:
+    """A study: see the module docstring for the YAML layout."""
+
+    name: str
+    base: str
+    methods: list[MethodSpec]
+    out: str = "runs/benchmark"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    fractions: list[float] = field(default_factory=lambda: [1.0])
+    args: list[str] = field(default_factory=list)
+    evaluation: str | None = None
+    metrics: list[str] = field(default_factory=list)  # "<task>.<metric>" shown in tables (default: all scalars)
+    questions: list[Question] = field(default_factory=list)
+    source: str | None = None  # the YAML file it came from
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, seed, fraction) run: its folder and its `fit` and `test` argument lists."""
+
+    method: str
+    seed: int
+    fraction: float
+    folder: Path
+    fit_args: tuple[str, ...]
+    test_args: tuple[str, ...]
+    config_hash: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/fraction{self.fraction:g}/seed{self.seed}"
+
+    def commands(self, python: str = "python") -> list[str]:
+        """The two shell command lines of this cell (what a cluster job runs, in order)."""
+        return [shlex.join([python, "-m", "medalign", *args]) for args in (self.fit_args, self.test_args)]
+
+
+def _as_list(value: Any, key: str, source: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{source}: '{key}' must be a list, got {value!r}")
+    return value
+
+
+def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
+    """Read and validate a study YAML (bare names resolve in configs/, e.g. ``benchmark/demo``).
+
+    Raises:
+        ValueError: naming the key that is missing or wrong.
+    """
+    import yaml
+
+    file = resolve_config(path)
+    raw = yaml.safe_load(file.read_text()) or {}
+    src = str(file)
+    known = {"name", "base", "methods", "out", "seeds", "fractions", "args", "evaluation", "metrics", "questions"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{src}: unknown keys {unknown}; known: {sorted(known)}")
+    for key in ("name", "base", "methods"):
+        if not raw.get(key):
+            raise ValueError(f"{src}: '{key}' is required")
+    methods = []
+    for i, entry in enumerate(_as_list(raw["methods"], "methods", src)):
+        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "configs", "args"}:
+            raise ValueError(f"{src}: methods[{i}] must be {{name, configs, args}}, got {entry!r}")
+        methods.append(MethodSpec(str(entry["name"]), tuple(_as_list(entry.get("configs"), f"methods[{i}].configs", src)),
+                                  tuple(str(a) for a in _as_list(entry.get("args"), f"methods[{i}].args", src))))
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{src}: method names must be unique, got {names}")
+    fractions = [float(f) for f in _as_list(raw.get("fractions", [1.0]), "fractions", src)]
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ValueError(f"{src}: fractions must be in (0, 1], got {fractions}")
+    seeds = [int(s) for s in _as_list(raw.get("seeds", [0]), "seeds", src)]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{src}: seeds must be a non-empty list of distinct integers, got {seeds}")
+    questions = []
+    for i, q in enumerate(_as_list(raw.get("questions"), "questions", src)):
+        try:
+            question = Question(**q)
+        except TypeError as err:
+            raise ValueError(f"{src}: questions[{i}] needs question, baseline, method, metric: {err}") from None
+        missing = {question.baseline, question.method} - set(names)
+        if missing:
+            raise ValueError(f"{src}: questions[{i}] names unknown methods {sorted(missing)}; methods: {names}")
+        questions.append(question)
+    return BenchmarkConfig(
+        name=str(raw["name"]), base=str(raw["base"]), methods=methods, out=str(raw.get("out", f"runs/benchmark/{raw['name']}")),
+        seeds=seeds, fractions=fractions, args=[str(a) for a in _as_list(raw.get("args"), "args", src)],
+        evaluation=raw.get("evaluation"), metrics=[str(m) for m in _as_list(raw.get("metrics"), "metrics", src)],
+        questions=questions, source=src,
+    )
+
+
+def _config_files(args: tuple[str, ...]) -> list[Path]:
+    files = []
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("--config", "-c"):
+            files.append(resolve_config(args[i + 1]))
+    return files
+
+
+def _hash(args: tuple[str, ...], files: list[Path]) -> str:
+    digest = hashlib.sha256("\0".join(args).encode())
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
+    """Every (method, fraction, seed) cell, in that order, with its command lines and hash."""
+    cells = []
+    root = Path(cfg.out)
+    for method, fraction, seed in itertools.product(cfg.methods, cfg.fractions, cfg.seeds):
+        folder = root / method.name / f"fraction{fraction:g}" / f"seed{seed}"
+        configs = ["--config", cfg.base]
+        for extra in method.configs:
+            configs += ["--config", extra]
+        common = (
+            *configs, *cfg.args, *method.args,
+            "--seed_everything", str(seed), "--data.seed", str(seed), "--data.train_fraction", f"{fraction:g}",
+        )
+        fit = ("fit", *common, "--trainer.default_root_dir", str(folder), "--trainer.logger", "false",
+               "--checkpoint.dirpath", str(folder / "checkpoints"))
+        evaluation = ("--config", cfg.evaluation) if cfg.evaluation else ()
+        test = ("test", *common, *evaluation, "--trainer.logger", "false", "--evaluation.progress", "false",
+                "--evaluation.output_dir", str(folder / "eval"), "--ckpt_path", str(folder / "checkpoints" / "last.ckpt"))
+        files = _config_files(fit) + _config_files(test)
+        cells.append(Cell(method.name, seed, fraction, folder, fit, test, _hash(fit + test, files)))
+    return cells
+
+
+def print_grid(cells: list[Cell], python: str = sys.executable) -> str:
+    """The grid as text: one block per cell with its folder, hash and two command lines."""
+    lines = [f"{len(cells)} cells"]
+    for cell in cells:
+        lines.append(f"\n# {cell.key}  (hash {cell.config_hash}, folder {cell.folder})")
+        lines += cell.commands(python)
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""Run a benchmark grid cell by cell: resumable, one failure never stops the grid.
+
+Each cell runs as two processes (``python -m medalign fit ...`` then ``test ...``), exactly the
+command lines `Cell.commands` prints for a cluster. A cell's folder holds:
+
+* ``cell.json`` — its key and config hash (written when it starts);
+* ``log.txt`` — both processes' output;
+* ``done.json`` — written after `test` succeeded: the hash and the results.json path;
+* ``failed.json`` — the return code and the log's tail, when a process failed.
+
+A finished cell (``done.json`` with the same hash) is skipped. A cell whose config changed is
+moved aside (``<folder>.stale-<old hash>``) and re-run. An interrupted `fit` resumes from its
+``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from medalign.benchmark.grid import Cell
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CellOutcome:
+    """What happened to one cell: ``done``, ``skipped`` (already done), or ``failed``."""
+
+    key: str
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def cell_status(cell: Cell) -> str:
+    """``done`` (finished with this config), ``stale`` (another config), ``partial`` or ``new``."""
+    done = cell.folder / "done.json"
+    if done.is_file():
+        return "done" if json.loads(done.read_text()).get("config_hash") == cell.config_hash else "stale"
+    marker = cell.folder / "cell.json"
+    if marker.is_file():
+        return "partial" if json.loads(marker.read_text()).get("config_hash") == cell.config_hash else "stale"
+    return "new"
+
+
+def latest_results(cell: Cell) -> Path | None:
+    """The newest ``eval/<timestamp>/results.json`` of a cell."""
+    found = sorted((cell.folder / "eval").glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _default_launch(args: list[str], log_file: Path) -> int:
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    with log_file.open("a") as out:
+        out.write(f"\n$ {' '.join(args)}\n")
+        out.flush()
+        return subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def run_cell(cell: Cell, launch: Callable[[list[str], Path], int] = _default_launch, python: str = sys.executable) -> CellOutcome:
+    """Run (or resume) one cell; never raises for a failing run (the outcome says so)."""
+    status = cell_status(cell)
+    if status == "done":
+        return CellOutcome(cell.key, "skipped")
+    if status == "stale":
+        old = json.loads((cell.folder / "cell.json").read_text()).get("config_hash", "unknown")
+        aside = cell.folder.with_name(f"{cell.folder.name}.stale-{old}")
+        shutil.rmtree(aside, ignore_errors=True)
+        cell.folder.rename(aside)
+        log.info("benchmark: %s changed config; old run moved to %s", cell.key, aside)
+    cell.folder.mkdir(parents=True, exist_ok=True)
+    (cell.folder / "failed.json").unlink(missing_ok=True)
+    (cell.folder / "cell.json").write_text(json.dumps({"key": cell.key, "config_hash": cell.config_hash}))
+    log_file = cell.folder / "log.txt"
+    start = time.perf_counter()
+    fit = list(cell.fit_args)
+    last = cell.folder / "checkpoints" / "last.ckpt"
+    if last.is_file():  # an interrupted cell continues exactly where it stopped
+        fit += ["--ckpt_path", str(last)]
+    for stage, args in (("fit", fit), ("test", list(cell.test_args))):
+        code = launch([python, "-m", "medalign", *args], log_file)
+        if code != 0:
+            tail = log_file.read_text(errors="replace")[-3000:] if log_file.is_file() else ""
+            error = f"{stage} exited with code {code}"
+            (cell.folder / "failed.json").write_text(json.dumps({"key": cell.key, "stage": stage, "code": code, "log_tail": tail}, indent=2))
+            return CellOutcome(cell.key, "failed", time.perf_counter() - start, error)
+    results = latest_results(cell)
+    if results is None:
+        error = "test wrote no results.json"
+        (cell.folder / "failed.json").write_text(json.dumps({"key": cell.key, "stage": "test", "error": error}, indent=2))
+        return CellOutcome(cell.key, "failed", time.perf_counter() - start, error)
+    seconds = time.perf_counter() - start
+    done = {"key": cell.key, "config_hash": cell.config_hash, "results": str(results.relative_to(cell.folder)), "seconds": seconds}
+    (cell.folder / "done.json").write_text(json.dumps(done, indent=2))
+    return CellOutcome(cell.key, "done", seconds)
+
+
+def run_grid(cells: list[Cell], launch: Callable[[list[str], Path], int] = _default_launch, progress: bool = True) -> list[CellOutcome]:
+    """Run every cell in order; failed cells are reported and the grid goes on."""
+    from tqdm.auto import tqdm
+
+    outcomes = []
+    bar = tqdm(cells, desc="benchmark", unit="cell", disable=not progress)
+    for cell in bar:
+        bar.set_postfix_str(cell.key)
+        outcome = run_cell(cell, launch)
+        if outcome.status == "failed":
+            log.error("benchmark: cell %s failed (%s); see %s", cell.key, outcome.error, cell.folder / "log.txt")
+        outcomes.append(outcome)
+    return outcomes

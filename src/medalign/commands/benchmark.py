@@ -1,0 +1,62 @@
+"""`medalign benchmark --config benchmark/<study>.yaml`: a grid of methods × seeds × training
+fractions through the normal `fit` and `test` paths, then one table, plots and results.json.
+
+    medalign benchmark --config benchmark/demo.yaml              # run (resumes; skips finished cells)
+    medalign benchmark --config benchmark/demo.yaml --dry-run    # print the grid and each cell's commands
+    medalign benchmark --config benchmark/demo.yaml --aggregate  # tables and plots from finished cells only
+
+On a cluster, submit each printed cell (two command lines) as its own job, then run
+``--aggregate`` once they are done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medalign benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="study YAML (bare names resolve in configs/, e.g. benchmark/demo)")
+    parser.add_argument("--out", default=None, help="override the study's output folder")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the grid and every cell's command lines; run nothing")
+    mode.add_argument("--aggregate", action="store_true", help="only aggregate the cells that finished")
+    parser.add_argument("--methods", nargs="+", default=None, help="run only these methods")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    return parser
+
+
+def run(argv: list[str]) -> dict:
+    args = _parser().parse_args(argv)
+    from dataclasses import replace
+
+    from medalign.benchmark import aggregate, expand_grid, load_benchmark_config, run_grid
+    from medalign.benchmark.grid import print_grid
+    from medalign.benchmark.runner import cell_status
+
+    cfg = load_benchmark_config(args.config)
+    if args.out:
+        cfg = replace(cfg, out=args.out)
+    cells = expand_grid(cfg)
+    if args.methods:
+        unknown = sorted(set(args.methods) - {m.name for m in cfg.methods})
+        if unknown:
+            raise SystemExit(f"medalign benchmark: unknown methods {unknown}; the study has {[m.name for m in cfg.methods]}")
+        cells = [c for c in cells if c.method in args.methods]
+    if args.dry_run:
+        print(print_grid(cells))
+        states = [cell_status(c) for c in cells]
+        print(f"\n{states.count('done')} done, {states.count('partial')} partial, {states.count('stale')} stale, {states.count('new')} new")
+        return {"cells": [c.key for c in cells]}
+    if not args.aggregate:
+        outcomes = run_grid(cells)
+        failed = [o for o in outcomes if o.status == "failed"]
+        print(f"benchmark {cfg.name}: {sum(o.status == 'done' for o in outcomes)} run, "
+              f"{sum(o.status == 'skipped' for o in outcomes)} skipped (finished before), {len(failed)} failed")
+        for o in failed:
+            print(f"  FAILED {o.key}: {o.error}", file=sys.stderr)
+    result = aggregate(cfg, expand_grid(cfg), plots=not args.no_plots)
+    print((__import__("pathlib").Path(cfg.out) / "benchmark.md").read_text())
+    print(f"written: {cfg.out}/benchmark.md, benchmark.csv, results.json" + (", plots" if result.get("plots") else ""))
+    return result

@@ -1,0 +1,65 @@
+"""Benchmark pictures: grouped bars with error bars (method × fraction) and metric vs fraction."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medalign.evaluation.plots.style import new_figure, save_figure
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(n, 3)
+    return math.ceil(n / cols), cols
+
+
+def plot_bars(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path: str | Path) -> Path:
+    """One panel per metric: bars per method (grouped by fraction), error bars = sd over seeds."""
+    index = {(r["method"], r["fraction"], r["metric"]): r for r in summary}
+    rows, cols = _grid(len(metrics))
+    fig = new_figure((4.2 * cols, 3.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    methods = [m.name for m in cfg.methods]
+    width = 0.8 / max(len(cfg.fractions), 1)
+    for ax, metric in zip(axes, metrics):
+        for j, fraction in enumerate(cfg.fractions):
+            cells = [index.get((m, fraction, metric)) for m in methods]
+            means = [c["mean"] if c else np.nan for c in cells]
+            sds = [0.0 if not c or math.isnan(c["sd"]) else c["sd"] for c in cells]
+            x = np.arange(len(methods)) + (j - (len(cfg.fractions) - 1) / 2) * width
+            ax.bar(x, means, width, yerr=sds, capsize=3, label=f"fraction {fraction:g}")
+        ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+        ax.set_title(metric, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    if len(cfg.fractions) > 1:
+        axes[0].legend(fontsize=7)
+    fig.suptitle(f"benchmark {cfg.name}: mean ± sd over seeds {cfg.seeds}", fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_fraction_lines(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path: str | Path) -> Path:
+    """One panel per metric: mean ± sd vs training fraction (log x), one line per method."""
+    index = {(r["method"], r["fraction"], r["metric"]): r for r in summary}
+    rows, cols = _grid(len(metrics))
+    fig = new_figure((4.2 * cols, 3.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    fractions = sorted(cfg.fractions)
+    for ax, metric in zip(axes, metrics):
+        for method in cfg.methods:
+            cells = [index.get((method.name, f, metric)) for f in fractions]
+            means = np.array([c["mean"] if c else np.nan for c in cells])
+            sds = np.array([0.0 if not c or math.isnan(c["sd"]) else c["sd"] for c in cells])
+            ax.errorbar(fractions, means, yerr=sds, marker="o", capsize=3, label=method.name)
+        ax.set_xscale("log")
+        ax.set_xlabel("training fraction")
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    return save_figure(fig, path)
