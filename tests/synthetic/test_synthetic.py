@@ -16,7 +16,7 @@ from medalign.data.tokenizer import load_tokenizer
 
 PROMPTS = Path(__file__).resolve().parents[2] / "src" / "medalign" / "configs" / "prompts" / "chexpert5.json"
 COLUMNS = ["image", "text", "split", "heatmap", "id", "study_id", "subject_id", *LABELS, "No Finding"]
-CONFIG = SyntheticConfig(n=60, image_size=32, seed=3, heatmap_fraction=0.25)
+CONFIG = SyntheticConfig(n=60, image_size=32, seed=3, heatmap_fraction=0.25, test_heatmap_fraction=0.5)
 
 
 def read(manifest: Path) -> pd.DataFrame:
@@ -89,14 +89,16 @@ def test_label_counts_roughly_as_configured(tmp_path):
 def test_heatmaps_fraction_shape_range(dataset):
     frame = read(dataset)
     has = frame["heatmap"] != ""
-    assert set(frame.loc[has, "split"]) == {"train"}
-    assert has.sum() == round(0.25 * 48)
+    assert set(frame.loc[has, "split"]) == {"train", "test"}  # never val
+    n_test = int((frame["split"] == "test").sum())
+    assert (has & (frame["split"] == "train")).sum() == round(0.25 * 48)
+    assert (has & (frame["split"] == "test")).sum() == max(1, round(0.5 * n_test))
     for rel in frame.loc[has, "heatmap"]:
         heat = np.load(dataset.parent / rel)
         assert heat.dtype == np.float32 and heat.shape == (32, 32)
         assert heat.min() >= 0 and heat.max() == pytest.approx(1.0)
     summary = json.loads((dataset.parent / "synthetic.json").read_text())
-    assert summary["config"]["n"] == 60 and summary["counts"]["train"]["heatmaps"] == has.sum()
+    assert summary["config"]["n"] == 60 and summary["counts"]["train"]["heatmaps"] == (has & (frame["split"] == "train")).sum()
 
 
 def test_heatmap_peaks_on_consolidation_side(tmp_path):
@@ -185,3 +187,34 @@ def test_prompts_expand_product_and_subsample(tmp_path):
 def test_prompts_missing_class_names_class_and_file(tmp_path):
     with pytest.raises(KeyError, match=r"Pneumothorax.*chexpert5\.json"):
         load_prompts(PROMPTS, classes=["Edema", "Pneumothorax"])
+
+
+def test_shortcut_markers_follow_findings_in_train_and_not_in_test(tmp_path):
+    from medalign.synthetic.shortcut import marker_mask
+
+    config = SyntheticConfig(n=400, image_size=32, seed=1, shortcut=0.9, test_heatmap_fraction=0.0)
+    frame = read(generate_synthetic(tmp_path / "s", config, progress=False))
+    marked = {name: frame["markers"].fillna("").str.split("|").apply(lambda m, n=name: n in m) for name in LABELS}
+    for name in LABELS:
+        train = frame["split"].isin(["train", "val"])
+        # train/val: a marker only on positives, and on ~90 % of them
+        assert not (marked[name] & train & (frame[name] == 0)).any(), name
+        rate = marked[name][train & (frame[name] == 1)].mean()
+        assert 0.75 < rate <= 1.0, (name, rate)
+    # test: markers independent of the findings — some land on negatives
+    test = frame["split"] == "test"
+    assert sum((marked[n] & test & (frame[n] == 0)).sum() for n in LABELS) > 0
+    # the marker pixels are burnt in white exactly where the glyph is
+    row = frame[marked["Edema"]].iloc[0]
+    pixels = np.asarray(Image.open(tmp_path / "s" / row["image"]))
+    assert (pixels[marker_mask("Edema", 32)] == 255).all()
+
+
+def test_shortcut_zero_leaves_images_identical(tmp_path):
+    a = generate_synthetic(tmp_path / "a", SyntheticConfig(n=20, image_size=32, seed=2), progress=False)
+    b = generate_synthetic(tmp_path / "b", SyntheticConfig(n=20, image_size=32, seed=2, shortcut=0.5), progress=False)
+    frame = read(b)
+    unmarked = frame[frame["markers"].fillna("") == ""]
+    assert len(unmarked) > 0
+    for rel in unmarked["image"]:
+        assert np.array_equal(np.asarray(Image.open(a.parent / rel)), np.asarray(Image.open(b.parent / rel)))

@@ -10,8 +10,11 @@ Layout written under `out_dir`:
 
 Pair `i` is drawn from `np.random.default_rng([seed, i, stream])`, so its findings, image
 and report do not depend on `n`. Splits, subjects and the heatmap subset come from seeded
-shuffles. Heatmaps go to a random `heatmap_fraction` of the *train* pairs, normals
-included: a normal read's gaze is spread evenly over both lungs and the heart.
+shuffles. Heatmaps go to a random `heatmap_fraction` of the *train* pairs (eCLIP's expert
+stream) and `test_heatmap_fraction` of the *test* pairs (saliency–gaze agreement), normals
+included: a normal read's gaze is spread evenly over both lungs and the heart. With
+`shortcut` P > 0, class-specific burn-in markers co-occur with findings in train/val and are
+independent of them in test (`medalign.synthetic.shortcut`); a ``markers`` column lists them.
 """
 
 from __future__ import annotations
@@ -31,13 +34,15 @@ from PIL import Image
 from medalign.synthetic.findings import LABELS, NO_FINDING, label_vector, sample_findings
 from medalign.synthetic.images import render_heatmap, render_image
 from medalign.synthetic.reports import write_report
+from medalign.synthetic.shortcut import draw_markers, stamp
 
 __all__ = ["LABELS", "SyntheticConfig", "ensure_synthetic", "generate_synthetic"]
 
 GENERATOR_VERSION = 1  # bump when the rendering or report templates change
 SPLITS = ("train", "val", "test")
 _FINDINGS, _IMAGE, _REPORT = 0, 1, 2  # per-pair random streams
-_SPLIT_STREAM, _HEATMAP_STREAM, _SUBJECT_STREAM = 1_000_001, 1_000_002, 1_000_003
+_MARKER = 3  # per-pair stream of the shortcut markers (P = 0 draws nothing from the others)
+_SPLIT_STREAM, _HEATMAP_STREAM, _SUBJECT_STREAM, _TEST_HEATMAP_STREAM = 1_000_001, 1_000_002, 1_000_003, 1_000_004
 
 
 @dataclass
@@ -46,6 +51,8 @@ class SyntheticConfig:
     image_size: int = 64  # square side in pixels
     seed: int = 0
     heatmap_fraction: float = 0.05  # fraction of TRAIN pairs that get a gaze heatmap
+    test_heatmap_fraction: float = 0.2  # fraction of TEST pairs with gaze (saliency–gaze evaluation)
+    shortcut: float = 0.0  # P: a present finding carries its class's burn-in marker in train/val (synthetic/shortcut.py)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/val/test
     normal_fraction: float = 0.2  # pairs with no finding
     multi_fraction: float = 0.2  # pairs with 2 findings (the rest: exactly one finding)
@@ -60,7 +67,7 @@ class SyntheticConfig:
                 "SyntheticConfig.split_fractions must be 3 non-negative numbers summing to 1, "
                 f"got {self.split_fractions}"
             )
-        for name in ("heatmap_fraction", "normal_fraction", "multi_fraction"):
+        for name in ("heatmap_fraction", "test_heatmap_fraction", "shortcut", "normal_fraction", "multi_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SyntheticConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.normal_fraction + self.multi_fraction > 1.0:
@@ -97,12 +104,17 @@ def _assign_subjects(splits: np.ndarray, seed: int) -> list[str]:
 
 
 def _heatmap_subset(splits: np.ndarray, config: SyntheticConfig) -> set[int]:
-    train = np.flatnonzero(splits == "train")
-    k = int(round(config.heatmap_fraction * len(train)))
-    if config.heatmap_fraction > 0 and len(train):
-        k = max(k, 1)
-    rng = np.random.default_rng([config.seed, _HEATMAP_STREAM])
-    return set(rng.choice(train, size=k, replace=False).tolist())
+    """Pairs with a gaze heatmap: `heatmap_fraction` of train and `test_heatmap_fraction` of test."""
+    chosen: set[int] = set()
+    for split, fraction, stream in (("train", config.heatmap_fraction, _HEATMAP_STREAM),
+                                    ("test", config.test_heatmap_fraction, _TEST_HEATMAP_STREAM)):
+        rows = np.flatnonzero(splits == split)
+        k = int(round(fraction * len(rows)))
+        if fraction > 0 and len(rows):
+            k = max(k, 1)
+        rng = np.random.default_rng([config.seed, stream])
+        chosen |= set(rng.choice(rows, size=k, replace=False).tolist())
+    return chosen
 
 
 def _counts(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -137,14 +149,22 @@ def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = Non
         from tqdm import tqdm
 
         indices = tqdm(indices, desc="synthetic CXR", unit="pair")
+    all_findings = [
+        sample_findings(np.random.default_rng([config.seed, i, _FINDINGS]), config.normal_fraction, config.multi_fraction)
+        for i in range(config.n)
+    ]
+    train_rows = [i for i in range(config.n) if splits[i] == "train"] or list(range(config.n))
+    prevalence = {name: float(np.mean([label_vector(all_findings[i])[name] for i in train_rows])) for name in LABELS}
     rows = []
     for i in indices:
-        findings = sample_findings(
-            np.random.default_rng([config.seed, i, _FINDINGS]), config.normal_fraction, config.multi_fraction
-        )
+        findings = all_findings[i]
         rendered = render_image(findings, config.image_size, np.random.default_rng([config.seed, i, _IMAGE]))
+        markers = []
+        if config.shortcut > 0:
+            markers = draw_markers(label_vector(findings), splits[i], config.shortcut, prevalence,
+                                   np.random.default_rng([config.seed, i, _MARKER]))
         image_rel = f"images/{i:05d}.png"
-        Image.fromarray(rendered.image).save(out / image_rel)
+        Image.fromarray(stamp(rendered.image, markers)).save(out / image_rel)
         heatmap_rel = ""
         if i in with_heatmap:
             heatmap_rel = f"heatmaps/{i:05d}.npy"
@@ -152,7 +172,8 @@ def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = Non
         text = write_report(findings, LABELS, np.random.default_rng([config.seed, i, _REPORT]))
         rows.append(
             dict(image=image_rel, text=text, split=splits[i], heatmap=heatmap_rel, id=f"syn{i:05d}",
-                 study_id=f"s{i:05d}", subject_id=subjects[i], **label_vector(findings))
+                 study_id=f"s{i:05d}", subject_id=subjects[i], **label_vector(findings),
+                 **({"markers": "|".join(markers)} if config.shortcut > 0 else {}))
         )
     frame = pd.DataFrame(rows)
 
