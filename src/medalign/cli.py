@@ -19,6 +19,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "geometry": ("medalign.commands.geometry", "geometry table and pictures for a checkpoint"),
     "gap-sweep": ("medalign.commands.gap_sweep", "λ-shift + linear-probe study (modality gap)"),
     "prepare": ("medalign.commands.prepare", "real dataset in its published layout → manifest"),
+    "saliency": ("medalign.commands.saliency", "saliency–gaze agreement (NSS, CC, KLD, SIM, AUC) of a checkpoint"),
     "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study, resumable"),
 }
 
