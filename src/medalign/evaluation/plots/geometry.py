@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from medalign.metrics.clustering import clustering_scores
-from medalign.evaluation.tasks.zero_shot import single_label_rows
+from medalign.data.labels import single_label_rows
 from medalign.metrics.geometry import geometry_summary
 
 log = logging.getLogger(__name__)
