@@ -164,7 +164,8 @@ def run(argv: list[str]) -> dict[str, Any]:
 
     cfg = _parse(argv)
     encoder, data = _encoder(cfg)
-    splits, dropped = _splits(cfg, encoder, cfg.uncertain or data.get("uncertain", "zeros"), cfg.blank or data.get("blank", "zeros"))
+    policy = (cfg.uncertain or data.get("uncertain", "zeros"), cfg.blank or data.get("blank", "zeros"))
+    splits, dropped = _splits(cfg, encoder, *policy)
     result = run_gap_sweep(splits["train"], splits.get("val"), splits["test"], cfg.lambdas, cfg.seeds, cfg.task,
                            cfg.label_columns, cfg.probe, cfg.sequential, cfg.references,
                            cfg.learnable_lambda)

@@ -51,6 +51,7 @@ def balanced_single_label(
     out.parent.mkdir(parents=True, exist_ok=True)
     for column in ("image", "heatmap"):
         if column in frame:
-            frame[column] = [os.path.relpath(manifest.root / p, out.parent) if isinstance(p, str) and p else p for p in frame[column]]
+            paths = frame[column]
+            frame[column] = [os.path.relpath(manifest.root / p, out.parent) if isinstance(p, str) and p else p for p in paths]
     frame.to_csv(out, index=False)
     return read_manifest(out, list(classes), check_files=False)

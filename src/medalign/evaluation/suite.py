@@ -121,12 +121,17 @@ class SuiteRunner:
 
     def embeddings(self, manifest: str, split: str, classes: list[str], task: TaskConfig | None = None) -> EmbeddingSet:
         """Cached embeddings; labels follow the task's label policies, else the run's."""
-        uncertain = (task.uncertain if task else None) or self.defaults.uncertain
-        blank = (task.blank if task else None) or self.defaults.blank
-        check_policies(uncertain, blank, prefix=f"evaluation task {(task.name or task.type) if task else ''!r}: ")
+        uncertain, blank = self.label_policy(task)
         return get_embeddings(
             self.encoder, manifest, split, classes, cache_dir=self.cache_dir, uncertain=uncertain, blank=blank, **self.loader
         )
+
+    def label_policy(self, task: TaskConfig | None) -> tuple[UncertainPolicy, BlankPolicy]:
+        """(uncertain, blank) of a task: its own settings, else the run's ``data`` section."""
+        uncertain = (task.uncertain if task else None) or self.defaults.uncertain
+        blank = (task.blank if task else None) or self.defaults.blank
+        check_policies(uncertain, blank, prefix=f"evaluation task {task.name or task.type!r}: " if task else "data.")
+        return uncertain, blank
 
     def prompt_embeddings(self, prompts: dict[str, list[str]]) -> list[torch.Tensor]:
         flat = [p for texts in prompts.values() for p in texts]
@@ -141,7 +146,7 @@ class SuiteRunner:
         record: dict[str, Any] = {"name": name, "type": task.type, "manifest": str(manifest), "split": task.split,
                                   "manifest_sha256": file_hash(manifest)}
         if task.type in LABELLED_TASKS:
-            record["label_policy"] = {"uncertain": task.uncertain or self.defaults.uncertain, "blank": task.blank or self.defaults.blank}
+            record["label_policy"] = dict(zip(("uncertain", "blank"), self.label_policy(task)))
         metrics, n, files = getattr(self, f"_{task.type}")(task, manifest, name)
         record.update(n=int(n), metrics=metrics, files=files)
         return record
