@@ -21,9 +21,10 @@ def test_reads_valid_manifest_and_maps_validate_to_val(tmp_path):
     m = read_manifest(path, ["Edema"])
     assert list(m.frame["split"]) == ["train", "val", "test"]
     assert len(m.split("val")) == 1
-    np.testing.assert_array_equal(m.labels("zeros")[:, 0], [1, 0, np.nan])
-    np.testing.assert_array_equal(m.labels("ones")[:, 0], [1, 1, np.nan])
-    np.testing.assert_array_equal(m.labels("ignore")[:, 0], [1, np.nan, np.nan])
+    np.testing.assert_array_equal(m.labels("zeros", blank="ignore")[:, 0], [1, 0, np.nan])
+    np.testing.assert_array_equal(m.labels("ones", blank="ignore")[:, 0], [1, 1, np.nan])
+    np.testing.assert_array_equal(m.labels("ignore", blank="ignore")[:, 0], [1, np.nan, np.nan])
+    np.testing.assert_array_equal(m.labels("ignore")[:, 0], [1, np.nan, 0])  # default blank: zeros (not mentioned)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -110,3 +111,42 @@ def test_shipped_eval_configs_parse(name, synthetic_dir):
         assert [t.type for t in suite.tasks] == [t["type"] for t in raw["tasks"]]
     else:
         assert suite.encoder == "open_clip" and suite.tasks is None
+
+
+def test_paper_config_runs_the_eclip_protocols(synthetic_dir):
+    """eval/paper.yaml: the eCLIP paper's tasks (§4.1–4.4) with its values, each dataset prepared by a listed command."""
+    import re
+
+    from medalign.data.prompts import load_prompts
+    from medalign.paths import CONFIG_DIR, resolve_config
+    from medalign.prepare import ADAPTERS, nih
+    from medalign.prepare.subsets import COMPETITION_5
+
+    cli = cli_main(["--config", TINY, "--config", "eval/paper.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv")], run=False)
+    tasks = {t.name: t for t in cli.config_init["evaluation"].tasks}
+    zero_shot = {n: t for n, t in tasks.items() if t.type == "zero_shot"}
+    assert set(zero_shot) == {"chexpert_5x200", "mimic_5x200", "cxr14_14x100"}
+    assert all(t.aggregation == "embedding" for t in zero_shot.values())  # mean prompt embedding (§4.2)
+    assert list(load_prompts(resolve_config(zero_shot["chexpert_5x200"].prompts, (".json",)))) == COMPETITION_5
+    assert list(load_prompts(resolve_config(zero_shot["cxr14_14x100"].prompts, (".json",)))) == nih.FINDINGS
+    assert tasks["rsna_pneumonia"].type == "binary_zero_shot" and tasks["rsna_pneumonia"].label == "Pneumonia"
+
+    probes = {n: t for n, t in tasks.items() if t.type == "linear_probe"}
+    assert set(probes) == {"cxr8_probe", "rsna_probe", "mimic5_probe_for_openi5"}
+    assert all(t.fractions == [0.01, 0.1, 1.0] and (t.train_split, t.split) == ("train", "test") for t in probes.values())
+    chestx_ray8 = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax"]
+    assert probes["cxr8_probe"].classes == chestx_ray8 and set(chestx_ray8) <= set(nih.LABELS)
+    assert probes["mimic5_probe_for_openi5"].classes == COMPETITION_5 and probes["mimic5_probe_for_openi5"].blank == "zeros"
+
+    retrieval, rag = tasks["openi_retrieval"], tasks["openi_report_generation"]
+    assert retrieval.type == "retrieval" and retrieval.ks == [1, 5, 10] and "openi" in retrieval.manifest
+    assert rag.type == "report_retrieval" and rag.k == 5 and (rag.split, rag.train_split) == ("test", "train")
+    assert rag.train_manifest == rag.manifest  # corpus = the other Open-I reports
+
+    text = (CONFIG_DIR / "eval" / "paper.yaml").read_text()
+    assert "OpenI-5" in text and "NOT available" in text  # the unavailable dataset and its replacement are stated
+    outs = {out: name for name, out in re.findall(r"medalign prepare (\S+) .*--out (\S+)", text)}  # folder → adapter
+    assert set(outs.values()) <= set(ADAPTERS)
+    for task in tasks.values():
+        assert str(Path(task.manifest).parent) in outs, f"{task.name}: {task.manifest} is not made by a listed prepare command"
+    assert outs["data/chexpert_5x200"] == "chexpert-5x200" and outs["data/cxr14_14x100"] == "nih-14x100"

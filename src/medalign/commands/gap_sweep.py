@@ -43,6 +43,7 @@ class GapSweepConfig:
         image_size: encoder input size (default: the checkpoint's data.image_size, else 224).
         max_length: report tokens (default: the checkpoint's data.max_length, else 256).
         uncertain: policy for -1 labels (default: the checkpoint's data.uncertain, else zeros).
+        blank: policy for empty ("not mentioned") labels (default: the checkpoint's data.blank, else zeros).
         val_split: split used for early stopping; null, or a split without rows → 10 % of train per seed.
         lambdas: the λ grid.
         seeds: probe seeds (the paper: five, 42 … 46).
@@ -71,6 +72,7 @@ class GapSweepConfig:
     image_size: int | None = None
     max_length: int | None = None
     uncertain: Literal["zeros", "ones", "ignore"] | None = None
+    blank: Literal["zeros", "ignore"] | None = None
     val_split: str | None = "val"
     lambdas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
     seeds: list[int] = field(default_factory=lambda: [42, 43, 44, 45, 46])
@@ -133,11 +135,11 @@ def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
     return MedAlignEncoder.from_checkpoint(ckpt, tokenizer, **settings), data
 
 
-def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str) -> tuple[dict[str, Any], dict[str, int]]:
+def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zeros") -> tuple[dict[str, Any], dict[str, int]]:
     """(v, t, labels) per split from the embedding cache; multiclass keeps single-label rows."""
     from medalign.data.manifest import read_manifest
     from medalign.evaluation.embeddings import get_embeddings
-    from medalign.evaluation.tasks.zero_shot import single_label_rows
+    from medalign.data.labels import single_label_rows
 
     manifest = read_manifest(cfg.manifest, cfg.label_columns, check_files=False)
     names = ["train", "test"]
@@ -148,7 +150,7 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str) -> tuple[dict[str
     out, dropped = {}, {}
     for name in names:
         emb = get_embeddings(encoder, cfg.manifest, name, cfg.label_columns, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size,
-                             num_workers=cfg.num_workers, device=cfg.device, uncertain=uncertain)
+                             num_workers=cfg.num_workers, device=cfg.device, uncertain=uncertain, blank=blank)
         keep = single_label_rows(emb.labels) if cfg.task == "multiclass" else np.ones(len(emb), bool)
         dropped[name] = int((~keep).sum())
         out["val" if name == cfg.val_split else name] = (emb.image[keep], emb.text[keep], emb.labels[keep])
@@ -162,7 +164,8 @@ def run(argv: list[str]) -> dict[str, Any]:
 
     cfg = _parse(argv)
     encoder, data = _encoder(cfg)
-    splits, dropped = _splits(cfg, encoder, cfg.uncertain or data.get("uncertain", "zeros"))
+    policy = (cfg.uncertain or data.get("uncertain", "zeros"), cfg.blank or data.get("blank", "zeros"))
+    splits, dropped = _splits(cfg, encoder, *policy)
     result = run_gap_sweep(splits["train"], splits.get("val"), splits["test"], cfg.lambdas, cfg.seeds, cfg.task,
                            cfg.label_columns, cfg.probe, cfg.sequential, cfg.references,
                            cfg.learnable_lambda)

@@ -63,6 +63,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     emb = get_embeddings(
         encoder, manifest, args.split, labels, cache_dir=args.cache_dir, batch_size=args.batch_size,
         num_workers=args.num_workers, device=args.device, uncertain=data.get("uncertain", "zeros"),
+        blank=data.get("blank", "zeros"),
     )
     rows = np.arange(len(emb))
     if args.max_pairs is not None:

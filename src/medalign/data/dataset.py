@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medalign.data.manifest import Manifest, UncertainPolicy
+from medalign.data.labels import BlankPolicy, UncertainPolicy
+from medalign.data.manifest import Manifest
 from medalign.data.transforms import PairTransform, load_heatmap, load_image
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ImageTextDataset(Dataset):
         transform: joint image/heatmap transform.
         seed: base seed of the per-sample augmentation.
         uncertain: policy for -1 labels.
+        blank: policy for empty ("not mentioned") labels.
         on_error: ``raise`` on an unreadable image or bad heatmap, or ``skip`` it (logged,
             counted, replaced by the next readable row) up to `max_skips` per worker.
         max_skips: skips tolerated per worker process before raising.
@@ -54,6 +56,7 @@ class ImageTextDataset(Dataset):
         uncertain: UncertainPolicy = "zeros",
         on_error: Literal["raise", "skip"] = "raise",
         max_skips: int = 100,
+        blank: BlankPolicy = "zeros",
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -68,7 +71,7 @@ class ImageTextDataset(Dataset):
         self.images = [str(p) for p in manifest.image_paths()]
         self.heatmaps = [str(manifest.root / h) if h else "" for h in frame["heatmap"]]
         self.texts = [clean_report(t) for t in frame["text"]]
-        self.labels = torch.from_numpy(manifest.labels(uncertain))
+        self.labels = torch.from_numpy(manifest.labels(uncertain, blank))
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from medalign.data.labels import BlankPolicy, UncertainPolicy, apply_label_policy
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("image", "text", "split")
 SPLITS = ("train", "val", "test")
-UncertainPolicy = Literal["zeros", "ones", "ignore"]
 
 
 class ManifestError(ValueError):
@@ -53,14 +54,17 @@ class Manifest:
             raise ManifestError(f"unknown split {name!r}; expected one of {SPLITS}")
         return Manifest(self.path, self.frame[self.frame["split"] == name], self.label_columns)
 
-    def labels(self, uncertain: UncertainPolicy = "zeros") -> np.ndarray:
-        """Labels as float32 (N, C): 1 / 0, NaN where unknown (empty, or uncertain under ``ignore``)."""
+    def labels(self, uncertain: UncertainPolicy = "zeros", blank: BlankPolicy = "zeros") -> np.ndarray:
+        """Labels as float32 (N, C): 1 / 0, NaN where left out by a policy (`medalign.data.labels`).
+
+        Args:
+            uncertain: -1 cells become 0 (``zeros``), 1 (``ones``) or NaN (``ignore``).
+            blank: empty ("not mentioned") cells become 0 (``zeros``) or NaN (``ignore``).
+        """
         if not self.label_columns:
             return np.zeros((len(self.frame), 0), dtype=np.float32)
-        values = self.frame[self.label_columns].to_numpy(dtype=np.float32, na_value=np.nan, copy=True)
-        replacement = {"zeros": 0.0, "ones": 1.0, "ignore": np.nan}[uncertain]
-        values[values == -1] = replacement
-        return values
+        values = self.frame[self.label_columns].to_numpy(dtype=np.float32, na_value=np.nan)  # (N, C)
+        return apply_label_policy(values, uncertain, blank)
 
     def image_paths(self) -> list[Path]:
         return [self.root / p for p in self.frame["image"]]

@@ -1,4 +1,9 @@
-"""Balanced single-label test sets in the style of CheXpert 5x200 / CXR 14x100 (GLoRIA, Huang et al. 2021)."""
+"""A 5x200 / 14x100 test manifest from an already written manifest (GLoRIA, Huang et al. 2021).
+
+A thin caller of the one builder, `medalign.prepare.subsets.single_label_subset` (the rule:
+exactly one of `classes` positive, none uncertain, blanks not positive). From a raw dataset,
+``medalign prepare chexpert-5x200 | mimic-5x200 | nih-14x100`` does the same in one step.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from medalign.data.manifest import Manifest, UncertainPolicy, read_manifest
-from medalign.evaluation.tasks.zero_shot import single_label_rows
+from medalign.data.manifest import Manifest, read_manifest
+from medalign.prepare.subsets import single_label_subset
 
 
 def balanced_single_label(
@@ -19,9 +22,8 @@ def balanced_single_label(
     seed: int = 0,
     out: str | Path | None = None,
     split: str | None = "test",
-    uncertain: UncertainPolicy = "ignore",
 ) -> Manifest:
-    """Draw `per_class` rows positive for exactly one of `classes` (and known for all of them).
+    """Draw `per_class` rows positive for exactly one of `classes` (none uncertain; blank = not positive).
 
     Args:
         manifest: a manifest path or `Manifest`.
@@ -31,10 +33,9 @@ def balanced_single_label(
         out: write the new manifest here (CSV); image / heatmap paths are rewritten relative
             to its folder. None → not written.
         split: draw from this split only (None: every split); the output's split is ``test``.
-        uncertain: policy for -1 labels; ``ignore`` (default) leaves uncertain rows out.
 
     Returns:
-        The balanced manifest, rows ordered by class then draw.
+        The balanced manifest: class columns one-hot, rows grouped by class.
 
     Raises:
         ValueError: a class has fewer than `per_class` eligible rows (the message gives every count).
@@ -42,30 +43,15 @@ def balanced_single_label(
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest, list(classes), check_files=False)
     source = manifest.split(split) if split else manifest
-    source = Manifest(source.path, source.frame, list(classes))
-    labels = source.labels(uncertain)
-    eligible = single_label_rows(labels)
-    owner = np.nan_to_num(labels).argmax(1)
-    pools = {c: np.flatnonzero(eligible & (owner == k)) for k, c in enumerate(classes)}
-    short = {c: len(p) for c, p in pools.items() if len(p) < per_class}
-    if short:
-        counts = {c: len(p) for c, p in pools.items()}
-        raise ValueError(
-            f"{manifest.path}{f' split {split!r}' if split else ''}: need {per_class} single-label rows per class, "
-            f"found {counts}; lower per_class or add data"
-        )
-    rng = np.random.default_rng(seed)
-    picks = np.concatenate([rng.choice(pools[c], size=per_class, replace=False) for c in classes])
-    frame = source.frame.iloc[picks].copy()
-    frame["split"] = "test"
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        for column in ("image", "heatmap"):
-            if column in frame:
-                frame[column] = [
-                    os.path.relpath(manifest.root / p, out.parent) if isinstance(p, str) and p else p for p in frame[column]
-                ]
-        frame.to_csv(out, index=False)
-        return read_manifest(out, list(classes), check_files=False)
-    return Manifest(manifest.path, frame, list(classes))
+    where = f"{manifest.path}{f' split {split!r}' if split else ''}"
+    frame = single_label_subset(source.frame, classes, per_class, seed, name=where)
+    if out is None:
+        return Manifest(manifest.path, frame, list(classes))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for column in ("image", "heatmap"):
+        if column in frame:
+            paths = frame[column]
+            frame[column] = [os.path.relpath(manifest.root / p, out.parent) if isinstance(p, str) and p else p for p in paths]
+    frame.to_csv(out, index=False)
+    return read_manifest(out, list(classes), check_files=False)

@@ -30,7 +30,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medalign.data.dataset import clean_report
-from medalign.data.manifest import Manifest, UncertainPolicy, read_manifest
+from medalign.data.labels import BlankPolicy, UncertainPolicy
+from medalign.data.manifest import Manifest, read_manifest
 from medalign.data.transforms import PairTransform, load_image
 from medalign.evaluation.encoders import Encoder, file_hash
 
@@ -111,6 +112,7 @@ def get_embeddings(
     device: torch.device | str | None = None,
     uncertain: UncertainPolicy = "zeros",
     progress: bool = True,
+    blank: BlankPolicy = "zeros",
 ) -> EmbeddingSet:
     """Embeddings of one manifest split, from the cache or by running `encoder` once.
 
@@ -126,6 +128,7 @@ def get_embeddings(
         device: where the encoder runs; default CUDA when available.
         uncertain: policy for -1 labels.
         progress: show a tqdm bar while encoding.
+        blank: policy for empty ("not mentioned") labels (`medalign.data.labels`).
 
     Raises:
         ValueError: the split has no rows.
@@ -136,7 +139,7 @@ def get_embeddings(
         raise ValueError(f"{manifest_path} has no rows with split {split!r}")
     key, description = cache_key(encoder, file_hash(manifest_path), split)
     folder = Path(cache_dir or DEFAULT_CACHE_DIR) / key
-    labels = manifest.labels(uncertain)
+    labels = manifest.labels(uncertain, blank)
     if (folder / "key.json").is_file():
         log.info("embeddings of %s[%s] from cache %s", manifest_path, split, folder)
         return _read(folder, labels, list(label_columns), key)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medalign.evaluation.tasks.zero_shot import single_label_rows
+from medalign.data.labels import single_label_rows
 from medalign.metrics.clustering import clustering_scores
 from medalign.metrics.geometry import geometry_summary
 

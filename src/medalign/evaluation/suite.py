@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.prompts import load_prompts
 from medalign.evaluation.tasks import linear_probe, report_retrieval
 from medalign.evaluation.embeddings import EmbeddingSet, encode_strings, get_embeddings
@@ -29,6 +30,7 @@ from medalign.paths import resolve_config
 
 log = logging.getLogger(__name__)
 
+LABELLED_TASKS = ("zero_shot", "binary_zero_shot", "linear_probe")  # tasks whose rows / targets follow the label policy
 TaskType = Literal["zero_shot", "binary_zero_shot", "retrieval", "linear_probe", "report_retrieval"]
 
 
@@ -56,6 +58,8 @@ class TaskConfig:
         generator: local transformers model directory for report generation (off when unset).
         generate_limit: images sent to the generator.
         seed: sampling seed.
+        uncertain: policy for -1 labels (default: ``data.uncertain``).
+        blank: policy for empty ("not mentioned") labels (default: ``data.blank``).
     """
 
     type: TaskType
@@ -77,6 +81,8 @@ class TaskConfig:
     generator: str | None = None
     generate_limit: int = 16
     seed: int = 0
+    uncertain: UncertainPolicy | None = None
+    blank: BlankPolicy | None = None
 
 
 @dataclass
@@ -86,7 +92,8 @@ class DataDefaults:
     manifest: str
     label_columns: list[str]
     prompts: str | None = None
-    uncertain: str = "zeros"
+    uncertain: UncertainPolicy = "zeros"
+    blank: BlankPolicy = "zeros"
 
 
 def default_tasks(defaults: DataDefaults) -> list[TaskConfig]:
@@ -112,10 +119,19 @@ class SuiteRunner:
     def __init__(self, encoder: Encoder, defaults: DataDefaults, out_dir: Path, cache_dir: str | Path | None, **loader: Any) -> None:
         self.encoder, self.defaults, self.out_dir, self.cache_dir, self.loader = encoder, defaults, Path(out_dir), cache_dir, loader
 
-    def embeddings(self, manifest: str, split: str, classes: list[str]) -> EmbeddingSet:
+    def embeddings(self, manifest: str, split: str, classes: list[str], task: TaskConfig | None = None) -> EmbeddingSet:
+        """Cached embeddings; labels follow the task's label policies, else the run's."""
+        uncertain, blank = self.label_policy(task)
         return get_embeddings(
-            self.encoder, manifest, split, classes, cache_dir=self.cache_dir, uncertain=self.defaults.uncertain, **self.loader
+            self.encoder, manifest, split, classes, cache_dir=self.cache_dir, uncertain=uncertain, blank=blank, **self.loader
         )
+
+    def label_policy(self, task: TaskConfig | None) -> tuple[UncertainPolicy, BlankPolicy]:
+        """(uncertain, blank) of a task: its own settings, else the run's ``data`` section."""
+        uncertain = (task.uncertain if task else None) or self.defaults.uncertain
+        blank = (task.blank if task else None) or self.defaults.blank
+        check_policies(uncertain, blank, prefix=f"evaluation task {task.name or task.type!r}: " if task else "data.")
+        return uncertain, blank
 
     def prompt_embeddings(self, prompts: dict[str, list[str]]) -> list[torch.Tensor]:
         flat = [p for texts in prompts.values() for p in texts]
@@ -129,6 +145,8 @@ class SuiteRunner:
         name = task.name or task.type
         record: dict[str, Any] = {"name": name, "type": task.type, "manifest": str(manifest), "split": task.split,
                                   "manifest_sha256": file_hash(manifest)}
+        if task.type in LABELLED_TASKS:
+            record["label_policy"] = dict(zip(("uncertain", "blank"), self.label_policy(task)))
         metrics, n, files = getattr(self, f"_{task.type}")(task, manifest, name)
         record.update(n=int(n), metrics=metrics, files=files)
         return record
@@ -142,7 +160,7 @@ class SuiteRunner:
     def _zero_shot(self, task: TaskConfig, manifest: str, name: str):
         prompts = self._prompts(task, task.classes)
         classes = list(prompts)
-        emb = self.embeddings(manifest, task.split, classes)
+        emb = self.embeddings(manifest, task.split, classes, task)
         metrics = zero_shot_classify(torch.from_numpy(emb.image), emb.labels, self.prompt_embeddings(prompts), classes, task.aggregation)
         return metrics, metrics["n"], {}
 
@@ -151,7 +169,7 @@ class SuiteRunner:
             raise ValueError(f"binary_zero_shot task {name!r} needs 'label' (the label column)")
         positive, negative = task.positive or task.label, task.negative or f"No {task.label}"
         prompts = self._prompts(task, [positive, negative])
-        emb = self.embeddings(manifest, task.split, [task.label])
+        emb = self.embeddings(manifest, task.split, [task.label], task)
         pos, neg = self.prompt_embeddings(prompts)
         metrics = binary_zero_shot(torch.from_numpy(emb.image), emb.labels[:, 0], pos, neg, task.aggregation, (negative, positive))
         return metrics, metrics["n"], {}
@@ -164,8 +182,8 @@ class SuiteRunner:
         classes = task.classes or self.defaults.label_columns
         if not classes:
             raise ValueError(f"linear_probe task {name!r} needs 'classes' or data.label_columns")
-        train = self.embeddings(task.train_manifest or manifest, task.train_split, classes)
-        test = self.embeddings(manifest, task.split, classes)
+        train = self.embeddings(task.train_manifest or manifest, task.train_split, classes, task)
+        test = self.embeddings(manifest, task.split, classes, task)
         sweep = linear_probe.fraction_sweep(
             train.image, train.labels, test.image, test.labels, classes, task.fractions, task.multilabel, task.seed
         )

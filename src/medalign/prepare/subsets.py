@@ -1,8 +1,15 @@
-"""Zero-shot evaluation subsets: N single-label images per class (CheXpert/MIMIC 5x200, CXR 14x100).
+"""Balanced single-label test sets: CheXpert / MIMIC 5x200 and CXR 14x100 (the one builder).
 
-Each kept image is positive (1) for exactly one of the classes and not positive or uncertain
-for any other; ``per_class`` images per class are drawn with a seeded generator. The subset
-keeps only the class columns (one-hot) and puts every row in ``test``.
+The eCLIP paper (Kumar et al. 2024, §4.1), after GLoRIA (Huang et al. 2021), draws 200 images
+per CheXpert competition class (100 per NIH finding for 14x100), each positive for exactly that
+one class. Eligibility is `medalign.data.labels.single_label_eligible`: exactly one class is 1,
+no class is -1 (uncertain), the others are 0 or blank ("not mentioned" counts as not positive).
+The view filter is the dataset adapter's (CheXpert keeps frontal images by default). On the
+real CheXpert train.csv (frontal) this leaves 7,239 / 3,749 / 3,107 / 11,324 / 23,100 images.
+
+`single_label_subset` draws from a table; ``medalign prepare chexpert-5x200`` (`SubsetAdapter`)
+and `medalign.evaluation.builders.balanced_single_label` (from a written manifest) both call it.
+The subset's class columns are one-hot and every row is in ``test``.
 """
 
 from __future__ import annotations
@@ -14,33 +21,61 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from medalign.data.labels import single_label_eligible
 from medalign.prepare.base import AdapterError, Prepared
 
 COMPETITION_5 = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
 
 
+def eligible_rows(frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per class, the positions (0-based, in `frame` order) of rows eligible for it.
+
+    Raises:
+        AdapterError: a class column is missing.
+    """
+    missing = [c for c in classes if c not in frame.columns]
+    if missing:
+        raise AdapterError(f"single-label subset: column(s) {missing} missing; found {list(frame.columns)}")
+    values = frame[list(classes)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)  # (N, C)
+    eligible = single_label_eligible(values)
+    return {c: np.flatnonzero(eligible & (values[:, k] == 1)) for k, c in enumerate(classes)}
+
+
+def eligible_counts(frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, int]:
+    """Per class, how many rows of `frame` are eligible for it (the pool a subset draws from)."""
+    return {c: len(rows) for c, rows in eligible_rows(frame, classes).items()}
+
+
 def single_label_subset(
     frame: pd.DataFrame, classes: Sequence[str], per_class: int, seed: int, name: str = "subset"
 ) -> pd.DataFrame:
-    """`per_class` rows per class, each positive for that class only; labels become one-hot.
+    """`per_class` eligible rows per class, drawn with `seed`; class columns become one-hot.
+
+    Args:
+        frame: rows to draw from, with the class columns (1 / 0 / -1 / blank).
+        classes: the classes, e.g. `COMPETITION_5`.
+        per_class: rows per class (200 for 5x200, 100 for 14x100).
+        seed: sampling seed (same seed and table → same rows).
+        name: subset name used in error messages.
+
+    Returns:
+        Rows grouped by class (in `classes` order), in table order within a class; split ``test``.
 
     Raises:
-        AdapterError: a class has fewer than `per_class` eligible rows (the message gives the counts).
+        AdapterError: a class has fewer than `per_class` eligible rows (the message gives every count).
     """
-    values = frame[list(classes)].apply(pd.to_numeric, errors="coerce").to_numpy()  # (N, C)
-    positive, uncertain = values == 1, values == -1
-    eligible = (positive.sum(1) == 1) & ~uncertain.any(1)
-    rng = np.random.default_rng(seed)
-    picked = []
-    counts = {c: int((eligible & positive[:, k]).sum()) for k, c in enumerate(classes)}
+    pools = eligible_rows(frame, classes)
+    counts = {c: len(rows) for c, rows in pools.items()}
     short = {c: n for c, n in counts.items() if n < per_class}
     if short:
-        raise AdapterError(f"{name}: fewer than {per_class} single-label images for {short} (eligible per class: {counts})")
-    for k, _ in enumerate(classes):
-        rows = np.flatnonzero(eligible & positive[:, k])
-        picked.append(np.sort(rng.choice(rows, size=per_class, replace=False)))
+        raise AdapterError(
+            f"{name}: fewer than {per_class} single-label images for {short} (eligible per class: {counts}); "
+            "lower the number per class or add data"
+        )
+    rng = np.random.default_rng(seed)
+    picked = [np.sort(rng.choice(pools[c], size=per_class, replace=False)) for c in classes]
     out = frame.iloc[np.concatenate(picked)].copy()
-    one_hot = positive[np.concatenate(picked)].astype(float)
+    one_hot = np.repeat(np.eye(len(classes)), per_class, axis=0)  # (C · per_class, C)
     for k, c in enumerate(classes):
         out[c] = one_hot[:, k]
     out["split"] = "test"
@@ -66,7 +101,9 @@ class SubsetAdapter:
         frame = full.frame if args.from_split == "all" else full.frame[full.frame["split"] == args.from_split]
         subset = single_label_subset(frame, self.classes, args.per_class, args.seed, self.NAME)
         keep = [c for c in subset.columns if c not in full.label_columns or c in self.classes]
-        notes = [*full.notes, f"{len(self.classes)}x{args.per_class} drawn from {len(frame)} {args.from_split} rows"]
+        counts = eligible_counts(frame, self.classes)
+        notes = [
+            *full.notes,
+            f"{len(self.classes)}x{args.per_class} drawn from {len(frame)} {args.from_split} rows (eligible per class: {counts})",
+        ]
         return Prepared(self.NAME, subset[keep], self.classes, full.rows_in, full.dropped, notes)
-
-

@@ -13,7 +13,8 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from medalign.data.dataset import Collator, ImageTextDataset
-from medalign.data.manifest import Manifest, UncertainPolicy, read_manifest
+from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
+from medalign.data.manifest import Manifest, read_manifest
 from medalign.training.sampler import EpochSampler, OversampledEpochSampler, ResumableDataLoader
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
 
@@ -46,6 +47,8 @@ class MedAlignDataModule(L.LightningDataModule):
         mean: image normalisation mean (3 values).
         std: image normalisation std (3 values).
         uncertain: policy for uncertain (-1) labels: ``zeros``, ``ones`` or ``ignore``.
+        blank: policy for empty ("not mentioned") labels: ``zeros`` (default; CheXpert / MIMIC
+            practice, see docs/datasets.md) or ``ignore`` (left out, NaN).
         on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` (logged, counted).
         max_skips: skips tolerated per worker before failing.
         check_files: check at start-up that every referenced file exists.
@@ -75,6 +78,7 @@ class MedAlignDataModule(L.LightningDataModule):
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
         uncertain: UncertainPolicy = "zeros",
+        blank: BlankPolicy = "zeros",
         on_error: Literal["raise", "skip"] = "raise",
         max_skips: int = 100,
         check_files: bool = True,
@@ -96,8 +100,7 @@ class MedAlignDataModule(L.LightningDataModule):
             raise ValueError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if expert_batch_size is not None and expert_batch_size < 1:
             raise ValueError(f"data.expert_batch_size must be ≥ 1, got {expert_batch_size}")
-        if uncertain not in ("zeros", "ones", "ignore"):
-            raise ValueError(f"data.uncertain must be 'zeros', 'ones' or 'ignore', got {uncertain!r}")
+        check_policies(uncertain, blank)
         self.manifest_path = Path(manifest)
         if synthetic is not None and not self.manifest_path.exists():
             from medalign.synthetic.generate import SyntheticConfig, ensure_synthetic
@@ -144,9 +147,7 @@ class MedAlignDataModule(L.LightningDataModule):
             if split == "train" and hp.train_fraction < 1:
                 rows = subsample_rows(rows, hp.train_fraction, hp.seed)
             if len(rows):
-                self.datasets[split] = ImageTextDataset(
-                    rows, transform, seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips
-                )
+                self.datasets[split] = ImageTextDataset(rows, transform, seed=hp.seed, **self._row_options())
         if "train" not in self.datasets and stage in (None, "fit"):
             raise ValueError(f"{self.manifest_path} has no rows with split 'train'")
         if hp.expert_stream and "train" in self.datasets:
@@ -157,11 +158,14 @@ class MedAlignDataModule(L.LightningDataModule):
                     f"data.expert_stream is on but {self.manifest_path} has no train rows with a heatmap "
                     "(column 'heatmap'); fill it for the annotated subset or set data.expert_stream: false"
                 )
-            self.expert_dataset = ImageTextDataset(
-                annotated, transforms["train"], seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips
-            )
+            self.expert_dataset = ImageTextDataset(annotated, transforms["train"], seed=hp.seed, **self._row_options())
             log.info("expert stream: %d annotated train rows", len(annotated))
         log.info("manifest %s: %s", self.manifest_path, {k: len(v) for k, v in self.datasets.items()})
+
+    def _row_options(self) -> dict[str, Any]:
+        """Label policies and error handling shared by every split's dataset."""
+        hp = self.hparams
+        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skips=hp.max_skips)
 
     def _loader_kwargs(self, num_workers: int | None = None) -> dict[str, Any]:
         hp = self.hparams

@@ -145,6 +145,7 @@ def run_test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, s
         label_columns=list(datamodule.label_columns),
         prompts=hp.prompts,
         uncertain=hp.uncertain,
+        blank=hp.get("blank", "zeros"),
     )
     device = suite.device
     if device is None:

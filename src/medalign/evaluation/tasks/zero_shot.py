@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
+from medalign.data.labels import single_label_rows  # the one single-label rule (re-exported for callers)
+
 Aggregation = Literal["embedding", "logits", "max"]
 
 
@@ -57,13 +59,6 @@ def zero_shot_scores(
     raise ValueError(f"aggregation must be 'embedding', 'logits' or 'max', got {aggregation!r}")
 
 
-def single_label_rows(labels: np.ndarray) -> np.ndarray:
-    """Boolean mask (N,) of rows positive for exactly one class and known for all (5x200 style)."""
-    labels = np.asarray(labels, dtype=np.float32)
-    known = ~np.isnan(labels).any(axis=1)
-    return known & ((np.nan_to_num(labels) == 1).sum(axis=1) == 1)
-
-
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class F1 and the confusion matrix (rows = truth)."""
     labels = list(range(len(classes)))
@@ -88,7 +83,8 @@ def zero_shot_classify(
 
     Args:
         image_emb: normalised image embeddings (N, D).
-        labels: (N, K) labels, columns in `classes` order (1 / 0 / NaN).
+        labels: (N, K) labels, columns in `classes` order (1 / 0 / NaN), after the run's label
+            policy (`medalign.data.labels`); rows kept by `single_label_rows`.
         prompt_emb: per-class prompt embeddings from `encode_prompts`, same order.
         classes: class names.
     """
