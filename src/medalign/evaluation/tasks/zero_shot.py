@@ -1,10 +1,12 @@
 """Zero-shot classification from prompt sets (CLIP; prompt structure after GLoRIA, Huang et al. 2021).
 
 Tie rule (the pessimistic rank of `medalign.metrics.retrieval`, applied to classes): an image counts
-as correct only when its true class scores strictly above every other class. When the truth shares
-the top score with another class, the recorded prediction is the lowest-index tied class other than
-the truth, so a collapsed model (all class scores equal) scores accuracy 0 — never better than
-chance — instead of "always class 0", which is right for every class-0 image.
+as correct only when its true class scores more than `TIE_TOLERANCE` above every other class. When
+the truth shares the top score with another class, the recorded prediction is the lowest-index tied
+class other than the truth, so a collapsed model (all class scores equal) scores accuracy 0 — never
+better than chance — instead of "always class 0", which is right for every class-0 image. The
+tolerance absorbs float32 rounding: equal prompt embeddings averaged over different prompt counts
+give class embeddings (and cosines) that differ by ~1e-7, which would otherwise pick a fixed class.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 Aggregation = Literal["embedding", "logits", "max"]
+TIE_TOLERANCE = 1e-6  # class scores (cosines) closer than this are tied
 
 
 @torch.no_grad()
@@ -64,12 +67,13 @@ def zero_shot_scores(
     raise ValueError(f"aggregation must be 'embedding', 'logits' or 'max', got {aggregation!r}")
 
 
-def pessimistic_predictions(scores: torch.Tensor, y_true: np.ndarray) -> np.ndarray:
+def pessimistic_predictions(scores: torch.Tensor, y_true: np.ndarray, tolerance: float = TIE_TOLERANCE) -> np.ndarray:
     """Predicted class per row under the module's tie rule (ties never favour the truth).
 
     Args:
         scores: (N, K) class scores, K ≥ 2.
         y_true: (N,) true class indices.
+        tolerance: a truth must beat every other class by more than this to count.
 
     Returns:
         (N,) int64: the truth where it strictly beats every other class, else the best other class
@@ -81,7 +85,7 @@ def pessimistic_predictions(scores: torch.Tensor, y_true: np.ndarray) -> np.ndar
     is_truth = torch.nn.functional.one_hot(truth, scores.shape[1]).bool()  # (N, K)
     others = scores.float().masked_fill(is_truth, float("-inf"))
     best_other = others.argmax(1)  # first maximum among the other classes
-    wins = scores.float().gather(1, truth[:, None])[:, 0] > others.amax(1)
+    wins = scores.float().gather(1, truth[:, None])[:, 0] > others.amax(1) + tolerance
     return torch.where(wins, truth, best_other).cpu().numpy().astype(np.int64)
 
 
