@@ -20,34 +20,12 @@ from medalign.metrics.retrieval import (
     report_keys,
     retrieval_metrics,
 )
-
-
-def _adversarial_rank(scores: list[float], is_truth: list[bool]) -> int:
-    """1-based position of the first true item after sorting by score, truths last among equals."""
-    order = sorted(range(len(scores)), key=lambda j: (-scores[j], is_truth[j]))
-    return next(pos for pos, j in enumerate(order, start=1) if is_truth[j])
-
-
-def _brute_force(image, text, texts, ks=(1, 5, 10)):
-    """Python loops in float64; report identity via a sorted set of strings (not first-occurrence order)."""
-    unique = sorted(set(texts))
-    emb = {u: [float(v) for v in text[texts.index(u)]] for u in unique}  # first occurrence represents u
-    dot = lambda a, b: sum(float(x) * float(y) for x, y in zip(a, b))  # noqa: E731
-    i2t = [_adversarial_rank([dot(image[i], emb[u]) for u in unique], [u == texts[i] for u in unique]) for i in range(len(image))]
-    t2i = [_adversarial_rank([dot(image[i], emb[u]) for i in range(len(image))], [t == u for t in texts]) for u in unique]
-    out = {}
-    for name, ranks in (("i2t_", i2t), ("t2i_", t2i)):
-        for k in ks:
-            out[f"{name}R@{k}"] = 100.0 * sum(r <= k for r in ranks) / len(ranks)
-        out[f"{name}mean_rank"] = sum(ranks) / len(ranks)
-        s = sorted(ranks)
-        out[f"{name}median_rank"] = (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2
-    return out, len(unique)
+from tests.reference import brute_force_retrieval
 
 
 def _check(image, text, texts):
     got = retrieval_metrics(image, text, texts, chunk_size=7)  # several chunks
-    want, n_unique = _brute_force(image, text, texts)
+    want, n_unique = brute_force_retrieval(image, text, texts)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
     assert got["n_reports"] == n_unique and got["n_duplicate_reports"] == len(texts) - n_unique
