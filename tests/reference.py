@@ -49,3 +49,45 @@ def f1_from_confusion(confusion: Sequence[Sequence[int]]) -> tuple[float, float,
         per_class.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     n = sum(map(sum, confusion))
     return sum(confusion[c][c] for c in range(k)) / n, sum(per_class) / k, per_class
+
+
+def nmi_by_hand(a: Sequence, b: Sequence) -> float:
+    """Normalised mutual information I(a; b) / mean(H(a), H(b)) from counts (natural log)."""
+    import math
+    from collections import Counter
+
+    n = len(a)
+    pa, pb, pab = Counter(a), Counter(b), Counter(zip(a, b))
+    mi = sum(c / n * math.log((c / n) / (pa[x] / n * pb[y] / n)) for (x, y), c in pab.items())
+    h = lambda p: -sum(c / n * math.log(c / n) for c in p.values())  # noqa: E731
+    denominator = (h(pa) + h(pb)) / 2
+    return mi / denominator if denominator else 1.0
+
+
+def silhouette_by_hand(x, clusters, chunk: int = 512) -> float:
+    """Mean over points of (b − a) / max(a, b): a = mean distance to its own cluster's other points,
+    b = the smallest mean distance to another cluster (Rousseeuw 1987); numpy, chunked rows."""
+    import numpy as np
+
+    x, clusters = np.asarray(x, dtype=np.float64), np.asarray(clusters)
+    ids = np.unique(clusters)
+    members = [clusters == c for c in ids]
+    values = []
+    for start in range(0, len(x), chunk):
+        d = np.sqrt(((x[start : start + chunk, None, :] - x[None, :, :]) ** 2).sum(-1))  # (C, N)
+        for row, own in zip(d, clusters[start : start + chunk]):
+            mean_to = {c: row[m].sum() / (m.sum() - (c == own)) for c, m in zip(ids, members)}
+            a, b = mean_to[own], min(v for c, v in mean_to.items() if c != own)
+            values.append((b - a) / max(a, b))
+    return float(np.mean(values))
+
+
+def calinski_harabasz_by_hand(x, clusters) -> float:
+    """[between-cluster dispersion / (k − 1)] / [within-cluster dispersion / (n − k)]."""
+    import numpy as np
+
+    x, clusters = np.asarray(x, dtype=np.float64), np.asarray(clusters)
+    ids, centre = np.unique(clusters), x.mean(0)
+    between = sum((clusters == c).sum() * ((x[clusters == c].mean(0) - centre) ** 2).sum() for c in ids)
+    within = sum(((x[clusters == c] - x[clusters == c].mean(0)) ** 2).sum() for c in ids)
+    return float((between / (len(ids) - 1)) / (within / (len(x) - len(ids))))
