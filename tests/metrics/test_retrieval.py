@@ -153,3 +153,17 @@ def test_bad_input_names_the_shapes():
         retrieval_metrics(np.zeros((3, 2), np.float32), np.zeros((2, 2), np.float32), ["a", "b", "c"])
     with pytest.raises(ValueError, match="at least one true item"):
         pessimistic_rank(torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.bool))
+
+
+def test_tie_free_i2t_agrees_with_torchmetrics_hit_rate():
+    # a third-party reference (top-k by sorting); without ties every rank rule gives the same number
+    functional = pytest.importorskip("torchmetrics.functional.retrieval")
+    rng = np.random.default_rng(4)
+    image = rng.normal(size=(50, 8)).astype(np.float32)
+    text = (image + rng.normal(scale=1.0, size=image.shape)).astype(np.float32)
+    got = retrieval_metrics(image, text, [f"r{i}" for i in range(50)], ks=(1, 5, 10))
+    scores = torch.from_numpy(image @ text.T)  # (50, 50)
+    target = torch.eye(50, dtype=torch.bool)
+    for k in (1, 5, 10):
+        hits = [float(functional.retrieval_hit_rate(scores[i], target[i], top_k=k)) for i in range(50)]
+        assert got[f"i2t_R@{k}"] == pytest.approx(100 * sum(hits) / 50), k
