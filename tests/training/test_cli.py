@@ -73,11 +73,22 @@ def test_test_subcommand_reports_zero_shot_and_retrieval(tmp_path, synthetic_dir
          "--evaluation.enabled", "false"]  # Lightning's test loop; the default suite: tests/evaluation/
     )
     metrics = cli.trainer.callback_metrics
-    for key in ("test/loss", "test/zero_shot_macro_f1", "test/zero_shot_accuracy", "test/i2t_R@1", "test/i2t_R@10"):
+    for key in ("test/loss", "test/zero_shot_macro_f1", "test/zero_shot_accuracy", "test/i2t_R@1", "test/i2t_R@10", "test/t2i_R@1"):
         assert key in metrics, key
-    assert 0 <= float(metrics["test/zero_shot_macro_f1"]) <= 1
-    assert float(metrics["test/i2t_R@1"]) <= float(metrics["test/i2t_R@10"])
     assert fit.trainer.global_step == 5
+    # One definition per metric: the module's loop (as in validation) and the `test` suite agree on
+    # the same checkpoint and split — same units, same report de-duplication, same tie rule.
+    suite = cli_main(
+        ["test", "--config", TINY, "--data.manifest", str(synthetic_dir / "manifest.csv"),
+         "--trainer.logger", "false", "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt"),
+         "--evaluation.cache_dir", str(tmp_path / "cache"), "--evaluation.output_dir", str(tmp_path / "eval"),
+         "--evaluation.progress", "false"]
+    ).evaluation_results
+    tasks = {t["name"]: t["metrics"] for t in suite["tasks"]}
+    for name in ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@10", "i2t_mean_rank", "t2i_median_rank"):
+        assert float(metrics[f"test/{name}"]) == pytest.approx(tasks["retrieval"][name], abs=1e-4), name
+    assert float(metrics["test/zero_shot_macro_f1"]) == pytest.approx(tasks["zero_shot"]["macro_f1"], abs=1e-6)
+    assert float(metrics["test/zero_shot_accuracy"]) == pytest.approx(tasks["zero_shot"]["accuracy"], abs=1e-6)
 
 
 def test_nan_loss_stops_training_with_a_clear_message(tmp_path, synthetic_dir):

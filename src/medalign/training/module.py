@@ -17,6 +17,7 @@ import torch
 
 from medalign.evaluation.tasks.zero_shot import encode_prompts, zero_shot_classify
 from medalign.losses import contrastive_loss
+from medalign.metrics.retrieval import report_keys, retrieval_metrics
 from medalign.models import DualEncoderOutput, ModelSpec, create_dual_encoder, load_weights
 from medalign.rng import collect_rng_states, set_rng_states
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
@@ -198,12 +199,13 @@ class ContrastiveModule(L.LightningModule):
 
         Returns:
             ``image`` (B, D), ``text`` (B, D) float32 normalised embeddings, ``labels`` (B, K),
-            ``index`` (B,) manifest rows.
+            ``index`` (B,) manifest rows, ``report_key`` (B,) int64 report identity (`report_keys`).
         """
         out = self(batch)
         loss = self.pair_loss(out.image_emb, out.text_emb, out.logit_scale)
         self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, prog_bar=stage == "val", batch_size=len(out.image_emb))
         result = {"image": out.image_emb.float(), "text": out.text_emb.float(), "labels": batch["labels"], "index": batch["index"]}
+        result["report_key"] = _batch_report_keys(batch).to(out.image_emb.device)
         self._eval_outputs.append(result)
         return result
 
@@ -221,7 +223,8 @@ class ContrastiveModule(L.LightningModule):
 
     def evaluate_embeddings(self, emb: dict[str, torch.Tensor]) -> dict[str, float]:
         """Zero-shot and retrieval scores on one evaluation split's embeddings."""
-        metrics = _retrieval_hit_rates(emb["image"], emb["text"])
+        retrieval = retrieval_metrics(emb["image"], emb["text"], emb["report_key"])  # the `test` retrieval task's numbers
+        metrics = {k: float(v) for k, v in retrieval.items() if "R@" in k or k.endswith("_rank")}
         datamodule = getattr(self.trainer, "datamodule", None)
         prompts = getattr(datamodule, "prompts", None)
         if prompts:
@@ -250,10 +253,10 @@ class ContrastiveModule(L.LightningModule):
             self._rng_to_restore = None
 
 
-@torch.no_grad()
-def _retrieval_hit_rates(image: torch.Tensor, text: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
-    """Image→text Recall@K as a hit rate: the paired report ranks within the top K (row i ↔ row i)."""
-    sims = image @ text.T  # (N, N)
-    true = sims.diagonal().unsqueeze(1)
-    rank = (sims > true).sum(1)  # 0-based rank of the true report (ties counted in its favour)
-    return {f"i2t_R@{k}": float((rank < k).float().mean()) for k in ks if k <= len(image)}
+def _batch_report_keys(batch: dict[str, Any]) -> torch.Tensor:
+    """(B,) int64 report identity: keys of the batch's report strings, else of its unpadded token ids."""
+    texts = batch.get("text")
+    if texts is None:  # a collator without strings: identical token sequences are the same report
+        ids, mask = batch["input_ids"].cpu(), batch["attention_mask"].cpu().bool()
+        texts = [" ".join(map(str, row[keep].tolist())) for row, keep in zip(ids, mask)]
+    return report_keys(list(texts))

@@ -50,7 +50,8 @@ def test_carved_validation_is_seeded_disjoint_and_ten_percent():
     np.testing.assert_array_equal(split_rows(200, 0, 42, 0.1)[1], val)
     assert not np.array_equal(split_rows(200, 0, 43, 0.1)[1], val)
     fit, val = split_rows(50, 10, seed=1, fraction=0.1)  # a given val split: all train rows fit
-    np.testing.assert_array_equal(fit, np.arange(50)) and np.testing.assert_array_equal(val, 50 + np.arange(10))
+    np.testing.assert_array_equal(fit, np.arange(50))
+    np.testing.assert_array_equal(val, 50 + np.arange(10))
 
 
 def test_implicit_features_equal_concatenated_lambda_shift():

@@ -1,4 +1,13 @@
-"""Zero-shot classification from prompt sets (CLIP; prompt structure after GLoRIA, Huang et al. 2021)."""
+"""Zero-shot classification from prompt sets (CLIP; prompt structure after GLoRIA, Huang et al. 2021).
+
+Tie rule (the pessimistic rank of `medalign.metrics.retrieval`, applied to classes): an image counts
+as correct only when its true class scores more than `TIE_TOLERANCE` above every other class. When
+the truth shares the top score with another class, the recorded prediction is the lowest-index tied
+class other than the truth, so a collapsed model (all class scores equal) scores accuracy 0 — never
+better than chance — instead of "always class 0", which is right for every class-0 image. The
+tolerance absorbs float32 rounding: equal prompt embeddings averaged over different prompt counts
+give class embeddings (and cosines) that differ by ~1e-7, which would otherwise pick a fixed class.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from medalign.data.labels import single_label_rows  # the one single-label rule (re-exported for callers)
 
 Aggregation = Literal["embedding", "logits", "max"]
+TIE_TOLERANCE = 1e-6  # class scores (cosines) closer than this are tied
 
 
 @torch.no_grad()
@@ -59,6 +69,28 @@ def zero_shot_scores(
     raise ValueError(f"aggregation must be 'embedding', 'logits' or 'max', got {aggregation!r}")
 
 
+def pessimistic_predictions(scores: torch.Tensor, y_true: np.ndarray, tolerance: float = TIE_TOLERANCE) -> np.ndarray:
+    """Predicted class per row under the module's tie rule (ties never favour the truth).
+
+    Args:
+        scores: (N, K) class scores, K ≥ 2.
+        y_true: (N,) true class indices.
+        tolerance: a truth must beat every other class by more than this to count.
+
+    Returns:
+        (N,) int64: the truth where it strictly beats every other class, else the best other class
+        (lowest index among equals) — which is also the overall argmax whenever the truth is not on top.
+    """
+    if scores.ndim != 2 or scores.shape[1] < 2 or len(scores) != len(y_true):
+        raise ValueError(f"need (N, K ≥ 2) scores and N true classes, got scores {tuple(scores.shape)} and {len(y_true)} labels")
+    truth = torch.as_tensor(np.asarray(y_true), dtype=torch.long, device=scores.device)  # (N,)
+    is_truth = torch.nn.functional.one_hot(truth, scores.shape[1]).bool()  # (N, K)
+    others = scores.float().masked_fill(is_truth, float("-inf"))
+    best_other = others.argmax(1)  # first maximum among the other classes
+    wins = scores.float().gather(1, truth[:, None])[:, 0] > others.amax(1) + tolerance
+    return torch.where(wins, truth, best_other).cpu().numpy().astype(np.int64)
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class F1 and the confusion matrix (rows = truth)."""
     labels = list(range(len(classes)))
@@ -79,7 +111,7 @@ def zero_shot_classify(
     classes: list[str],
     aggregation: Aggregation = "embedding",
 ) -> dict[str, Any]:
-    """Multi-class zero-shot on the single-label rows of a labelled set.
+    """Multi-class zero-shot on the single-label rows of a labelled set (ties never favour the truth).
 
     Args:
         image_emb: normalised image embeddings (N, D).
@@ -92,9 +124,8 @@ def zero_shot_classify(
     if not mask.any():
         raise ValueError("no row is positive for exactly one of the classes; zero-shot needs single-label rows")
     y_true = np.nan_to_num(labels[mask]).argmax(1)
-    scores = zero_shot_scores(image_emb[torch.from_numpy(mask)], prompt_emb, aggregation)
-    y_pred = scores.argmax(1).cpu().numpy()
-    return classification_metrics(y_true, y_pred, classes)
+    scores = zero_shot_scores(image_emb[torch.from_numpy(mask).to(image_emb.device)], prompt_emb, aggregation)
+    return classification_metrics(y_true, pessimistic_predictions(scores, y_true), classes)
 
 
 def binary_zero_shot(
@@ -127,7 +158,7 @@ def binary_zero_shot(
         raise ValueError("binary zero-shot: every label is unknown (NaN)")
     y_true = labels[known].astype(np.int64)
     scores = zero_shot_scores(image_emb[torch.from_numpy(known)], [negative_emb, positive_emb], aggregation)  # (n, 2)
-    result = classification_metrics(y_true, scores.argmax(1).cpu().numpy(), list(names))
+    result = classification_metrics(y_true, pessimistic_predictions(scores, y_true), list(names))
     margin = (scores[:, 1] - scores[:, 0]).cpu().numpy()
     result["auc"] = float(roc_auc_score(y_true, margin)) if len(np.unique(y_true)) == 2 else float("nan")
     return result
