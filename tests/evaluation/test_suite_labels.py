@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from medalign.evaluation.encoders import MedAlignEncoder
-from medalign.evaluation.suite import DataDefaults, SuiteRunner, TaskConfig
+from medalign.evaluation.suite import DataDefaults, LinearProbeTask, SuiteRunner, ZeroShotTask
 from medalign.models import create_dual_encoder
 from tests.conftest import LABELS
 
@@ -43,14 +43,14 @@ def test_zero_shot_population_follows_the_policies(runner):
     subset_n = int(((positives == 1) & ~(raw == -1).any(1)).sum())  # uncertain left out, blank → 0
     assert subset_n < default_n
 
-    record = runner.run(TaskConfig(type="zero_shot"))
+    record = runner.run(ZeroShotTask())
     assert record["label_policy"] == {"uncertain": "zeros", "blank": "zeros"} and record["n"] == default_n
-    record = runner.run(TaskConfig(type="zero_shot", name="strict", uncertain="ignore"))
+    record = runner.run(ZeroShotTask(name="strict", uncertain="ignore"))
     assert record["label_policy"] == {"uncertain": "ignore", "blank": "zeros"} and record["n"] == subset_n
     with pytest.raises(ValueError, match="no row is positive for exactly one"):  # every test row has a blank
-        runner.run(TaskConfig(type="zero_shot", name="blank_ignored", blank="ignore"))
+        runner.run(ZeroShotTask(name="blank_ignored", blank="ignore"))
 
-    emb = runner.embeddings(runner.defaults.manifest, "test", LABELS, TaskConfig(type="linear_probe", blank="ignore"))
+    emb = runner.embeddings(runner.defaults.manifest, "test", LABELS, LinearProbeTask(blank="ignore"))
     np.testing.assert_array_equal(np.isnan(emb.labels), np.isnan(raw))  # the probe sees blanks as unknown on request
     with pytest.raises(ValueError, match=r"evaluation task 'linear_probe': blank must be one of"):
-        runner.embeddings(runner.defaults.manifest, "test", LABELS, TaskConfig(type="linear_probe", blank="drop"))
+        runner.embeddings(runner.defaults.manifest, "test", LABELS, LinearProbeTask(blank="drop"))

@@ -109,16 +109,16 @@ def test_test_subcommand_runs_the_suite_and_second_run_hits_the_cache(tmp_path, 
 
 
 
-@pytest.mark.parametrize("name", ["eval/default.yaml", "eval/paper.yaml", "eval/open_clip.yaml"])
+@pytest.mark.parametrize("name", ["eval/default.yaml", "eval/paper.yaml", "eval/open_clip.yaml", "eval/benchmark.yaml"])
 def test_shipped_eval_configs_parse(name, synthetic_dir):
-    from medalign.evaluation.suite import TaskConfig
+    from medalign.evaluation.suite import Task
     from medalign.paths import CONFIG_DIR
 
     cli = cli_main(["--config", TINY, "--config", name, "--data.manifest", str(synthetic_dir / "manifest.csv")], run=False)
     suite = cli.config_init["evaluation"]
     raw = yaml.safe_load((CONFIG_DIR / name).read_text())["evaluation"]
     if "tasks" in raw:
-        assert all(isinstance(t, TaskConfig) for t in suite.tasks)
+        assert all(isinstance(t, Task) for t in suite.tasks)
         assert [t.type for t in suite.tasks] == [t["type"] for t in raw["tasks"]]
     else:
         assert suite.encoder == "open_clip" and suite.tasks is None

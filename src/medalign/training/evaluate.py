@@ -19,7 +19,7 @@ import torch
 from medalign.evaluation.embeddings import DEFAULT_CACHE_DIR
 from medalign.evaluation.encoders import Encoder, MedAlignEncoder, OpenClipEncoder, load_checkpoint_encoder
 from medalign.evaluation.results import markdown_table, write_results
-from medalign.evaluation.suite import DataDefaults, SuiteRunner, TaskConfig, default_tasks
+from medalign.evaluation.suite import DataDefaults, SuiteRunner, Task, default_tasks, parse_task
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ class EvaluationSuite:
 
     Attributes:
         enabled: run this suite on ``test``; false → Lightning's own test loop (test/loss etc.).
-        tasks: tasks to run; unset → the data manifest's test split: zero-shot with the data's
+        tasks: tasks to run, each a mapping with a ``type`` and that type's keys
+            (`medalign.evaluation.task_types`); unset → the data manifest's test split: zero-shot with the data's
             prompts, retrieval and a linear probe.
         encoder: ``checkpoint`` (the model / --ckpt_path) or ``open_clip`` (a frozen open_clip model).
         weights: open_clip weights file or hf-hub-layout directory (``encoder: open_clip``).
@@ -45,7 +46,7 @@ class EvaluationSuite:
     """
 
     enabled: bool = True
-    tasks: list[TaskConfig] | None = None
+    tasks: list[dict[str, Any]] | None = None
     encoder: Literal["checkpoint", "open_clip"] = "checkpoint"
     weights: str | None = None
     arch: str | None = None
@@ -56,6 +57,11 @@ class EvaluationSuite:
     num_workers: int | None = None
     device: str | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        # Each YAML entry becomes its type's dataclass now, so a typo fails at start-up.
+        if self.tasks is not None:
+            self.tasks = [parse_task(entry, i) for i, entry in enumerate(self.tasks)]
 
 
 def evaluate(
@@ -80,7 +86,7 @@ def evaluate(
         batch_size=batch_size, num_workers=num_workers, device=device, progress=suite.progress,
     )
     tasks = suite.tasks if suite.tasks is not None else default_tasks(defaults)
-    names = [t.name or t.type for t in tasks]
+    names = [t.title for t in tasks]
     if len(set(names)) != len(names):
         raise ValueError(f"evaluation.tasks: task names must be unique, got {names}; set 'name' on repeated types")
     started = time.perf_counter()
@@ -91,7 +97,8 @@ def evaluate(
         "tasks": [runner.run(task) for task in tasks],
     }
     results["seconds"] = round(time.perf_counter() - started, 3)
-    results["config"] = {"suite": asdict(suite), "data": asdict(defaults)}
+    suite_config = asdict(suite) | {"tasks": [{"type": t.type, **asdict(t)} for t in tasks]}
+    results["config"] = {"suite": suite_config, "data": asdict(defaults)}
     paths = write_results(results, out_dir)
     print(markdown_table(results))
     print(f"results: {paths['json'].parent}")
