@@ -60,6 +60,8 @@ def step(module, batch: dict) -> None:
     loss = torch.stack(list(module.compute_losses(batch, out).values())).sum()
     module.bench_optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if isinstance(module, ECLIPModule):
+        module.on_before_optimizer_step(module.bench_optimizer)  # drops an idle processor's zero gradients
     module.bench_optimizer.step()
     if batch["image"].is_cuda:
         torch.cuda.synchronize()

@@ -17,11 +17,15 @@ VOCAB, N, M, SIZE = 64, 6, 4, 64
 SMALL_MHA = {"patch_size": 16, "width": 32, "num_heads": 4}
 
 
-def make_module(**kwargs) -> ECLIPModule:
-    torch.manual_seed(0)
-    module = ECLIPModule(preset="tiny", vocab_size=VOCAB, **{"processor_kwargs": SMALL_MHA, **kwargs})
+def attach(module, **trainer_kwargs):
     module.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                               enable_progress_bar=False, enable_model_summary=False)
+                               enable_progress_bar=False, enable_model_summary=False, **trainer_kwargs)
+    return module
+
+
+def make_module(trainer_kwargs: dict | None = None, **kwargs) -> ECLIPModule:
+    torch.manual_seed(0)
+    module = attach(ECLIPModule(preset="tiny", vocab_size=VOCAB, **{"processor_kwargs": SMALL_MHA, **kwargs}), **(trainer_kwargs or {}))
     module.total_steps = 100  # global step 0 → progress 0
     module.eval()  # no dropout: embeddings are recomputed and compared below
     return module
@@ -73,13 +77,24 @@ def test_step_without_experts_costs_exactly_a_clip_step():
     torch.testing.assert_close(terms["clip_loss"], clip_loss(out.image_emb, out.text_emb, out.logit_scale), rtol=0, atol=0)
 
 
-def test_clip_method_is_the_plain_contrastive_module():
-    module = make_module(method="clip")
-    torch.manual_seed(0)
-    plain = ContrastiveModule(preset="tiny", vocab_size=VOCAB)
-    assert module.processor is None
-    assert [p.shape for p in module.parameters()] == [p.shape for p in plain.parameters()]
-    assert module.expert_probability_at(50) == 0.0
+def test_clip_method_gives_the_contrastive_modules_loss_and_gradients():
+    """Same seed, same batch: `method: clip` and `ContrastiveModule` agree in loss and every gradient."""
+    batch = batch_with_experts()
+    results = []
+    for build in (lambda: make_module(method="clip"), lambda: attach(ContrastiveModule(preset="tiny", vocab_size=VOCAB))):
+        torch.manual_seed(0)
+        module = build()
+        module.train()  # dropout on: both draw the same masks from the same seed
+        torch.manual_seed(1)
+        out = module(batch)
+        loss = torch.stack(list(module.compute_losses(batch, out).values())).sum()
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in module.named_parameters()}))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    torch.testing.assert_close(loss_a, loss_b, rtol=0, atol=0)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) > 20
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=0, atol=0, msg=name)
 
 
 @pytest.mark.parametrize("method", ["eclip", "naive"])
@@ -125,8 +140,9 @@ def test_mixup_input_is_a_convex_combination_of_image_and_expert_image():
     residual = mixed - (processed + lam[:, None] * direction)
     assert residual.abs().max() < 1e-4
     assert ((lam >= -1e-5) & (lam <= 1 + 1e-5)).all() and lam.std() > 0  # per-sample λ in [0, 1]
-    rng = np.random.default_rng([0, 0, 1, 0])  # the module's own draw for (expert_seed, step 0, rank 0)
-    np.testing.assert_allclose(lam.numpy(), rng.beta(0.3, 0.3, size=M), atol=1e-4)
+    # One draw per sample keyed by (expert_seed 0, step 0, micro-batch 0, kind 1 = λ, manifest row).
+    expected = [np.random.default_rng([0, 0, 0, 1, row]).beta(0.3, 0.3) for row in range(1000, 1000 + M)]
+    np.testing.assert_allclose(lam.numpy(), expected, atol=1e-4)
 
 
 def test_no_mixup_uses_the_processed_image_and_per_batch_lambda_is_shared():
@@ -137,8 +153,8 @@ def test_no_mixup_uses_the_processed_image_and_per_batch_lambda_is_shared():
     processed = module.processor(batch["expert"]["image"], batch["expert"]["heatmap"]).detach()
     torch.testing.assert_close(counter.image_inputs[1], processed)
     shared = make_module(mixup_per_sample=False)
-    lam = shared._mixup_lambdas(np.random.default_rng(0), 5)
-    assert lam.shape == (5, 1, 1, 1) and (lam == lam[0]).all()
+    lam = shared._mixup_lambdas([3, 9, 4, 7, 1], step=0)
+    assert lam.shape == (5, 1, 1, 1) and (lam == lam[0]).all() and 0 < float(lam[0]) < 1
 
 
 def test_random_heatmaps_replace_the_expert_ones():
@@ -242,3 +258,77 @@ def test_combined_batch_is_unpacked_for_training_step():
          mock.patch.object(module, "log_dict"):
         module.training_step({"main": make_batch(N, 0), "expert": make_batch(M, 1)}, 0)
     assert seen["image"].shape[0] == N and seen["expert"]["image"].shape[0] == M
+
+
+def test_priming_phase_follows_the_curriculum_cold_start_unless_set():
+    """The paper: priming "coincides with the curriculum learning's cold start"."""
+    follows = make_module(curriculum={"cold_start": 0.3, "warmup": 0.3, "cooldown": 0.3})
+    assert [follows.priming_active(s) for s in (0, 29, 30, 60)] == [True, True, False, False]
+    assert follows.expert_probability_at(29) == 0.0 and follows.expert_probability_at(30) > 0  # same boundary
+    explicit = make_module(curriculum={"cold_start": 0.3, "warmup": 0.3, "cooldown": 0.3}, priming_fraction=0.05)
+    assert [explicit.priming_active(s) for s in (0, 4, 5, 29)] == [True, True, False, False]
+    assert not make_module(priming_fraction=0.0).priming_active(0)
+
+
+def _expert_tower_input(module: ECLIPModule, batch: dict, batch_idx: int) -> torch.Tensor:
+    counter = Counter(module)
+    with mock.patch.object(module, "log_dict"), mock.patch.object(module, "log"):
+        module.training_step({"main": {k: v for k, v in batch.items() if k != "expert"}, "expert": batch["expert"]}, batch_idx)
+    return counter.image_inputs[1]  # [0] is the main forward
+
+
+def test_each_accumulated_micro_batch_draws_its_own_lambda_and_random_heatmaps():
+    """accumulate_grad_batches = 2: batch indices 0 and 1 share global step 0 but not λ / heatmaps."""
+    module = make_module(trainer_kwargs={"accumulate_grad_batches": 2}, use_curriculum=False, priming_weight=0.0,
+                         processor="mask", random_heatmaps=True)
+    batch = batch_with_experts()
+    first, second = (_expert_tower_input(module, batch, i) for i in (0, 1))
+    assert module.global_step == 0 and not torch.allclose(first, second)
+    lam = [torch.tensor([np.random.default_rng([0, 0, micro, 1, row]).beta(0.3, 0.3) for row in range(1000, 1000 + M)])
+           for micro in (0, 1)]
+    assert not torch.allclose(lam[0], lam[1])
+    for fed, micro in ((first, 0), (second, 1)):
+        # mask processor: fed = λ·I + (1 − λ)·I·H_rand, so H_rand = (fed/I − λ) / (1 − λ) must be a peak-1 heatmap
+        image, l = batch["expert"]["image"], lam[micro].view(M, 1, 1, 1)
+        heat = ((fed / image - l) / (1 - l)).mean(1)
+        torch.testing.assert_close(heat.amax(dim=(1, 2)), torch.ones(M), atol=2e-3, rtol=0)
+    again = _expert_tower_input(module, batch, 2)  # batch 2 opens the next accumulation window: micro-batch 0
+    torch.testing.assert_close(again, first)
+
+
+def test_an_idle_processor_stays_in_the_graph_and_its_zero_gradients_are_dropped():
+    """Plain DDP needs a gradient for every parameter; AdamW must still skip the idle processor."""
+    module = make_module(curriculum={"cold_start": 1.0, "warmup": 0.0, "cooldown": 0.0}, priming_weight=0.0)
+    batch = batch_with_experts()
+    out = module(batch)
+    terms = module.compute_losses(batch, out)
+    torch.testing.assert_close(terms["clip_loss"], clip_loss(out.image_emb, out.text_emb, out.logit_scale), rtol=0, atol=0)
+    terms["clip_loss"].backward()
+    grads = [p.grad for p in module.processor.parameters()]
+    assert all(g is not None and not g.any() for g in grads)  # in the graph, at zero weight
+    module.on_before_optimizer_step(None)
+    assert all(p.grad is None for p in module.processor.parameters())  # as if it had not run
+    used = make_module(use_curriculum=False, priming_weight=0.0)
+    used.compute_losses(batch, used(batch))["clip_loss"].backward()
+    used.on_before_optimizer_step(None)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in used.processor.parameters())
+
+
+def test_duplicate_masking_removes_the_other_copy_from_the_negatives():
+    module = make_module(use_curriculum=False, priming_weight=0.0, mask_duplicate_positive=True)
+    batch = {**make_batch(N, 0), "expert": make_batch(M, 1, first_index=0)}  # expert rows repeat main rows 0..3
+    out = module(batch)
+    counter = Counter(module)
+    terms = module.compute_losses(batch, out)
+    expert_image = module.model.encode_image(counter.image_inputs[0])
+    expert_text = module.model.encode_text(batch["expert"]["input_ids"], batch["expert"]["attention_mask"])
+    image, text = torch.cat([out.image_emb, expert_image]), torch.cat([out.text_emb, expert_text])
+    ids = list(range(N)) + list(range(M))
+    total, scale = N + M, out.logit_scale
+    nll = []
+    for i in range(total):  # hand-written: softmax over the positive and the columns of other pairs
+        keep = [j for j in range(total) if j == i or ids[j] != ids[i]]
+        for q, keys in ((image[i], text), (text[i], image)):
+            nll.append(torch.logsumexp(scale * keys[keep] @ q, 0) - scale * q @ keys[i])
+    torch.testing.assert_close(terms["clip_loss"], torch.stack(nll).mean())
+    assert abs(float(terms["clip_loss"]) - float(clip_loss(image, text, scale))) > 1e-4

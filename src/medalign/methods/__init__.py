@@ -1,6 +1,6 @@
-"""Pure pieces of the training methods (no Lightning): eCLIP's random-heatmap control and expert loss."""
+"""Pure pieces of the training methods (no Lightning): eCLIP's random-heatmap control and duplicate mask."""
 
-from medalign.methods.expert_loss import duplicate_masked_contrastive_loss
+from medalign.methods.duplicate_mask import same_pair_mask
 from medalign.methods.random_heatmaps import random_smooth_heatmaps
 
-__all__ = ["duplicate_masked_contrastive_loss", "random_smooth_heatmaps"]
+__all__ = ["random_smooth_heatmaps", "same_pair_mask"]

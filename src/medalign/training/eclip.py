@@ -9,7 +9,14 @@ One class serves the method and its baselines and ablations (``model.method``):
   MSE(I, processor(I, 1)) and L = (1 − w_p)·L_clip + w_p·L_priming (§3.2).
 * ``naive`` — the annotated pairs (I, T) appended at every step as they are (p = 1, λ = 0,
   no processor, no priming).
-* ``clip``  — no experts: exactly `ContrastiveModule`.
+* ``clip``  — no experts: exactly `ContrastiveModule` (same loss and gradients).
+
+Table 4 of the paper, row by row, is in ``configs/table4/`` (docs/eclip.md).
+
+Every parameter is in the graph at every step, so plain DDP (``strategy: ddp``) works: on a
+step where the heatmap processor does not run, a zero-weighted term over its parameters keeps
+it in the graph, and its zero gradients are dropped before the optimizer step, so AdamW skips
+it exactly as on one process.
 
 Only `compute_losses` and `param_groups` carry the method; `training_step` and
 `on_train_batch_end` merely unpack the ``{"main", "expert"}`` batch of the data module's
@@ -25,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from medalign.curriculum import expert_decision, expert_probability, validate_schedule
-from medalign.methods.expert_loss import duplicate_masked_contrastive_loss
+from medalign.losses import contrastive_loss
+from medalign.methods.duplicate_mask import same_pair_mask
 from medalign.methods.random_heatmaps import random_smooth_heatmaps
 from medalign.models import DualEncoderOutput, create_heatmap_processor
 from medalign.training.module import ContrastiveModule
@@ -50,12 +58,14 @@ class ECLIPModule(ContrastiveModule):
         curriculum: overrides of the schedule (``cold_start``, ``warmup``, ``cooldown``,
             ``start``, ``peak``, ``floor``); e.g. ``{floor: 0.05}`` for the released code.
         priming_weight: w_p (paper 0.1, released code 0.3); 0 = no priming.
-        priming_fraction: share of training with priming (the cold start, 0.1).
+        priming_fraction: share of training with priming; None (default) = the curriculum's
+            cold start (paper: "a priming phase that coincides with the cold start").
         random_heatmaps: the control: random smooth heatmaps replace the expert ones.
         mask_duplicate_positive: drop a report's other copy (same manifest row) from its negatives.
         processor_lr_scale: processor learning rate as a multiple of ``lr`` (released code: 2).
-        expert_seed: seed of the Bernoulli draws, λ and random heatmaps (a function of
-            (expert_seed, step, rank), so resume-safe).
+        expert_seed: seed of the Bernoulli draws (a function of (expert_seed, step)), λ and
+            random heatmaps (of (expert_seed, step, micro-batch, manifest row)): resume-safe,
+            and independent of the number of processes.
         **kwargs: `ContrastiveModule` arguments (preset, lr, …).
     """
 
@@ -69,7 +79,7 @@ class ECLIPModule(ContrastiveModule):
         use_curriculum: bool = True,
         curriculum: dict[str, float] | None = None,
         priming_weight: float = 0.1,
-        priming_fraction: float = 0.1,
+        priming_fraction: float | None = None,
         random_heatmaps: bool = False,
         mask_duplicate_positive: bool = False,
         processor_lr_scale: float = 2.0,
@@ -79,19 +89,22 @@ class ECLIPModule(ContrastiveModule):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise ValueError(f"model.method must be one of {METHODS}, got {method!r}")
-        if mixup_alpha < 0 or not 0 <= priming_weight < 1 or not 0 <= priming_fraction <= 1 or processor_lr_scale <= 0:
+        if mixup_alpha < 0 or not 0 <= priming_weight < 1 or not 0 <= (priming_fraction or 0) <= 1 or processor_lr_scale <= 0:
             raise ValueError(
                 f"need model.mixup_alpha ≥ 0 ({mixup_alpha}), 0 ≤ model.priming_weight < 1 ({priming_weight}), "
                 f"0 ≤ model.priming_fraction ≤ 1 ({priming_fraction}), model.processor_lr_scale > 0 ({processor_lr_scale})"
             )
         self.schedule = validate_schedule(**(curriculum or {}))
+        self.priming_end = self.schedule["cold_start"] if priming_fraction is None else priming_fraction
         self.processor = (
             create_heatmap_processor(processor, **(processor_kwargs or {})) if method == "eclip" else None
         )
         # Global count of expert pairs trained on; a buffer so checkpoints carry it.
         self.register_buffer("expert_pairs_seen", torch.zeros((), dtype=torch.long))
         self.total_steps: int | None = None  # progress denominator, set at train start
-        self._step_logs: dict[str, float] = {}
+        self._step_logs: dict[str, float | torch.Tensor] = {}
+        self._micro = 0  # micro-batch within the optimizer step (gradient accumulation)
+        self._processor_ran = False  # in any micro-batch of the current optimizer step
 
     # ----------------------------------------------------------- schedule
     def on_train_start(self) -> None:
@@ -122,11 +135,11 @@ class ECLIPModule(ContrastiveModule):
     def priming_active(self, step: int) -> bool:
         """Priming runs during its phase, for a processor with parameters, when w_p > 0."""
         trainable = self.processor is not None and any(p.requires_grad for p in self.processor.parameters())
-        return trainable and self.hparams.priming_weight > 0 and self.progress(step) < self.hparams.priming_fraction
+        return trainable and self.hparams.priming_weight > 0 and self.progress(step) < self.priming_end
 
     # ------------------------------------------------------------- losses
     def compute_losses(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
-        """CLIP InfoNCE over main (+ expert) pairs and, in the cold start, the priming MSE.
+        """CLIP InfoNCE over main (+ expert) pairs and, in the priming phase, the priming MSE.
 
         Args:
             batch: the main batch; ``batch["expert"]`` is the expert sub-batch (or absent).
@@ -134,7 +147,7 @@ class ECLIPModule(ContrastiveModule):
         """
         hp, step = self.hparams, self.global_step
         p_curr = self.expert_probability_at(step)
-        used = expert_decision(hp.expert_seed, step, p_curr)
+        used = expert_decision(hp.expert_seed, step, p_curr)  # one draw per optimizer step
         image_emb, text_emb, ids = out.image_emb, out.text_emb, batch["index"]
         if used:
             expert = batch.get("expert")
@@ -149,46 +162,93 @@ class ECLIPModule(ContrastiveModule):
                 world = self.trainer.world_size if self._trainer is not None else 1
                 self.expert_pairs_seen += len(expert_image) * world
         if hp.mask_duplicate_positive:
-            rank = self.trainer.global_rank if self._trainer is not None else 0
-            clip = duplicate_masked_contrastive_loss(
-                image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), out.logit_scale,
-                ids, self.gather(ids), offset=rank * len(image_emb),
+            offset = self._rank() * len(image_emb)
+            mask = same_pair_mask(ids, self.gather(ids), offset)  # (N + M, world·(N + M))
+            clip = contrastive_loss(
+                image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), out.logit_scale, offset, mask
             )
         else:
             clip = self.pair_loss(image_emb, text_emb, out.logit_scale)
         self._step_logs = {"p_curr": p_curr, "expert_used": float(used), "expert_pairs_seen": float(self.expert_pairs_seen)}
-        if not self.priming_active(step):
+        priming = self.priming_active(step)
+        if self.processor is not None and not used and not priming:
+            clip = clip + self._idle_processor_term()
+        if not priming:
             return {"clip_loss": clip}
+        self._processor_ran = True
         image = batch["image"]
         reconstruction = self.processor(image, torch.ones_like(image[:, :1]))  # all-ones heatmap
-        priming = F.mse_loss(reconstruction, image)
-        self._step_logs["priming_mse"] = float(priming.detach())
+        priming_mse = F.mse_loss(reconstruction, image)
+        self._step_logs["priming_mse"] = priming_mse.detach()  # a tensor: no host sync off logging steps
         w = hp.priming_weight
-        return {"clip_loss": (1 - w) * clip, "priming_loss": w * priming}
+        return {"clip_loss": (1 - w) * clip, "priming_loss": w * priming_mse}
+
+    def _idle_processor_term(self) -> torch.Tensor:
+        """0 · Σ θ over the processor's trainable parameters: keeps them in the autograd graph.
+
+        Plain DDP (``find_unused_parameters=False``) requires every parameter to receive a
+        gradient at every backward; this costs one sum per parameter tensor, not a forward.
+        `on_before_optimizer_step` drops the resulting zero gradients.
+        """
+        params = [p for p in self.processor.parameters() if p.requires_grad]
+        if not params:
+            return torch.zeros((), device=self.device)
+        return torch.stack([p.sum() for p in params]).sum() * 0.0
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Drop the processor's gradients if it did not run in this optimizer step.
+
+        They are exact zeros from `_idle_processor_term`; left in place, AdamW would still move
+        the processor by its momentum and weight decay, unlike a step where it had no gradient.
+        """
+        if self.processor is not None and not self._processor_ran:
+            for p in self.processor.parameters():
+                p.grad = None
+        self._processor_ran = False
 
     def expert_embeddings(self, expert: dict[str, Any], step: int) -> torch.Tensor:
         """v^λ = f(λ·I + (1−λ)·processor(I, H)) for the expert sub-batch, (M, D)."""
         image, heatmap = expert["image"], expert["heatmap"]
         if self.processor is not None:
-            rng = np.random.default_rng([self.hparams.expert_seed, step, 1, self._rank()])
+            rows = [int(r) for r in expert["index"].tolist()]
             if self.hparams.random_heatmaps:
-                generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-                heatmap = random_smooth_heatmaps(len(image), tuple(image.shape[-2:]), generator)
+                heatmap = self._random_heatmaps(rows, step, tuple(image.shape[-2:]))
                 heatmap = heatmap.to(device=image.device, dtype=image.dtype)
             processed = self.processor(image, heatmap)  # I^E (M, C, H, W)
-            lam = self._mixup_lambdas(rng, len(image)).to(device=image.device, dtype=image.dtype)
+            self._processor_ran = True
+            lam = self._mixup_lambdas(rows, step).to(device=image.device, dtype=image.dtype)
             image = lam * image + (1 - lam) * processed  # I^λ
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         return self.model.encode_image(image)
 
-    def _mixup_lambdas(self, rng: np.random.Generator, count: int) -> torch.Tensor:
-        """λ (M, 1, 1, 1): Beta(α, α) per sample or per sub-batch; zeros when α = 0 (no mixup)."""
-        alpha = self.hparams.mixup_alpha
+    def _draw_key(self, step: int, kind: int, *rest: int) -> list[int]:
+        """Seed of a per-sample draw: (expert_seed, step, micro-batch, kind, ...) — no rank.
+
+        Keyed by the manifest row rather than by rank and position, so one process on N + M
+        pairs and several processes sharing them draw the same λ and heatmap for each sample;
+        each micro-batch of an accumulated step has its own key.
+        """
+        return [self.hparams.expert_seed, step, self._micro, kind, *rest]
+
+    def _mixup_lambdas(self, rows: list[int], step: int) -> torch.Tensor:
+        """λ (M, 1, 1, 1): Beta(α, α) per sample or one per sub-batch; zeros when α = 0 (no mixup)."""
+        alpha, count = self.hparams.mixup_alpha, len(rows)
         if alpha == 0:
             return torch.zeros(count, 1, 1, 1)
-        draws = rng.beta(alpha, alpha, size=count if self.hparams.mixup_per_sample else 1)
-        return torch.as_tensor(draws, dtype=torch.float32).expand(count).reshape(count, 1, 1, 1)
+        if self.hparams.mixup_per_sample:
+            draws = [np.random.default_rng(self._draw_key(step, 1, row)).beta(alpha, alpha) for row in rows]
+        else:
+            draws = [float(np.random.default_rng(self._draw_key(step, 1)).beta(alpha, alpha))] * count
+        return torch.as_tensor(draws, dtype=torch.float32).reshape(count, 1, 1, 1)
+
+    def _random_heatmaps(self, rows: list[int], step: int, size: tuple[int, int]) -> torch.Tensor:
+        """The control's heatmaps (M, 1, H, W), one seeded draw per sample."""
+        maps = []
+        for row in rows:
+            seed = int(np.random.default_rng(self._draw_key(step, 2, row)).integers(2**62))
+            maps.append(random_smooth_heatmaps(1, size, torch.Generator().manual_seed(seed)))
+        return torch.cat(maps)
 
     def _rank(self) -> int:
         return self.trainer.global_rank if self._trainer is not None else 0
@@ -209,6 +269,8 @@ class ECLIPModule(ContrastiveModule):
         if "main" in batch:  # the data module's expert stream is on
             batch = {**batch["main"], "expert": batch.get("expert")}
         self._step_logs = {}
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        self._micro = batch_idx % accumulate  # Lightning accumulates over consecutive batch indices of an epoch
         loss = super().training_step(batch, batch_idx)
         if self._logging_step:
             self.log_dict({f"train/{k}": v for k, v in self._step_logs.items()}, on_step=True, on_epoch=False, batch_size=1)

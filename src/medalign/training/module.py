@@ -20,6 +20,7 @@ from medalign.losses import contrastive_loss
 from medalign.metrics.retrieval import report_keys, retrieval_metrics
 from medalign.models import DualEncoderOutput, ModelSpec, create_dual_encoder, load_weights
 from medalign.rng import collect_rng_states, set_rng_states
+from medalign.training.hazards import warn_reproduction_hazards
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class ContrastiveModule(L.LightningModule):
 
     # ----------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
+        if stage == "fit":  # paper presets without ImageNet/ClinicalBERT weights or at another global batch
+            warn_reproduction_hazards(self.hparams, self.trainer)
         datamodule = getattr(self.trainer, "datamodule", None)
         if hasattr(self.model, "check_data") and datamodule is not None:  # open_clip: image size, tokenizer
             hp = datamodule.hparams
