@@ -94,7 +94,7 @@ def test_missing_files_and_columns(tmp_path, mimic_manifest):
     with pytest.raises(SystemExit, match=r"fixations.csv lacks column\(s\) \['X_ORIGINAL'\].*EGD-CXR"):
         run(["egd-cxr", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o")])
     (root / "master_sheet.csv").unlink()
-    with pytest.raises(SystemExit, match=r"master_sheet.csv\[.gz\] found"):
+    with pytest.raises(SystemExit, match=r"master_sheet.csv\[.gz\|.zip\] found"):
         run(["egd-cxr", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o")])
     root = _reflacx(tmp_path)
     fix = pd.read_csv(root / "main_data/P102R1/fixations.csv").drop(columns="timestamp_end_fixation")
