@@ -79,5 +79,5 @@ def test_brset(tmp_path):
     assert frame.loc["img00003", "text"] == "Fundus photo of the right eye of a male patient taken with a NIKON NF5050; diabetes: no, insulin: no."
     assert frame.loc["img00001", "split"] == frame.loc["img00002", "split"]  # one patient
     (root / "labels.csv").unlink()
-    with pytest.raises(SystemExit, match=r"labels.csv\[.gz\|.zip\] found.*BRSET"):
+    with pytest.raises(SystemExit, match=r"labels.csv\[.gz\|.zip\], labels_brset.csv\[.gz\|.zip\] found.*BRSET"):
         run(["brset", "--root", str(root), "--out", str(tmp_path / "o")])
