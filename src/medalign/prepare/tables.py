@@ -59,11 +59,11 @@ def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path | s
 
 
 def where(frame: pd.DataFrame, position: int) -> str:
-    """"<file> row N (line N+1)" for the row at `position`, or "row N" when the origin is unknown."""
-    if all(c in frame.columns for c in SOURCE_COLUMNS):
-        row = frame["_row"].iloc[position]
-        if pd.notna(row):
-            return f"{frame['_file'].iloc[position]} row {int(row)} (line {int(row) + 1})"
+    """"<file> row N (line N+1)" for the row at `position`; the file alone when it has no rows (XML); else "row N"."""
+    if "_file" in frame.columns and pd.notna(frame["_file"].iloc[position]):
+        row = frame["_row"].iloc[position] if "_row" in frame.columns else np.nan
+        file = frame["_file"].iloc[position]
+        return f"{file} row {int(row)} (line {int(row) + 1})" if pd.notna(row) else str(file)
     return f"row {position + 1}"
 
 
@@ -129,3 +129,10 @@ class Layout:
     def error(self, message: str) -> AdapterError:
         """An `AdapterError` "<dataset>: <message>; expected the <version> layout"."""
         return AdapterError(f"{self.dataset}: {message}; expected the {self.version} layout")
+
+    def find_or_none(self, root: Path, *names: str) -> Path | None:
+        """Like `find`, but None when none exists."""
+        try:
+            return self.find(root, *names)
+        except AdapterError:
+            return None
