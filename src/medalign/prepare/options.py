@@ -31,7 +31,7 @@ from typing import Any, Callable, Literal, Sequence, Union
 _ARG_LINE = re.compile(r"^(\s*)(\w+)(?: \([^)]*\))?:\s*(.*)$")
 
 
-def _truth(value: str) -> bool:
+def truth(value: str) -> bool:
     lowered = str(value).strip().lower()
     if lowered in ("true", "1", "yes", "on"):
         return True
@@ -77,7 +77,7 @@ def _argument_spec(hint: Any) -> dict[str, Any]:
             raise TypeError(f"unsupported option type {hint}")
         return _argument_spec(rest[0])
     if hint is bool:
-        return {"type": _truth, "nargs": "?", "const": True, "metavar": "true|false"}
+        return {"type": truth, "nargs": "?", "const": True, "metavar": "true|false"}
     if origin is Literal:
         return {"type": type(args[0]), "choices": list(args)}
     if origin in (list, Sequence, typing.Sequence) or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):

@@ -89,14 +89,14 @@ def strict_labels(
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise AdapterError(
-                f"{dataset}: {where(frame, i)}, column {column!r}: label {raw.iloc[i]!r} is not a number "
+                f"{dataset}: {where(frame, i)}, column {column!r}: label {str(raw.iloc[i])!r} is not a number "
                 f"({int(bad.sum())} such cells); expected one of {list(allowed)} or blank"
             )
         out_of_range = (values.notna() & ~values.isin(list(allowed))).to_numpy()
         if out_of_range.any():
             i = int(np.flatnonzero(out_of_range)[0])
             raise AdapterError(
-                f"{dataset}: {where(frame, i)}, column {column!r}: label {raw.iloc[i]!r} is out of range "
+                f"{dataset}: {where(frame, i)}, column {column!r}: label {str(raw.iloc[i])!r} is out of range "
                 f"({int(out_of_range.sum())} such cells); expected one of {list(allowed)} or blank"
             )
         out[column] = values.astype(float).to_numpy()

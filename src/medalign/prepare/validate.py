@@ -22,7 +22,7 @@ LABEL_VALUES = (-1.0, 0.0, 1.0)
 def _first(frame: pd.DataFrame, bad: np.ndarray, dataset: str, column: str, what: str) -> AdapterError:
     i = int(np.flatnonzero(bad)[0])
     value = frame[column].iloc[i]
-    return AdapterError(f"{dataset}: {where(frame, i)}, column {column!r}: {value!r} {what} ({int(bad.sum())} such rows)")
+    return AdapterError(f"{dataset}: {where(frame, i)}, column {column!r}: {str(value)!r} {what} ({int(bad.sum())} such rows)")
 
 
 def validate_frame(frame: pd.DataFrame, label_columns: Sequence[str], dataset: str) -> None:
