@@ -50,6 +50,7 @@ def build(
         views: ViewPosition values to keep; 'all' keeps every view.
         sections: report sections, in order.
     """
+    views, sections = ([v] if isinstance(v, str) else list(v) for v in (views, sections))  # "all" or ["PA", "AP"]
     split = LAYOUT.read(root, "mimic-cxr-2.0.0-split.csv", required=["dicom_id", "study_id", "subject_id", "split"])
     labels = LAYOUT.read(root, "mimic-cxr-2.0.0-chexpert.csv", required=["subject_id", "study_id", *CHEXPERT_LABELS])
     meta = LAYOUT.read(root, "mimic-cxr-2.0.0-metadata.csv", required=["dicom_id", "ViewPosition"])

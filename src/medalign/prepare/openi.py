@@ -128,6 +128,7 @@ def build(
         test_fraction: fraction of reports in test (default: all rows are test).
         seed: seed of the report split.
     """
+    sections = [sections] if isinstance(sections, str) else list(sections)
     if layout == "auto":
         layout = "kaggle" if LAYOUT.find_or_none(root, "indiana_reports.csv") else "xml"
     notes: list[str] = []

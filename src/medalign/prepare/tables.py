@@ -83,8 +83,11 @@ def strict_labels(
     out = {}
     for column in columns:
         raw = frame[column]
-        blank = raw.isna() | raw.astype(str).str.strip().eq("")
-        values = pd.to_numeric(raw.where(~blank), errors="coerce")
+        if pd.api.types.is_numeric_dtype(raw):  # parsed as numbers: only the range can be wrong
+            blank, values = raw.isna(), raw.astype(float)
+        else:
+            blank = raw.isna() | raw.astype(str).str.strip().eq("")
+            values = pd.to_numeric(raw.where(~blank), errors="coerce")
         bad = (values.isna() & ~blank).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
