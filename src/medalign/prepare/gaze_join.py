@@ -83,7 +83,9 @@ def join_gaze(
     loaded = read_manifest(manifest, check_files=False)
     frame = loaded.frame.copy()
     if "id" not in frame.columns:
-        raise AdapterError(f"{name}: manifest {loaded.path} has no 'id' column (the dicom_id); write it with `medalign prepare mimic-cxr`")
+        raise AdapterError(
+            f"{name}: manifest {loaded.path} has no 'id' column (the dicom_id); write it with `medalign prepare mimic-cxr`"
+        )
     frame["id"] = frame["id"].astype(str)
     frame["image"] = [str(loaded.root / p) for p in frame["image"]]
     frame["heatmap"] = ""

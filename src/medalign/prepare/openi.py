@@ -18,12 +18,13 @@ copies add ``.png`` / ``.dcm`` extensions or folder prefixes. Every form maps to
 ``CXR<uid>_IM-...`` (`image_key`), which is the manifest ``id`` in both layouts; ``study_id`` and
 ``subject_id`` are ``CXR<uid>`` in both. An id in no known form is an error naming its file.
 
-One row per frontal image with its report's findings and impression (configurable). The NLM
-XMLs do not say which view an image is: pass ``--projections indiana_projections.csv`` to keep
-frontal views, otherwise every image is kept (noted in the report); an image with no entry
-there is dropped as "no projection in indiana_projections.csv" (counted and listed apart from
-lateral views). Reports whose chosen sections are empty are dropped (listed in the report). Open-I has no official split: every row is ``test`` unless
-``--val-fraction`` / ``--test-fraction`` split reports with a seed.
+One row per frontal image with its report's findings and impression (configurable). The NLM XMLs
+do not say which view an image is: pass ``--projections indiana_projections.csv`` to keep
+frontal views, otherwise every image is kept (noted in the report); an image with no entry there
+is dropped as "no projection in indiana_projections.csv" (counted and listed apart from lateral
+views). Reports whose chosen sections are empty are dropped (listed in the report). Open-I has
+no official split: every row is ``test`` unless ``--val-fraction`` / ``--test-fraction`` split
+reports with a seed.
 """
 
 from __future__ import annotations

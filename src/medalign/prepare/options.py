@@ -106,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser, fn: Callable, skip: Sequence[
         text = helps.get(name, "")
         if not required:
             default = param.default
-            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default).lower() if isinstance(default, bool) else default
+            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+            shown = str(shown).lower() if isinstance(shown, bool) else shown
             text = f"{text.rstrip('.')} (default: {shown})".strip() if default is not None else text
             spec["default"] = list(default) if isinstance(default, tuple) and spec.get("nargs") == "+" else default
         parser.add_argument(flag, dest=name, required=required, help=text, **spec)

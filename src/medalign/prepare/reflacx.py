@@ -12,8 +12,8 @@ Each ``id`` is one reading of one image (several radiologists read some images).
 in the original image's pixels (``image_size_x`` × ``image_size_y``); the duration is
 ``timestamp_end_fixation − timestamp_start_fixation``. Readings marked
 ``eye_tracking_data_discarded`` are skipped. Fixations outside the image (negative, or past
-``image_size_x`` × ``image_size_y``) are dropped before rendering and counted in the report. ``x_position`` / ``y_position`` are accepted for
-the position columns too.
+``image_size_x`` × ``image_size_y``) are dropped before rendering and counted in the report.
+``x_position`` / ``y_position`` are accepted for the position columns too.
 """
 
 from __future__ import annotations
