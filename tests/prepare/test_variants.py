@@ -96,12 +96,16 @@ def test_nih_renamed_and_extra_columns(tmp_path):
         rows.append(",".join([*cells, "x"]))
     (root / "Data_Entry_2017.csv").unlink()
     (root / "Data_Entry_2017_v2020.csv").write_text("\n".join([header, *rows]) + "\n")
+    with gzip.open(root / "test_list.txt.gz", "wt") as f:  # a compressed split list
+        f.write((root / "test_list.txt").read_text())
+    (root / "test_list.txt").unlink()
     path = run(["nih-cxr14", "--root", str(root), "--out", str(tmp_path / "o")])
     frame = read_manifest(path).frame.set_index("id")
     row = frame.loc["00000001_001.png"]
     assert row["text"] == "PA chest radiograph of a 51-year-old female patient."
     assert (row["orig_width"], row["orig_height"]) == (2682, 2749)
     assert "Extra" not in frame.columns and len(frame) == 7
+    assert set(frame.loc[["00000003_000.png", "00000004_000.png", "00000005_000.png"], "split"]) == {"test"}
 
 
 def test_nih_original_header_keeps_image_size(tmp_path):

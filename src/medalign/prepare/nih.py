@@ -29,6 +29,7 @@ import pandas as pd
 
 from medalign.prepare.base import Drops, Layout, Prepared, drop, index_files, labels_text, source_of, split_by_group
 from medalign.prepare.options import adapter, arguments_adder
+from medalign.prepare.tables import read_text
 
 NAME = "nih-cxr14"
 VERSION = "NIH ChestX-ray14 (Data_Entry_2017[_v2020].csv, train_val_list.txt, test_list.txt, images*/)"
@@ -87,7 +88,7 @@ def build(
     """
     table, dropped = read_entries(LAYOUT.find(root, "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv"))
     rows_in = len(table) + sum(dropped.values())
-    split_lists = {name: set(LAYOUT.find(root, name).read_text().split()) for name in ("train_val_list.txt", "test_list.txt")}
+    split_lists = {name: set(read_text(LAYOUT.find(root, name)).split()) for name in ("train_val_list.txt", "test_list.txt")}
     split = np.where(table["Image Index"].isin(split_lists["test_list.txt"]), "test",
                      np.where(table["Image Index"].isin(split_lists["train_val_list.txt"]), "train", ""))  # fmt: skip
     table = table.assign(split=split)

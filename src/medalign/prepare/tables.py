@@ -7,6 +7,8 @@ error about a manifest row names the raw file, row and column it came from.
 
 from __future__ import annotations
 
+import gzip
+import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -31,6 +33,17 @@ def find_file(root: Path, names: Sequence[str], dataset: str, version: str) -> P
                 return root / f"{name}{suffix}"
     looked = ", ".join(f"{n}[.gz|.zip]" for n in names)
     raise AdapterError(f"{dataset}: none of {looked} found under {root}; expected the {version} layout")
+
+
+def read_text(path: Path) -> str:
+    """The text of a plain, ``.gz`` or one-member ``.zip`` file."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt") as f:
+            return f.read()
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(archive.namelist()[0]).decode()
+    return path.read_text()
 
 
 def read_table(path: Path, dataset: str, version: str, required: Iterable[str], **kwargs) -> pd.DataFrame:
