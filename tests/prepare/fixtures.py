@@ -224,21 +224,27 @@ OPENI_REPORTS = [
      [("1_IM-0001-4001", "Frontal"), ("1_IM-0001-3001", "Lateral")]),
     (2, "", "No acute disease.", [("2_IM-0652-1001", "Frontal")]),
     (3, "", "", [("3_IM-1384-1001", "Frontal")]),
+    (4, "Heart size normal.", "", [("4_IM-2050-1001-0001", "Frontal"), ("4_IM-2050-1001-0002", "Lateral")]),
 ]  # fmt: skip
 
 
+def openi_xml_id(n: int, suffix: str) -> str:
+    """The NLM XML form of a Kaggle file stem: ``CXR<stem>``, but report 1 repeats its uid (``CXR1_1_IM-...``)."""
+    return f"CXR1_{suffix}" if n == 1 else f"CXR{suffix}"
+
+
 def openi_xml(root: Path) -> Path:
-    """NLM layout: ecgen-radiology/<n>.xml + NLMCXR_png/CXR<id>.png."""
+    """NLM layout: ecgen-radiology/<n>.xml + NLMCXR_png/<parentImage id>.png (ids in the real forms)."""
     (root / "ecgen-radiology").mkdir(parents=True, exist_ok=True)
     for n, findings, impression, images in OPENI_REPORTS:
-        parents = "\n".join(f'<parentImage id="CXR{i}"><figureId>F1</figureId><caption>Xray Chest PA and Lateral</caption></parentImage>'
+        parents = "\n".join(f'<parentImage id="{openi_xml_id(n, i)}"><figureId>F1</figureId><caption>Xray Chest PA and Lateral</caption></parentImage>'
                             for i, _ in images)  # fmt: skip
         text = OPENI_XML.format(n=n, findings=findings, impression=impression, images=parents)
         if not findings:
             text = text.replace('<AbstractText Label="FINDINGS"></AbstractText>', '<AbstractText Label="FINDINGS"/>')
         (root / "ecgen-radiology" / f"{n}.xml").write_text(text)
         for i, _ in images:
-            image(root / "NLMCXR_png" / f"CXR{i}.png")
+            image(root / "NLMCXR_png" / f"{openi_xml_id(n, i)}.png")
     return root
 
 

@@ -73,5 +73,5 @@ def test_missing_file_and_column(tmp_path):
     with pytest.raises(SystemExit, match=r"valid.csv lacks column\(s\) \['Frontal/Lateral'\].*CheXpert-v1.0"):
         run(["chexpert", "--root", str(root), "--out", str(tmp_path / "o")])
     (root / "train.csv").unlink()
-    with pytest.raises(SystemExit, match=r"train.csv\[.gz\] found"):
+    with pytest.raises(SystemExit, match=r"train.csv\[.gz\|.zip\] found"):
         run(["chexpert", "--root", str(root), "--out", str(tmp_path / "o")])

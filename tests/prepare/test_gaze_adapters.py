@@ -94,7 +94,7 @@ def test_missing_files_and_columns(tmp_path, mimic_manifest):
     with pytest.raises(SystemExit, match=r"fixations.csv lacks column\(s\) \['X_ORIGINAL'\].*EGD-CXR"):
         run(["egd-cxr", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o")])
     (root / "master_sheet.csv").unlink()
-    with pytest.raises(SystemExit, match=r"master_sheet.csv\[.gz\] found"):
+    with pytest.raises(SystemExit, match=r"master_sheet.csv\[.gz\|.zip\] found"):
         run(["egd-cxr", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o")])
     root = _reflacx(tmp_path)
     fix = pd.read_csv(root / "main_data/P102R1/fixations.csv").drop(columns="timestamp_end_fixation")
@@ -103,3 +103,40 @@ def test_missing_files_and_columns(tmp_path, mimic_manifest):
         run(["reflacx", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="no main_data/metadata_phase_"):
         run(["reflacx", "--root", str(tmp_path), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o")])
+
+
+def test_egd_fixations_outside_the_image_are_dropped(tmp_path, mimic_manifest):
+    # d1 is 40 x 30 px (MIMIC Rows/Columns). Off-screen sentinels (-1) and positions past the width
+    # or height are dropped; x = 39.5 is on the image.
+    fixations = [("d1", 10, 20, 0.5, 1), ("d1", -1, -1, 3.0, 1), ("d1", 45, 5, 3.0, 1), ("d1", 5, 30, 3.0, 1),
+                 ("d1", 39.5, 29, 0.25, 1), ("d6", -1, -1, 1.0, 1)]  # fmt: skip
+    root = fixtures.egd_cxr(tmp_path / "egd", fixations)
+    path = run(["egd-cxr", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o"), "--sigma-px", "3"])
+    frame = pd.read_csv(path).set_index("id")
+    expected = fixations_to_heatmap([10, 39.5], [20, 29], [0.5, 0.25], (30, 40), sigma=3.0)
+    np.testing.assert_allclose(np.load(path.parent / frame.loc["d1", "heatmap"]), expected, rtol=1e-6)
+    assert pd.isna(frame.loc["d6", "heatmap"])  # its only fixation was off-screen: no heatmap
+    report = json.loads((path.parent / "prepare_report.json").read_text())
+    assert report["gaze"] == {"fixations": 6, "fixations_outside_image": 4, "readings": 2, "readings_without_fixation_on_image": 1}
+    assert any("4 of 6 fixations outside the image" in n for n in report["notes"])
+
+
+def test_reflacx_fixations_outside_the_reading_frame_are_dropped(tmp_path, mimic_manifest):
+    # Coordinates of P102R2 are in an 80 x 60 frame: (85, 10) is past its width, (60, 10) is on it.
+    root = fixtures.reflacx(tmp_path / "reflacx", {
+        "P102R1": ("d1", 40, 30, False, [(0.0, 0.5, 10, 20), (0.5, 1.0, -5, 12)]),
+        "P102R2": ("d1", 80, 60, False, [(1.0, 2.0, 60, 10), (2.0, 4.0, 85, 10)]),
+    })  # fmt: skip
+    path = run(["reflacx", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o"), "--sigma-px", "2"])
+    a = fixations_to_heatmap([10], [20], [0.5], (30, 40), sigma=2.0)
+    b = fixations_to_heatmap([60], [10], [1.0], (30, 40), source_shape=(60, 80), sigma=2.0)
+    np.testing.assert_allclose(np.load(path.parent / "heatmaps/d1.npy"), (a + b) / (a + b).max(), rtol=1e-6)
+    assert json.loads((path.parent / "prepare_report.json").read_text())["gaze"]["fixations_outside_image"] == 2
+
+
+def test_reflacx_missing_gaze_column_is_named_exactly(tmp_path, mimic_manifest):
+    root = _reflacx(tmp_path)
+    fix = pd.read_csv(root / "main_data/P102R1/fixations.csv").drop(columns="average_y_position")
+    fix.to_csv(root / "main_data/P102R1/fixations.csv", index=False)
+    with pytest.raises(SystemExit, match=r"P102R1/fixations.csv lacks column\(s\) \['average_y_position'\] \(found \['timestamp_start"):
+        run(["reflacx", "--root", str(root), "--manifest", str(mimic_manifest), "--out", str(tmp_path / "o")])

@@ -68,5 +68,5 @@ def test_nih_14x100_builder(tmp_path):
 def test_nih_missing_split_list(tmp_path):
     root = fixtures.nih(tmp_path / "nih")
     (root / "test_list.txt").unlink()
-    with pytest.raises(SystemExit, match=r"test_list.txt\[.gz\] found.*ChestX-ray14"):
+    with pytest.raises(SystemExit, match=r"test_list.txt\[.gz\|.zip\] found.*ChestX-ray14"):
         run(["nih-cxr14", "--root", str(root), "--out", str(tmp_path / "o")])

@@ -63,7 +63,7 @@ def test_options_views_and_sections(tmp_path):
 def test_missing_file_and_column(tmp_path):
     root = fixtures.mimic(tmp_path / "raw")
     (root / "mimic-cxr-2.0.0-chexpert.csv.gz").unlink()
-    with pytest.raises(SystemExit, match=r"mimic-cxr-2.0.0-chexpert.csv\[.gz\].*MIMIC-CXR-JPG 2.0.0"):
+    with pytest.raises(SystemExit, match=r"mimic-cxr-2.0.0-chexpert.csv\[.gz\|.zip\].*MIMIC-CXR-JPG 2.0.0"):
         run(["mimic-cxr", "--root", str(root), "--out", str(tmp_path / "o")])
     root = fixtures.mimic(tmp_path / "raw2")
     meta = pd.read_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz").drop(columns="ViewPosition")

@@ -7,7 +7,6 @@ report XMLs. The package is located without importing it (its import pulls in sc
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from pathlib import Path
 
@@ -42,9 +41,8 @@ def _file(name: str) -> Path:
 def test_chexpert_train_csv():
     raw = pd.read_csv(_file("chexpert_train.csv.gz"))
     assert len(raw) == 223_414
-    args = argparse.Namespace(views="frontal", val_fraction=0.0, seed=0, text="metadata")
     root = Path("/data/CheXpert-v1.0-small")
-    prepared = chexpert.from_tables(root, raw.assign(split="train"), args)
+    prepared = chexpert.from_tables(root, raw.assign(split="train"))  # keyword defaults: frontal views, metadata text
     frame = prepared.frame
     assert len(frame) == int((raw["Frontal/Lateral"] == "Frontal").sum()) == 223_414 - prepared.dropped["lateral view"]
     assert frame["image"].iloc[0] == "/data/CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
@@ -94,6 +92,11 @@ def test_nih_data_entry():
     for label in nih.LABELS:
         assert table[label].sum() == sum(label in n for n in names)
     assert table["No Finding"].sum() == 60_361 and table["Cardiomegaly"].sum() == 2_776
+    # The v2020 header "OriginalImage[Width,Height]" splits in two under a CSV reader; the size survives.
+    header = pd.read_csv(path, nrows=2)
+    assert "OriginalImage[Width" in header.columns and "Height]" in header.columns
+    assert table.loc[0, ["orig_width", "orig_height"]].tolist() == [2682, 2749]
+    np.testing.assert_array_equal(table["orig_width"].to_numpy(float), pd.read_csv(path)["OriginalImage[Width"].to_numpy(float))
 
 
 def test_rsna_labels():
@@ -103,6 +106,22 @@ def test_rsna_labels():
     assert len(labels) == raw["patientId"].nunique() == 26_684
     assert labels["Pneumonia"].sum() == raw.loc[raw["Target"] == 1, "patientId"].nunique() == 6_012
     assert dropped["extra box rows of the same patient (merged)"] == len(raw) - 26_684
+
+
+def test_rsna_zip_label_table_metadata_only(tmp_path):
+    """The label table as released in a .zip, found by its plain name; no images: metadata-only manifest."""
+    import shutil
+
+    from medalign.prepare.writer import write_manifest
+
+    shutil.copy(_file("kaggle_stage_2_train_labels.csv.zip"), tmp_path / "stage_2_train_labels.csv.zip")
+    prepared = rsna.build(tmp_path, val_fraction=0.1, test_fraction=0.1)
+    path = write_manifest(prepared, tmp_path / "o", check_images=False)
+    frame = pd.read_csv(path)
+    assert len(frame) == 26_684 and frame["Pneumonia"].sum() == 6_012
+    assert frame["image"].iloc[0] == f"../stage_2_train_images/{frame['id'].iloc[0]}.dcm"
+    report = (tmp_path / "o" / "prepare_report.json").read_text()
+    assert '"metadata_only": true' in report and "METADATA ONLY" in report
 
 
 def test_openi_report_xmls():
@@ -117,3 +136,22 @@ def test_openi_report_xmls():
     first = reports.set_index("uid").loc["CXR1"]
     assert first["impression"] == "Normal chest x-XXXX."
     assert first["images"] == ["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"]
+    # Every image id form in the release maps to a key; distinct ids stay distinct; the key's uid is the report's.
+    ids = reports.explode("images").dropna(subset=["images"])
+    keys = ids["images"].map(openi.image_key)
+    assert keys.notna().all() and keys.nunique() == ids["images"].nunique() == 7_470
+    assert (keys.str.split("_").str[0] == ids["uid"]).all()
+    forms = ids["images"].str.replace(r"\d+", "N", regex=True).value_counts().to_dict()
+    assert forms == {"CXRN_IM-N-N": 7_064, "CXRN_IM-N-N-N": 404, "CXRN_N_IM-N-N": 2}
+
+
+def test_openi_xml_build_metadata_only(tmp_path):
+    """The whole NLM XML release through the adapter and the writer without images (metadata-only mode)."""
+    from medalign.prepare.writer import write_manifest
+
+    _file("NLMCXR_reports.tgz")
+    prepared = openi.build(DATA, views="all")
+    path = write_manifest(prepared, tmp_path / "o", check_images=False)
+    frame = pd.read_csv(path)
+    assert len(frame) + sum(prepared.dropped.values()) == prepared.rows_in == 7_470
+    assert frame["id"].is_unique and frame["id"].str.match(r"^CXR\d+_IM-[\d-]+$").all()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from medalign.prepare import ADAPTERS, AdapterError, summary, write_manifest
+from medalign.prepare.options import truth
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write a PNG cache with this short side under OUT/images_<N>/ and use it")  # fmt: skip
         p.add_argument("--missing", choices=["error", "drop"], default="error", help="missing image files: stop, or drop and count")
         p.add_argument("--seed", type=int, default=0, help="seed of every random split or subset")
+        p.add_argument("--check-images", type=truth, default=True, metavar="true|false",
+                       help="check that every image exists (false: metadata-only manifest, marked in the report)")  # fmt: skip
         adapter.add_arguments(p)
     return parser
 
@@ -41,6 +44,7 @@ def run(argv: list[str]) -> Path:
         prepared = ADAPTERS[args.dataset].build(root, args)
         path = write_manifest(
             prepared, args.out, root=root, copy=args.copy, resize=args.resize, missing=args.missing,
+            check_images=args.check_images,
             options={k: v for k, v in vars(args).items()},
         )  # fmt: skip
     except AdapterError as err:

@@ -2,7 +2,7 @@
 
 An adapter turns a dataset *as distributed* into a `Prepared` table (absolute image paths,
 report text, split, labels) plus a count of the rows it dropped and why; `writer.py` turns that
-into the standard manifest (DESIGN §4).
+into the standard manifest (docs/datasets.md). Table reading lives in `tables.py`.
 """
 
 from __future__ import annotations
@@ -11,17 +11,32 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from medalign.prepare.errors import AdapterError
+from medalign.prepare.tables import (
+    SOURCE_COLUMNS, Layout, find_file, read_table, require_columns, source_of, strict_labels, where,
+)  # fmt: skip
+
 MANIFEST_COLUMNS = ("image", "text", "split", "heatmap", "id", "study_id", "subject_id")
 _WHITESPACE = re.compile(r"\s+")
+MAX_EXAMPLES = 5
+
+__all__ = [
+    "AdapterError", "Drops", "Layout", "MANIFEST_COLUMNS", "Prepared", "SOURCE_COLUMNS", "clean_text", "drop", "find_file",
+    "index_files", "labels_text", "read_table", "require_columns", "source_of", "split_by_group", "strict_labels", "where",
+]  # fmt: skip
 
 
-class AdapterError(ValueError):
-    """The raw dataset is not in the published layout; the message names the file and the version."""
+class Drops(Counter):
+    """reason → rows dropped for it, plus the first few of them (``examples``: raw file, row, value)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.examples: dict[str, list[dict[str, Any]]] = {}
 
 
 @dataclass
@@ -35,49 +50,22 @@ class Prepared:
             label columns and any extra columns to keep.
         label_columns: label columns, in order; values 1 / 0 / -1 / NaN.
         rows_in: rows read from the primary table, before any were dropped.
-        dropped: reason → number of rows dropped for it.
+        dropped: reason → number of rows dropped for it (a `Drops` also keeps the first few rows).
         notes: facts worth printing (e.g. "views unknown: all images kept").
+        report: extra sections for prepare_report.json (e.g. ``{"gaze": {...}}``).
+        heatmaps: files the writer renders into the output folder: path relative to it (as in
+            the ``heatmap`` column) → a function returning the (H, W) array. Rendering is deferred
+            so nothing is written before the manifest validates.
     """
 
     dataset: str
     frame: pd.DataFrame
     label_columns: list[str]
     rows_in: int
-    dropped: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Drops)
     notes: list[str] = field(default_factory=list)
-
-
-def find_file(root: Path, names: Sequence[str], dataset: str, version: str) -> Path:
-    """The first of `names` (relative to `root`) that exists, accepting a ``.gz`` twin of each.
-
-    Raises:
-        AdapterError: none exists; the message lists what was looked for and the expected version.
-    """
-    for name in names:
-        for candidate in (root / name, root / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
-    looked = ", ".join(f"{n}[.gz]" for n in names)
-    raise AdapterError(f"{dataset}: none of {looked} found under {root}; expected the {version} layout")
-
-
-def read_table(path: Path, dataset: str, version: str, required: Iterable[str], **kwargs) -> pd.DataFrame:
-    """Read a CSV (plain, ``.gz`` or a one-member ``.zip``) and check that `required` columns exist."""
-    try:
-        frame = pd.read_csv(path, **kwargs)
-    except Exception as err:  # pandas raises many types for malformed files
-        raise AdapterError(f"{dataset}: cannot read {path}: {err}") from err
-    require_columns(frame, required, path, dataset, version)
-    return frame
-
-
-def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path | str, dataset: str, version: str) -> None:
-    """Raise `AdapterError` naming the missing columns, the file and the expected version."""
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise AdapterError(
-            f"{dataset}: {path} lacks column(s) {missing} (found {list(frame.columns)}); expected the {version} layout"
-        )
+    report: dict[str, Any] = field(default_factory=dict)
+    heatmaps: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
 
 
 def clean_text(text: object) -> str:
@@ -87,11 +75,25 @@ def clean_text(text: object) -> str:
     return _WHITESPACE.sub(" ", str(text)).strip()
 
 
-def drop(frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str, dropped: Counter) -> pd.DataFrame:
-    """Remove the rows where `mask` is true and count them under `reason`."""
+def drop(
+    frame: pd.DataFrame, mask: pd.Series | np.ndarray, reason: str, dropped: Counter, value: str | None = None
+) -> pd.DataFrame:
+    """Remove the rows where `mask` is true and count them under `reason`.
+
+    When `dropped` is a `Drops`, the first few dropped rows are kept as examples: their raw file
+    and row (where the frame carries ``_file``/``_row``) and the value of column `value`.
+    """
     mask = np.asarray(mask, dtype=bool)
     if mask.any():
         dropped[reason] += int(mask.sum())
+        if isinstance(dropped, Drops):
+            examples = dropped.examples.setdefault(reason, [])
+            for i in np.flatnonzero(mask)[: max(0, MAX_EXAMPLES - len(examples))]:
+                example: dict[str, Any] = {"where": where(frame, int(i))}
+                if value is not None:
+                    cell = frame[value].iloc[int(i)]
+                    example[value] = None if pd.isna(cell) else str(cell) if not isinstance(cell, (list, tuple)) else cell
+                examples.append(example)
     return frame.loc[~mask]
 
 

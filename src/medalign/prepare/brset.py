@@ -2,7 +2,8 @@
 
 Published layout::
 
-    labels.csv   image_id, patient_id, camera, patient_age, comorbidities, diabetes_time_y, insuline,
+    labels.csv (or labels_brset.csv, the name in some copies; .gz/.zip accepted)
+                 image_id (with or without .jpg), patient_id, camera, patient_age, comorbidities, diabetes_time_y, insuline,
                  patient_sex (1 male, 2 female), exam_eye (1 right, 2 left), diabetes, nationality, ...,
                  diabetic_retinopathy (0/1), macular_edema, ..., DR_ICDR, DR_SDRG
     fundus_photos/<image_id>.jpg
@@ -10,28 +11,25 @@ Published layout::
 The task is binary diabetic retinopathy (``diabetic_retinopathy``). As in the cone-effect paper,
 the text is the clinical/demographic metadata as a sentence (never the DR grade): "Fundus photo of
 the right eye of a 48-year-old female patient taken with a Canon CR; diabetes: yes, for 12
-years, insulin: no." No official split: patients are split with a seed.
+years, insulin: no." No official split: patients are split with a seed. A label that is not 0, 1
+or blank is an error naming the raw row; a blank label is kept blank (counted in the notes).
 """
 
 from __future__ import annotations
 
-import argparse
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
-from medalign.prepare.base import Prepared, drop, find_file, read_table, split_by_group
+from medalign.prepare.base import Drops, Layout, Prepared, source_of, split_by_group, strict_labels
+from medalign.prepare.options import adapter, arguments_adder
 
 NAME = "brset"
-VERSION = "BRSET 1.0.0 (labels.csv, fundus_photos/)"
+VERSION = "BRSET 1.0.0 (labels.csv or labels_brset.csv, fundus_photos/)"
+LABEL_FILES = ("labels.csv", "labels_brset.csv")
 LABEL = "diabetic_retinopathy"
+LAYOUT = Layout(NAME, VERSION)
 COLUMNS = ["image_id", "patient_id", "camera", "patient_age", "patient_sex", "exam_eye", "diabetes", LABEL]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of patients in val")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="fraction of patients in test")
 
 
 def _known(value: object) -> bool:
@@ -57,21 +55,33 @@ def metadata_text(row: pd.Series) -> str:
     return text + ("; " + ", ".join(clinical) if clinical else "") + "."
 
 
-def build(root: Path, args: argparse.Namespace) -> Prepared:
-    table = read_table(find_file(root, ["labels.csv"], NAME, VERSION), NAME, VERSION, COLUMNS)
-    dropped: Counter = Counter()
-    rows_in = len(table)
-    label = pd.to_numeric(table[LABEL], errors="coerce")
-    table = drop(table, ~label.isin([0, 1]), f"{LABEL} not 0/1", dropped)
+@adapter
+def build(root: Path, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Prepared:
+    """Read the label table; one row per fundus photo.
+
+    Args:
+        root: the BRSET folder (label table and fundus_photos/).
+        val_fraction: fraction of patients in val.
+        test_fraction: fraction of patients in test.
+        seed: seed of the patient split.
+    """
+    table = LAYOUT.read(root, *LABEL_FILES, required=COLUMNS)
+    label = strict_labels(table, [LABEL], NAME, allowed=(0.0, 1.0))[LABEL]
+    notes = [f"{int(label.isna().sum())} photos with a blank {LABEL}: label left blank"] if label.isna().any() else []
+    stems = [str(i).strip().removesuffix(".jpg") for i in table["image_id"]]
     frame = pd.DataFrame(
         {
-            "image": [str(root / "fundus_photos" / f"{i}.jpg") for i in table["image_id"]],
+            "image": [str(root / "fundus_photos" / f"{i}.jpg") for i in stems],
             "text": [metadata_text(r) for _, r in table.iterrows()],
-            "split": split_by_group(table["patient_id"], args.val_fraction, args.test_fraction, args.seed),
-            "id": table["image_id"].astype(str).to_numpy(),
-            "study_id": table["image_id"].astype(str).to_numpy(),
+            "split": split_by_group(table["patient_id"], val_fraction, test_fraction, seed),
+            "id": stems,
+            "study_id": stems,
             "subject_id": table["patient_id"].astype(str).to_numpy(),
-            LABEL: pd.to_numeric(table[LABEL]).astype(float).to_numpy(),
+            LABEL: label.to_numpy(),
+            **source_of(table),
         }
     )
-    return Prepared(NAME, frame, [LABEL], rows_in, dropped)
+    return Prepared(NAME, frame, [LABEL], len(table), Drops(), notes)
+
+
+add_arguments = arguments_adder(build)

@@ -15,16 +15,17 @@ female patient.") or, with ``--text labels``, its labels — for evaluation sets
 
 from __future__ import annotations
 
-import argparse
-from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
-from medalign.prepare.base import Prepared, drop, find_file, labels_text, read_table, split_by_group
+from medalign.prepare.base import Drops, Layout, Prepared, drop, labels_text, source_of, split_by_group, strict_labels
+from medalign.prepare.options import adapter, arguments_adder
 
 NAME = "chexpert"
 VERSION = "CheXpert-v1.0 / CheXpert-v1.0-small (train.csv, valid.csv)"
+LAYOUT = Layout(NAME, VERSION)
 LABELS = [
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
     "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
@@ -33,50 +34,75 @@ LABELS = [
 COLUMNS = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *LABELS]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--views", choices=["frontal", "all"], default="frontal", help="keep frontal images only (default)")
-    parser.add_argument("--valid-split", choices=["val", "test"], default="val", help="split that valid.csv becomes")
-    parser.add_argument("--val-fraction", type=float, default=0.0, help="carve this fraction of train patients into val")
-    parser.add_argument("--text", choices=["metadata", "labels"], default="metadata", help="what the text column says")
+@adapter
+def build(
+    root: Path,
+    *,
+    views: Literal["frontal", "all"] = "frontal",
+    valid_split: Literal["val", "test"] = "val",
+    val_fraction: float = 0.0,
+    text: Literal["metadata", "labels"] = "metadata",
+    seed: int = 0,
+) -> Prepared:
+    """Read train.csv and valid.csv; one row per kept image.
 
-
-def build(root: Path, args: argparse.Namespace) -> Prepared:
+    Args:
+        root: the CheXpert-v1.0[-small] folder.
+        views: keep frontal images only, or all.
+        valid_split: the split valid.csv becomes.
+        val_fraction: carve this fraction of train patients into val.
+        text: what the text column says: the image's metadata, or its labels (evaluation only: leaks the label).
+        seed: seed of the train/val patient split.
+    """
     tables = []
-    for name, split in (("train.csv", "train"), ("valid.csv", args.valid_split)):
-        table = read_table(find_file(root, [name], NAME, VERSION), NAME, VERSION, COLUMNS)
-        tables.append(table.assign(split=split))
-    return from_tables(root, pd.concat(tables, ignore_index=True), args)
+    for name, split in (("train.csv", "train"), ("valid.csv", valid_split)):
+        tables.append(LAYOUT.read(root, name, required=COLUMNS).assign(split=split))
+    return from_tables(root, pd.concat(tables, ignore_index=True), views=views, val_fraction=val_fraction, text=text, seed=seed)
 
 
-def from_tables(root: Path, frame: pd.DataFrame, args: argparse.Namespace) -> Prepared:
+add_arguments = arguments_adder(build)
+
+
+def from_tables(
+    root: Path,
+    frame: pd.DataFrame,
+    *,
+    views: Literal["frontal", "all"] = "frontal",
+    val_fraction: float = 0.0,
+    text: Literal["metadata", "labels"] = "metadata",
+    seed: int = 0,
+) -> Prepared:
     """The CheXpert rows of `frame` (train.csv/valid.csv rows plus a ``split`` column) as a `Prepared`."""
-    dropped: Counter = Counter()
+    root = Path(root)
+    dropped = Drops()
     rows_in = len(frame)
-    if args.views == "frontal":
+    if views == "frontal":
         frame = drop(frame, frame["Frontal/Lateral"] != "Frontal", "lateral view", dropped)
+    labels = strict_labels(frame, LABELS, NAME)  # before anything else: errors name the raw row
     parts = frame["Path"].str.split("/")
     prefix = root.name + "/"
     # Paths start with the dataset folder's name; resolve them from its parent.
     base = [root.parent if p.startswith(prefix) else root for p in frame["Path"]]
     patient = parts.str[-3]
-    if args.val_fraction > 0:
+    if val_fraction > 0:
+        frame = frame.copy()
         train = frame["split"] == "train"
-        frame.loc[train, "split"] = split_by_group(patient[train], args.val_fraction, 0.0, args.seed)
-    labels = frame[LABELS].apply(pd.to_numeric, errors="coerce")
-    text = (
+        frame.loc[train, "split"] = split_by_group(patient[train], val_fraction, 0.0, seed)
+    texts = (
         [labels_text(row, LABELS) for _, row in labels.iterrows()]
-        if args.text == "labels"
+        if text == "labels"
         else [metadata_text(v, p, a, s) for v, p, a, s in zip(frame["Frontal/Lateral"], frame["AP/PA"], frame["Age"], frame["Sex"])]
     )
     out = pd.DataFrame(
         {
             "image": [str(b / p) for b, p in zip(base, frame["Path"])],
-            "text": text,
+            "text": texts,
             "split": frame["split"].to_numpy(),
             "id": frame["Path"].to_numpy(),
             "study_id": (patient + "/" + parts.str[-2]).to_numpy(),
             "subject_id": patient.to_numpy(),
             **{c: labels[c].to_numpy() for c in LABELS},
+            **source_of(frame),
         }
     )
     return Prepared(NAME, out, LABELS, rows_in, dropped)

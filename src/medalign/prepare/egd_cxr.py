@@ -8,31 +8,31 @@ Published layout::
 
 One radiologist read every image: one reading per DICOM_ID. ``X_ORIGINAL`` / ``Y_ORIGINAL`` are
 positions in the original image's pixels and ``FPOGD`` the fixation duration in seconds; rows
-with ``FPOGV`` = 0 (invalid fixation, where the column exists) are ignored.
+with ``FPOGV`` = 0 (invalid fixation, where the column exists) are ignored. Gaze off the screen
+is recorded with negative coordinates: those, and positions past the image's size (the MIMIC
+``Rows``/``Columns`` kept in the manifest), are dropped before rendering and counted in the report.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from medalign.prepare import gaze_join
-from medalign.prepare.base import Prepared, find_file, read_table
+from medalign.prepare.options import arguments_adder
+from medalign.prepare.base import Layout
 
 NAME = "egd-cxr"
 VERSION = "EGD-CXR (PhysioNet eye-gaze 1.0.0: master_sheet.csv, fixations.csv)"
 FIXATION_COLUMNS = ["DICOM_ID", "X_ORIGINAL", "Y_ORIGINAL", "FPOGD"]
-
-add_arguments = gaze_join.add_arguments
-
+LAYOUT = Layout(NAME, VERSION)
 
 def read_fixations(root: Path) -> tuple[pd.DataFrame, list[str]]:
     """EGD-CXR fixations in the common gaze table (see `gaze_join.FIXATION_COLUMNS`) and notes."""
-    read_table(find_file(root, ["master_sheet.csv"], NAME, VERSION), NAME, VERSION, ["dicom_id"], nrows=5)
-    raw = read_table(find_file(root, ["fixations.csv"], NAME, VERSION), NAME, VERSION, FIXATION_COLUMNS)
+    LAYOUT.read(root, "master_sheet.csv", required=["dicom_id"], nrows=5)
+    raw = LAYOUT.read(root, "fixations.csv", required=FIXATION_COLUMNS)
     notes = []
     if "FPOGV" in raw.columns:
         invalid = raw["FPOGV"] == 0
@@ -53,6 +53,5 @@ def read_fixations(root: Path) -> tuple[pd.DataFrame, list[str]]:
     return fixations, notes
 
 
-def build(root: Path, args: argparse.Namespace) -> Prepared:
-    fixations, notes = read_fixations(root)
-    return gaze_join.join_gaze(NAME, fixations, args, notes)
+build = gaze_join.gaze_adapter(NAME, read_fixations)
+add_arguments = arguments_adder(build)

@@ -14,25 +14,20 @@ several images) are split with a seed.
 
 from __future__ import annotations
 
-import argparse
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
-from medalign.prepare.base import Prepared, drop, find_file, index_files, read_table, split_by_group
+from medalign.prepare.base import Drops, Layout, Prepared, drop, index_files, source_of, split_by_group
+from medalign.prepare.options import adapter, arguments_adder
 
 NAME = "ham10000"
 VERSION = "HAM10000 (HAM10000_metadata.csv, HAM10000_images_part_1/2/)"
+LAYOUT = Layout(NAME, VERSION)
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 COLUMNS = ["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"]
 DX_TYPE = {"histo": "histopathology", "follow_up": "follow-up examination", "consensus": "expert consensus",
            "confocal": "confocal microscopy"}  # fmt: skip
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of lesions in val")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="fraction of lesions in test")
 
 
 def metadata_text(row: pd.Series) -> str:
@@ -47,21 +42,34 @@ def metadata_text(row: pd.Series) -> str:
     return text + (f", diagnosis confirmed by {how}." if how else ".")
 
 
-def build(root: Path, args: argparse.Namespace) -> Prepared:
-    table = read_table(find_file(root, ["HAM10000_metadata.csv", "HAM10000_metadata"], NAME, VERSION), NAME, VERSION, COLUMNS)
-    dropped: Counter = Counter()
+@adapter
+def build(root: Path, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Prepared:
+    """Read the metadata table; one row per image, one-hot ``dx``.
+
+    Args:
+        root: the HAM10000 folder (metadata and image parts).
+        val_fraction: fraction of lesions in val.
+        test_fraction: fraction of lesions in test.
+        seed: seed of the lesion split.
+    """
+    table = LAYOUT.read(root, "HAM10000_metadata.csv", "HAM10000_metadata", required=COLUMNS)
+    dropped = Drops()
     rows_in = len(table)
-    table = drop(table, ~table["dx"].isin(CLASSES), f"dx not one of {CLASSES}", dropped)
+    table = drop(table, ~table["dx"].isin(CLASSES), f"dx not one of {CLASSES}", dropped, value="dx")
     files = index_files(root, ["HAM10000_images*/*.jpg", "*/*.jpg", "*.jpg"])
     frame = pd.DataFrame(
         {
             "image": [str(files.get(f"{i}.jpg", root / "HAM10000_images_part_1" / f"{i}.jpg")) for i in table["image_id"]],
             "text": [metadata_text(r) for _, r in table.iterrows()],
-            "split": split_by_group(table["lesion_id"], args.val_fraction, args.test_fraction, args.seed),
+            "split": split_by_group(table["lesion_id"], val_fraction, test_fraction, seed),
             "id": table["image_id"].to_numpy(),
             "study_id": table["lesion_id"].to_numpy(),
             "subject_id": table["lesion_id"].to_numpy(),
             **{c: (table["dx"] == c).astype(float).to_numpy() for c in CLASSES},
+            **source_of(table),
         }
     )
     return Prepared(NAME, frame, CLASSES, rows_in, dropped)
+
+
+add_arguments = arguments_adder(build)

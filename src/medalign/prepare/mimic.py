@@ -13,14 +13,14 @@ One manifest row per image; ``validate`` becomes ``val``; frontal views (PA, AP)
 
 from __future__ import annotations
 
-import argparse
-from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from medalign.prepare.base import Prepared, drop, find_file, read_table
+from medalign.prepare.base import Drops, Layout, Prepared, drop, source_of, strict_labels
+from medalign.prepare.options import adapter, arguments_adder
 from medalign.prepare.reports import report_text
 
 NAME = "mimic-cxr"
@@ -31,34 +31,42 @@ CHEXPERT_LABELS = [
     "Pneumothorax", "Support Devices",
 ]  # fmt: skip
 SPLITS = {"train": "train", "validate": "val", "test": "test"}
+LAYOUT = Layout(NAME, VERSION)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reports-root", default=None, help="folder holding files/pXX/pN/sM.txt (default: --root)")
-    parser.add_argument("--views", nargs="+", default=["PA", "AP"], help="ViewPosition values to keep; 'all' keeps every view")
-    parser.add_argument("--sections", nargs="+", default=["findings", "impression"], help="report sections, in order")
+@adapter
+def build(
+    root: Path,
+    *,
+    reports_root: str | None = None,
+    views: list[str] = ("PA", "AP"),
+    sections: list[str] = ("findings", "impression"),
+) -> Prepared:
+    """Read the split, label and metadata tables and the reports; one row per kept image.
 
-
-def build(root: Path, args: argparse.Namespace) -> Prepared:
-    """Read the split, label and metadata tables and the reports; one row per kept image."""
-    split = read_table(find_file(root, ["mimic-cxr-2.0.0-split.csv"], NAME, VERSION), NAME, VERSION,
-                       ["dicom_id", "study_id", "subject_id", "split"])  # fmt: skip
-    labels = read_table(find_file(root, ["mimic-cxr-2.0.0-chexpert.csv"], NAME, VERSION), NAME, VERSION,
-                        ["subject_id", "study_id", *CHEXPERT_LABELS])  # fmt: skip
-    meta = read_table(find_file(root, ["mimic-cxr-2.0.0-metadata.csv"], NAME, VERSION), NAME, VERSION,
-                      ["dicom_id", "ViewPosition"])  # fmt: skip
-    dropped: Counter = Counter()
+    Args:
+        root: the MIMIC-CXR-JPG folder (the CSVs and files/).
+        reports_root: folder holding files/pXX/pN/sM.txt (default: root).
+        views: ViewPosition values to keep; 'all' keeps every view.
+        sections: report sections, in order.
+    """
+    views, sections = ([v] if isinstance(v, str) else list(v) for v in (views, sections))  # "all" or ["PA", "AP"]
+    split = LAYOUT.read(root, "mimic-cxr-2.0.0-split.csv", required=["dicom_id", "study_id", "subject_id", "split"])
+    labels = LAYOUT.read(root, "mimic-cxr-2.0.0-chexpert.csv", required=["subject_id", "study_id", *CHEXPERT_LABELS])
+    meta = LAYOUT.read(root, "mimic-cxr-2.0.0-metadata.csv", required=["dicom_id", "ViewPosition"])
+    labels[CHEXPERT_LABELS] = strict_labels(labels, CHEXPERT_LABELS, NAME)  # errors name the raw chexpert.csv row
+    dropped = Drops()
     frame = split.copy()
     rows_in = len(frame)
     bad = ~frame["split"].isin(list(SPLITS))
-    frame = drop(frame, bad, "split value not train/validate/test", dropped)
+    frame = drop(frame, bad, "split value not train/validate/test", dropped, value="split")
     frame["split"] = frame["split"].map(SPLITS)
 
     meta_columns = ["dicom_id", "ViewPosition", *[c for c in ("Rows", "Columns") if c in meta.columns]]
     frame = frame.merge(meta[meta_columns], on="dicom_id", how="left")
     frame["ViewPosition"] = frame["ViewPosition"].fillna("").astype(str)
-    if [v.upper() for v in args.views] != ["ALL"]:
-        keep = {v.upper() for v in args.views}
+    if [v.upper() for v in views] != ["ALL"]:
+        keep = {v.upper() for v in views}
         frame = drop(frame, ~frame["ViewPosition"].str.upper().isin(keep), f"view not in {sorted(keep)}", dropped)
 
     frame = frame.merge(labels[["subject_id", "study_id", *CHEXPERT_LABELS]], on=["subject_id", "study_id"], how="left")
@@ -67,10 +75,10 @@ def build(root: Path, args: argparse.Namespace) -> Prepared:
         f"files/p{str(s)[:2]}/p{s}/s{t}" for s, t in zip(frame["subject_id"].astype(str), frame["study_id"].astype(str))
     ]
     frame["image"] = [str(root / d / f"{dicom}.jpg") for d, dicom in zip(study_dirs, frame["dicom_id"])]
-    reports_root = Path(args.reports_root) if args.reports_root else root
-    frame["text"] = _read_reports(reports_root, study_dirs, args.sections)
-    frame = drop(frame, frame["text"].isna(), "report file missing", dropped)
-    frame = drop(frame, frame["text"] == "", f"report has no {'/'.join(args.sections)} section", dropped)
+    frame["text"] = _read_reports(Path(reports_root) if reports_root else root, study_dirs, sections)
+    frame["report"] = [f"{d}.txt" for d in study_dirs]
+    frame = drop(frame, frame["text"].isna(), "report file missing", dropped, value="report")
+    frame = drop(frame, frame["text"] == "", f"report has no {'/'.join(sections)} section", dropped, value="report")
 
     notes = []
     unlabelled = int(frame[CHEXPERT_LABELS].isna().all(axis=1).sum())
@@ -86,6 +94,7 @@ def build(root: Path, args: argparse.Namespace) -> Prepared:
             "subject_id": frame["subject_id"].astype(str),
             **{c: frame[c] for c in CHEXPERT_LABELS},
             "view": frame["ViewPosition"],
+            **source_of(frame),
         }
     )
     if "Rows" in frame.columns:  # the original pixel frame; gaze coordinates live in it
@@ -94,7 +103,10 @@ def build(root: Path, args: argparse.Namespace) -> Prepared:
     return Prepared(NAME, out.reset_index(drop=True), CHEXPERT_LABELS, rows_in, dropped, notes)
 
 
-def _read_reports(reports_root: Path, study_dirs: list[str], sections: list[str]) -> list[float | str]:
+add_arguments = arguments_adder(build)
+
+
+def _read_reports(reports_root: Path, study_dirs: list[str], sections: Sequence[str]) -> list[float | str]:
     """The parsed text of each study's report (read once per study); NaN where the file is missing."""
     cache: dict[str, float | str] = {}
     for d in dict.fromkeys(study_dirs):

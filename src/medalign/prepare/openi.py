@@ -9,42 +9,59 @@ Kaggle layout ("Chest X-rays (Indiana University)")::
 NLM layout (Open-I download)::
 
     ecgen-radiology/<n>.xml  (or NLMCXR_reports.tgz)   AbstractText Label="FINDINGS" / "IMPRESSION",
-                                                       parentImage id="CXR1_1_IM-0001-4001"
-    NLMCXR_png/<parentImage id>.png
+                                                       parentImage id="CXR10_IM-0002-1001"
+    NLMCXR_png/<parentImage id>.png  (or NLMCXR_dcm/<parentImage id>.dcm)
 
-One row per frontal image with its report's findings and impression (configurable). The NLM
-XMLs do not say which view an image is: pass ``--projections indiana_projections.csv`` to keep
-frontal views, otherwise every image is kept (noted in the report). Reports whose chosen
-sections are empty are dropped. Open-I has no official split: every row is ``test`` unless
-``--val-fraction`` / ``--test-fraction`` split reports with a seed.
+Image ids come in several forms: the XMLs use ``CXR10_IM-0002-1001``, ``CXR1021_IM-0017-1001-0001``
+and, for report 1, ``CXR1_1_IM-0001-3001``; Kaggle's file names are ``10_IM-0002-1001.dcm.png``;
+copies add ``.png`` / ``.dcm`` extensions or folder prefixes. Every form maps to one key,
+``CXR<uid>_IM-...`` (`image_key`), which is the manifest ``id`` in both layouts; ``study_id`` and
+``subject_id`` are ``CXR<uid>`` in both. An id in no known form is an error naming its file.
+
+One row per frontal image with its report's findings and impression (configurable). The NLM XMLs
+do not say which view an image is: pass ``--projections indiana_projections.csv`` to keep
+frontal views, otherwise every image is kept (noted in the report); an image with no entry there
+is dropped as "no projection in indiana_projections.csv" (counted and listed apart from lateral
+views). Reports whose chosen sections are empty are dropped (listed in the report). Open-I has
+no official split: every row is ``test`` unless ``--val-fraction`` / ``--test-fraction`` split
+reports with a seed.
 """
 
 from __future__ import annotations
 
-import argparse
+import re
 import tarfile
 import xml.etree.ElementTree as ET
-from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
+import numpy as np
 import pandas as pd
 
-from medalign.prepare.base import AdapterError, Prepared, clean_text, drop, find_file, read_table, split_by_group
+from medalign.prepare.base import AdapterError, Drops, Layout, Prepared, clean_text, drop, index_files, split_by_group
+from medalign.prepare.options import adapter, arguments_adder
 
 NAME = "openi"
 VERSION = "Open-I (Kaggle: indiana_reports.csv + indiana_projections.csv; or NLM: ecgen-radiology/*.xml + NLMCXR_png/)"
 REPORT_COLUMNS = ["uid", "findings", "impression"]
 PROJECTION_COLUMNS = ["uid", "filename", "projection"]
+LAYOUT = Layout(NAME, VERSION)
+Section = Literal["findings", "impression"]
+_IMAGE_ID = re.compile(r"^(?:CXR)?(?P<uid>\d+)_(?:\d+_)?(?P<image>IM-\d+(?:-\d+)*)$")
+_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layout", choices=["auto", "kaggle", "xml"], default="auto", help="which published layout --root holds")
-    parser.add_argument("--sections", nargs="+", choices=["findings", "impression"], default=["findings", "impression"])
-    parser.add_argument("--views", choices=["frontal", "all"], default="frontal")
-    parser.add_argument("--projections", default=None, help="indiana_projections.csv for view filtering in the xml layout")
-    parser.add_argument("--val-fraction", type=float, default=0.0, help="fraction of reports in val (default: none)")
-    parser.add_argument("--test-fraction", type=float, default=None, help="fraction in test (default: all rows are test)")
+def image_key(value: object) -> str | None:
+    """The canonical image id ``CXR<uid>_IM-...`` of any published form; None if `value` is in none.
+
+    ``CXR1_1_IM-0001-3001``, ``CXR1_IM-0001-3001.png``, ``1_IM-0001-3001.dcm.png`` and
+    ``images/CXR1_1_IM-0001-3001.dcm`` all give ``CXR1_IM-0001-3001``.
+    """
+    name = str(value).strip().replace("\\", "/").rsplit("/", 1)[-1]
+    while name.lower().endswith(_SUFFIXES):
+        name = name[: name.rfind(".")]
+    match = _IMAGE_ID.match(name)
+    return f"CXR{match['uid']}_{match['image']}" if match else None
 
 
 def parse_report_xml(data: bytes | str) -> dict:
@@ -78,59 +95,122 @@ def iter_report_xmls(root: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def read_xml_reports(root: Path) -> pd.DataFrame:
-    """All NLM reports, one row each: uid, findings, impression, images (list), mesh (list)."""
+    """All NLM reports, one row each: uid, findings, impression, images (list), mesh (list), _file."""
     rows = []
     for name, data in iter_report_xmls(root):
         try:
-            rows.append(parse_report_xml(data))
+            rows.append(parse_report_xml(data) | {"_file": name})
         except ET.ParseError as err:
             raise AdapterError(f"{NAME}: {name} is not valid XML: {err}") from err
-    return pd.DataFrame(rows, columns=["uid", "findings", "impression", "images", "mesh"])
+    return pd.DataFrame(rows, columns=["uid", "findings", "impression", "images", "mesh", "_file"])
 
 
-def build(root: Path, args: argparse.Namespace) -> Prepared:
-    layout = args.layout
+@adapter
+def build(
+    root: Path,
+    *,
+    layout: Literal["auto", "kaggle", "xml"] = "auto",
+    sections: list[Section] = ("findings", "impression"),
+    views: Literal["frontal", "all"] = "frontal",
+    projections: str | None = None,
+    val_fraction: float = 0.0,
+    test_fraction: float | None = None,
+    seed: int = 0,
+) -> Prepared:
+    """Read the reports and image list of either layout; one row per kept image.
+
+    Args:
+        root: the Open-I folder.
+        layout: which published layout root holds (auto: kaggle when indiana_reports.csv is there).
+        sections: report sections, in order.
+        views: keep frontal images only, or all.
+        projections: indiana_projections.csv for view filtering in the xml layout.
+        val_fraction: fraction of reports in val (default: none).
+        test_fraction: fraction of reports in test (default: all rows are test).
+        seed: seed of the report split.
+    """
+    sections = [sections] if isinstance(sections, str) else list(sections)
     if layout == "auto":
-        layout = "kaggle" if (root / "indiana_reports.csv").is_file() else "xml"
+        layout = "kaggle" if LAYOUT.find_or_none(root, "indiana_reports.csv") else "xml"
     notes: list[str] = []
+    dropped = Drops()
     if layout == "kaggle":
-        reports = read_table(find_file(root, ["indiana_reports.csv"], NAME, VERSION), NAME, VERSION, REPORT_COLUMNS)
-        projections = read_table(find_file(root, ["indiana_projections.csv"], NAME, VERSION), NAME, VERSION, PROJECTION_COLUMNS)
-        images = projections.merge(reports, on="uid", how="inner")
-        images["image"] = [str(root / "images" / "images_normalized" / f) for f in images["filename"]]
-        images["id"] = images["filename"]
+        images, rows_in = _kaggle_images(root, dropped)
     else:
-        reports = read_xml_reports(root).explode("images").rename(columns={"images": "image_id"})
-        images = reports.dropna(subset=["image_id"]).reset_index(drop=True)
-        images["image"] = [str(root / "NLMCXR_png" / f"{i}.png") for i in images["image_id"]]
-        images["id"] = images["image_id"]
-        if args.projections:
-            projections = read_table(Path(args.projections), NAME, VERSION, PROJECTION_COLUMNS)
-            # Kaggle's "1_IM-0001-4001.dcm.png" is NLM's "CXR1_1_IM-0001-4001".
-            view_of = dict(zip("CXR" + projections["filename"].str.replace(".dcm.png", "", regex=False), projections["projection"]))
-            images["projection"] = images["image_id"].map(view_of)
+        images = _xml_images(root)
+        rows_in = len(images)
+        if projections:
+            view_of = _projections(LAYOUT.read_path(Path(projections), PROJECTION_COLUMNS))
+            images["projection"] = images["id"].map(view_of)
         else:
             images["projection"] = "Frontal"  # unknown: kept
-            if args.views == "frontal":
+            if views == "frontal":
                 notes.append("views unknown in the NLM XMLs (no --projections): all images kept")
-    dropped: Counter = Counter()
-    rows_in = len(images)
-    if args.views == "frontal":
-        images = drop(images, images["projection"] != "Frontal", "not a frontal view", dropped)
-    images["text"] = [
-        " ".join(t for t in (clean_text(r[s]) for s in args.sections) if t) for _, r in images[args.sections].iterrows()
-    ]
-    images = drop(images, images["text"] == "", f"report has no {'/'.join(args.sections)}", dropped)
-    uid = images["uid"].astype(str)
-    split = split_by_group(uid, args.val_fraction, args.test_fraction, args.seed) if args.test_fraction is not None else "test"
+    if views == "frontal":
+        no_view = images["projection"].isna().to_numpy()
+        images = drop(images, no_view, "no projection in indiana_projections.csv", dropped, value="id")
+        images = drop(images, images["projection"] != "Frontal", "not a frontal view", dropped, value="projection")
+    images = images.assign(
+        text=[" ".join(t for t in (clean_text(r[s]) for s in sections) if t) for _, r in images[list(sections)].iterrows()]
+    )
+    images = drop(images, images["text"] == "", f"report has no {'/'.join(sections)}", dropped, value="study_id")
+    study = images["study_id"].astype(str)
+    split = split_by_group(study, val_fraction, test_fraction, seed) if test_fraction is not None else "test"
     frame = pd.DataFrame(
         {
             "image": images["image"].to_numpy(),
             "text": images["text"].to_numpy(),
             "split": split,
-            "id": images["id"].astype(str).to_numpy(),
-            "study_id": uid.to_numpy(),
-            "subject_id": uid.to_numpy(),
+            "id": images["id"].to_numpy(),
+            "study_id": study.to_numpy(),
+            "subject_id": study.to_numpy(),
+            "_file": images["_file"].to_numpy(),
+            "_row": images["_row"].to_numpy(),
         }
     )
     return Prepared(NAME, frame, [], rows_in, dropped, notes)
+
+
+add_arguments = arguments_adder(build)
+
+
+def _projections(table: pd.DataFrame) -> dict[str, str]:
+    """Canonical image id → projection, from indiana_projections.csv rows (unknown id forms are errors)."""
+    keys = table["filename"].map(image_key)
+    bad = keys.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise AdapterError(f"{NAME}: {table['_file'].iloc[i]} row {i + 1}: filename {table['filename'].iloc[i]!r} "
+                           "is not an Open-I image id (expected e.g. 1_IM-0001-4001.dcm.png)")  # fmt: skip
+    return dict(zip(keys, table["projection"].where(table["projection"].notna(), None)))
+
+
+def _kaggle_images(root: Path, dropped: Drops) -> tuple[pd.DataFrame, int]:
+    """One row per indiana_projections.csv row with its report; rows without a report are dropped."""
+    reports = LAYOUT.read(root, "indiana_reports.csv", required=REPORT_COLUMNS)
+    projections = LAYOUT.read(root, "indiana_projections.csv", required=PROJECTION_COLUMNS)
+    view_of = _projections(projections)
+    images = projections.merge(reports.drop(columns=["_file", "_row"]), on="uid", how="left", indicator=True)
+    images["id"] = images["filename"].map(image_key)
+    images["projection"] = images["id"].map(view_of)
+    images["study_id"] = "CXR" + images["uid"].astype(str)
+    images["image"] = [str(root / "images" / "images_normalized" / f) for f in images["filename"]]
+    images = drop(images, images["_merge"] != "both", "no report for this uid in indiana_reports.csv", dropped, value="uid")
+    return images, len(projections)
+
+
+def _xml_images(root: Path) -> pd.DataFrame:
+    """One row per parentImage of every NLM report XML, with its canonical id and image path."""
+    reports = read_xml_reports(root).explode("images").rename(columns={"images": "image_id"})
+    images = reports.dropna(subset=["image_id"]).reset_index(drop=True)
+    images["id"] = images["image_id"].map(image_key)
+    bad = images["id"].isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise AdapterError(f"{NAME}: {images['_file'].iloc[i]}: parentImage id {images['image_id'].iloc[i]!r} "
+                           "is not an Open-I image id (expected e.g. CXR10_IM-0002-1001)")  # fmt: skip
+    files = {image_key(name): path for name, path in index_files(root, ["NLMCXR_png/*.png", "NLMCXR_dcm/*.dcm"]).items()}
+    images["image"] = [str(files.get(k, root / "NLMCXR_png" / f"{i}.png")) for k, i in zip(images["id"], images["image_id"])]
+    images["study_id"] = images["uid"].astype(str)
+    images["_row"] = np.nan  # an XML file has no rows: errors name the file
+    return images

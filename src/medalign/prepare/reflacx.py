@@ -11,35 +11,34 @@ Published layout::
 Each ``id`` is one reading of one image (several radiologists read some images). Positions are
 in the original image's pixels (``image_size_x`` × ``image_size_y``); the duration is
 ``timestamp_end_fixation − timestamp_start_fixation``. Readings marked
-``eye_tracking_data_discarded`` are skipped. ``x_position`` / ``y_position`` are accepted for
-the position columns too.
+``eye_tracking_data_discarded`` are skipped. Fixations outside the image (negative, or past
+``image_size_x`` × ``image_size_y``) are dropped before rendering and counted in the report.
+``x_position`` / ``y_position`` are accepted for the position columns too.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
 from medalign.prepare import gaze_join
-from medalign.prepare.base import AdapterError, Prepared, read_table
+from medalign.prepare.options import arguments_adder
+from medalign.prepare.base import Layout
 
 NAME = "reflacx"
 VERSION = "REFLACX 1.0.0 (main_data/metadata_phase_*.csv, main_data/<id>/fixations.csv)"
 METADATA_COLUMNS = ["id", "dicom_id", "image_size_x", "image_size_y"]
 TIME_COLUMNS = ["timestamp_start_fixation", "timestamp_end_fixation"]
+LAYOUT = Layout(NAME, VERSION)
 POSITION_COLUMNS = (["average_x_position", "average_y_position"], ["x_position", "y_position"])
-
-add_arguments = gaze_join.add_arguments
-
 
 def read_fixations(root: Path) -> tuple[pd.DataFrame, list[str]]:
     """REFLACX fixations of every kept reading in the common gaze table, and notes."""
     phases = sorted((root / "main_data").glob("metadata_phase_*.csv"))
     if not phases:
-        raise AdapterError(f"{NAME}: no main_data/metadata_phase_*.csv under {root}; expected the {VERSION} layout")
-    metadata = pd.concat([read_table(p, NAME, VERSION, METADATA_COLUMNS) for p in phases], ignore_index=True)
+        raise LAYOUT.error(f"no main_data/metadata_phase_*.csv under {root}")
+    metadata = pd.concat([LAYOUT.read_path(p, METADATA_COLUMNS) for p in phases], ignore_index=True)
     notes = []
     if "eye_tracking_data_discarded" in metadata.columns:
         discarded = metadata["eye_tracking_data_discarded"].astype(str).str.lower().isin(["true", "1"])
@@ -70,20 +69,20 @@ def read_fixations(root: Path) -> tuple[pd.DataFrame, list[str]]:
     if missing:
         notes.append(f"{missing} readings without main_data/<id>/fixations.csv skipped")
     if not tables:
-        raise AdapterError(f"{NAME}: no fixations.csv found for any reading under {root / 'main_data'}")
+        raise LAYOUT.error(f"no fixations.csv found for any reading under {root / 'main_data'}")
     return pd.concat(tables, ignore_index=True), notes
 
 
 def _position_columns(raw: pd.DataFrame, path: Path) -> tuple[str, str]:
+    """The (x, y) position columns of a fixations.csv; `AdapterError` naming exactly the missing columns."""
+    missing_time = [c for c in TIME_COLUMNS if c not in raw.columns]
     for x_col, y_col in POSITION_COLUMNS:
-        if x_col in raw.columns and y_col in raw.columns and all(c in raw.columns for c in TIME_COLUMNS):
+        if not missing_time and x_col in raw.columns and y_col in raw.columns:
             return x_col, y_col
-    raise AdapterError(
-        f"{NAME}: {path} lacks {TIME_COLUMNS} and average_x_position/average_y_position "
-        f"(found {list(raw.columns)}); expected the {VERSION} layout"
-    )
+    closest = max(POSITION_COLUMNS, key=lambda pair: sum(c in raw.columns for c in pair))
+    missing = [*missing_time, *(c for c in closest if c not in raw.columns)]
+    raise LAYOUT.error(f"{path} lacks column(s) {missing} (found {list(raw.columns)})")
 
 
-def build(root: Path, args: argparse.Namespace) -> Prepared:
-    fixations, notes = read_fixations(root)
-    return gaze_join.join_gaze(NAME, fixations, args, notes)
+build = gaze_join.gaze_adapter(NAME, read_fixations)
+add_arguments = arguments_adder(build)

@@ -1,7 +1,13 @@
-"""Write a `Prepared` table as the standard manifest plus ``prepare_report.json``.
+"""Write a `Prepared` table as the standard manifest plus ``prepare_report.json``, atomically.
+
+Order: clean and check the rows in memory (text, images, splits, labels — errors name the raw
+file, row and column), then render heatmaps and write manifest and report into a temporary
+sibling folder, re-read the manifest as training will, and only then move the files into the
+output folder. A failed run leaves the output folder exactly as it was; a successful rerun
+replaces the previous manifest, report and heatmaps.
 
 Images stay where they are (paths relative to the manifest's folder) unless ``copy`` is set;
-``resize`` writes a cache of PNGs whose short side is ``resize`` pixels.
+``resize`` writes a cache of PNGs whose short side is ``resize`` pixels (kept across runs).
 """
 
 from __future__ import annotations
@@ -9,16 +15,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
-from medalign.prepare.base import MANIFEST_COLUMNS, AdapterError, Prepared, clean_text, drop
 from medalign.data.manifest import read_manifest
+from medalign.prepare.base import MANIFEST_COLUMNS, SOURCE_COLUMNS, AdapterError, Drops, Prepared, clean_text, drop, where
+from medalign.prepare.validate import validate_frame
 
 MissingPolicy = Literal["error", "drop"]
+REPORT = "prepare_report.json"
+HEATMAPS = "heatmaps"
 
 
 def write_manifest(
@@ -32,79 +43,140 @@ def write_manifest(
     options: dict[str, Any] | None = None,
     name: str = "manifest.csv",
 ) -> Path:
-    """Write ``out/<name>`` and ``out/prepare_report.json``; return the manifest path.
+    """Validate, then write ``out/<name>``, ``out/prepare_report.json`` and heatmaps; return the manifest path.
 
     Args:
         prepared: an adapter's output (absolute image paths).
-        out: output folder (created).
+        out: output folder (created; an earlier manifest, report and heatmaps in it are replaced).
         root: the raw dataset folder; copies and resized images keep their path below it.
         copy: copy images under ``out/images/`` instead of referencing them in place.
         resize: write PNGs with this short side under ``out/images_<resize>/`` and use those.
         missing: ``error`` on the first missing image (naming it), or ``drop`` (counted).
-        check_images: check that images exist (off only for metadata-only dry runs).
+        check_images: check that images exist; ``False`` is the metadata-only mode (counts and
+            splits before a download finishes), marked in the report.
         options: the options used, recorded in the report.
         name: manifest file name.
 
     Raises:
-        AdapterError: a missing image under ``missing="error"``, or no row left.
+        AdapterError: a missing image under ``missing="error"``, a bad split or label (naming the
+            raw file, row and column), or no row left. Nothing is written to `out` then.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = prepared.frame.copy()
+    if out.exists() and not out.is_dir():
+        raise AdapterError(f"{prepared.dataset}: --out {out} exists and is not a folder")
+    frame = prepared.frame.copy().reset_index(drop=True)
     dropped = prepared.dropped
     frame["text"] = [clean_text(t) for t in frame["text"]]
-    frame = drop(frame, frame["text"] == "", "empty report text", dropped)
+    frame = drop(frame, frame["text"] == "", "empty report text", dropped, value="text")
     if check_images:
         exists = np.array([os.path.isfile(p) for p in frame["image"]], dtype=bool)
         if not exists.all() and missing == "error":
-            first = frame["image"].iloc[int(np.flatnonzero(~exists)[0])]
+            i = int(np.flatnonzero(~exists)[0])
             raise AdapterError(
-                f"{prepared.dataset}: image {first} not found ({int((~exists).sum())} of {len(frame)} missing); "
-                "check --root, or pass --missing drop to drop and count them"
+                f"{prepared.dataset}: image {frame['image'].iloc[i]} not found ({where(frame, i)}; "
+                f"{int((~exists).sum())} of {len(frame)} missing); check --root, pass --missing drop to drop "
+                "and count them, or --check-images false for a metadata-only manifest"
             )
-        frame = drop(frame, ~exists, "image file missing", dropped)
+        frame = drop(frame, ~exists, "image file missing", dropped, value="image")
     if frame.empty:
         raise AdapterError(f"{prepared.dataset}: no rows left after dropping {dict(dropped)}")
+    validate_frame(frame, prepared.label_columns, prepared.dataset)
 
     if copy or resize:
         if root is None:
             raise ValueError("copy/resize needs the raw dataset root")
         frame["image"] = _materialise(list(frame["image"]), Path(root), out, resize)
+    frame = _standard_columns(frame, prepared, out)
+    report = _report(prepared, frame, dropped, check_images, options)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        _render_heatmaps(prepared, frame, staging)
+        frame.to_csv(staging / name, index=False)
+        (staging / REPORT).write_text(json.dumps(report, indent=2, default=str))
+        read_manifest(staging / name, prepared.label_columns, check_files=False)  # what training will read
+        _commit(staging, out, name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / name
+
+
+def _standard_columns(frame: pd.DataFrame, prepared: Prepared, out: Path) -> pd.DataFrame:
+    """Relative paths, the standard columns first, provenance columns removed."""
     frame["image"] = [_relative(p, out) for p in frame["image"]]
     if "heatmap" not in frame.columns:
         frame["heatmap"] = ""
-    frame["heatmap"] = [_relative(p, out) if isinstance(p, str) and p else "" for p in frame["heatmap"]]
+    frame["heatmap"] = [
+        (p if p in prepared.heatmaps else _relative(p, out)) if isinstance(p, str) and p else "" for p in frame["heatmap"]
+    ]
     for column in ("id", "study_id", "subject_id"):
         if column not in frame.columns:
             frame[column] = ""
-    extras = [c for c in frame.columns if c not in (*MANIFEST_COLUMNS, *prepared.label_columns)]
-    frame = frame[[*MANIFEST_COLUMNS, *prepared.label_columns, *extras]]
+    hidden = {*MANIFEST_COLUMNS, *prepared.label_columns, *SOURCE_COLUMNS}
+    extras = [c for c in frame.columns if c not in hidden]
+    return frame[[*MANIFEST_COLUMNS, *prepared.label_columns, *extras]]
 
-    path = out / name
-    frame.to_csv(path, index=False)
+
+def _report(prepared: Prepared, frame: pd.DataFrame, dropped, check_images: bool, options: dict | None) -> dict:
+    notes = list(prepared.notes)
+    if not check_images:
+        notes.insert(0, "METADATA ONLY (--check-images false): image files were not checked; train only once they exist")
     report = {
         "dataset": prepared.dataset,
+        "metadata_only": not check_images,
         "rows_in": prepared.rows_in,
         "rows_out": len(frame),
         "dropped": dict(sorted(dropped.items())),
+        "dropped_examples": dict(sorted(dropped.examples.items())) if isinstance(dropped, Drops) else {},
         "splits": {k: int(v) for k, v in frame["split"].value_counts().sort_index().items()},
         "label_columns": prepared.label_columns,
         "positives": {c: int((frame[c] == 1).sum()) for c in prepared.label_columns},
         "with_heatmap": int((frame["heatmap"] != "").sum()),
-        "notes": prepared.notes,
+        "notes": notes,
+        **prepared.report,
         "options": options or {},
     }
-    (out / "prepare_report.json").write_text(json.dumps(report, indent=2, default=str))
-    read_manifest(path, prepared.label_columns, check_files=check_images)  # what training will read
-    return path
+    return report
+
+
+def _render_heatmaps(prepared: Prepared, frame: pd.DataFrame, staging: Path) -> None:
+    """Render the heatmaps the manifest references into ``staging`` (paths relative to the output folder)."""
+    used = set(frame["heatmap"]) & set(prepared.heatmaps)
+    for rel in sorted(used):
+        path = staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, prepared.heatmaps[rel]())
+
+
+def _commit(staging: Path, out: Path, name: str) -> None:
+    """Move the staged files into `out`: heatmaps, then the report, the manifest last (each an atomic rename)."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    old.mkdir()
+    try:
+        if (out / HEATMAPS).exists():  # an earlier run's heatmaps must not outlive its manifest
+            os.replace(out / HEATMAPS, old / HEATMAPS)
+        staged = sorted(p.name for p in staging.iterdir())
+        for entry in sorted(staged, key=lambda n: (n == name, n == REPORT)):
+            os.replace(staging / entry, out / entry)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def summary(report_path: str | Path) -> str:
     """A few human-readable lines from a ``prepare_report.json``."""
     report = json.loads(Path(report_path).read_text())
     lines = [f"{report['dataset']}: {report['rows_out']} rows written of {report['rows_in']} read; splits {report['splits']}"]
+    if report.get("metadata_only"):
+        lines.append("  METADATA ONLY: image files were not checked (--check-images false)")
+    examples = report.get("dropped_examples", {})
     for reason, count in report["dropped"].items():
-        lines.append(f"  dropped {count}: {reason}")
+        first = "; ".join(", ".join(f"{v}" for v in e.values()) for e in examples.get(reason, [])[:2])
+        lines.append(f"  dropped {count}: {reason}" + (f" (e.g. {first})" if first else ""))
     lines += [f"  note: {n}" for n in report["notes"]]
     return "\n".join(lines)
 
