@@ -183,13 +183,13 @@ class ContrastiveModule(L.LightningModule):
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """All ranks' rows (world·B, ...) with gradients flowing back to each rank's own rows."""
-        if self.trainer is None or self.trainer.world_size == 1:
+        if self._trainer is None or self.trainer.world_size == 1:
             return x
         return self.all_gather(x, sync_grads=True).flatten(0, 1)
 
     def pair_loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
         """InfoNCE (or SigLIP, ``loss: siglip``) of this rank's pairs against the global batch (DESIGN §5 DDP scheme)."""
-        rank = self.trainer.global_rank if self.trainer is not None else 0
+        rank = self._mix_rank()
         if self.hparams.loss == "siglip":
             return siglip_contrastive_loss(image_emb, self.gather(text_emb), logit_scale, self.logit_bias, offset=rank * len(image_emb))
         return contrastive_loss(
@@ -240,6 +240,7 @@ class ContrastiveModule(L.LightningModule):
         return min(1.0, progress / fraction)
 
     def _mix_rank(self) -> int:
+        """This process's rank (0 without a trainer, e.g. in a notebook)."""
         return self.trainer.global_rank if self._trainer is not None else 0
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
