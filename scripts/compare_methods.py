@@ -112,7 +112,7 @@ def _cell(values: list[float], digits: int = 3) -> str:
 
 def methods_table(results: dict[str, list[dict[str, float]]], args) -> str:
     """docs/methods.md's table: scores, end-of-training geometry and step-time overhead."""
-    overhead = json.loads(Path(args.overhead).read_text())["ratio_to_clip"] if args.overhead else {}
+    overhead = json.loads(Path(args.overhead).read_text())["ratio_to_clip"] if args.overhead and Path(args.overhead).exists() else {}
     lines = [
         f"Synthetic set, `{args.config}`, seeds {args.seeds}"
         + (f", max_epochs {args.max_epochs}" if args.max_epochs else "")
