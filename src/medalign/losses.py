@@ -80,3 +80,138 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
         logit_scale: exp of the learnable log inverse temperature, a scalar.
     """
     return contrastive_loss(image_emb, text_emb, image_emb, text_emb, logit_scale)
+
+
+# --------------------------------------------------------------------------------------------
+# Alternatives to InfoNCE and gap-closing terms (issue 13). Appended here so `contrastive_loss`
+# above stays untouched; all take L2-normalised (N, D) embeddings.
+# --------------------------------------------------------------------------------------------
+
+
+def siglip_contrastive_loss(
+    image_local: torch.Tensor,
+    text_all: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor,
+    offset: int = 0,
+) -> torch.Tensor:
+    """Sigmoid loss of local image rows against all texts (SigLIP, Zhai et al. ICCV 2023, Alg. 1).
+
+    Every (image i, text j) pair is an independent binary problem: label +1 for j = i, −1
+    otherwise, logit ``logit_scale · v_i·t_j + logit_bias``. The loss is the sum of
+    −log σ(label · logit) over this rank's B rows × the N global columns, divided by B. With
+    DDP (texts gathered with gradients, ``offset = rank · B``), the ranks' mean is the loss on
+    the global batch, and DDP's gradient averaging gives its gradient — the gather variant of
+    SigLIP's chunked exchange.
+
+    Args:
+        image_local: this process's image embeddings (B, D).
+        text_all: text embeddings of the global batch (N, D); its rows ``offset … offset+B`` pair
+            with `image_local`.
+        logit_scale: the multiplier t = exp(t'), a scalar (SigLIP init 10).
+        logit_bias: the learnable bias b, a scalar (SigLIP init −10).
+        offset: row of the global batch where this process's rows start.
+    """
+    if image_local.ndim != 2 or text_all.ndim != 2 or image_local.shape[1] != text_all.shape[1]:
+        raise ValueError(f"need (B, D) images and (N, D) texts, got {tuple(image_local.shape)} and {tuple(text_all.shape)}")
+    batch = image_local.shape[0]
+    if offset < 0 or offset + batch > text_all.shape[0]:
+        raise ValueError(f"offset {offset} + local batch {batch} exceeds the global batch {text_all.shape[0]}")
+    logits = logit_scale * image_local @ text_all.T + logit_bias  # (B, N)
+    labels = -torch.ones_like(logits)
+    labels[torch.arange(batch, device=logits.device), torch.arange(offset, offset + batch, device=logits.device)] = 1.0
+    return -F.logsigmoid(labels * logits).sum() / batch
+
+
+def siglip_loss(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor
+) -> torch.Tensor:
+    """SigLIP's sigmoid loss on one process: summed over the N×N pairs, divided by N.
+
+    Equals open_clip's ``SigLipLoss()(image_emb, text_emb, logit_scale, logit_bias)``.
+
+    Args:
+        image_emb: L2-normalised image embeddings (N, D).
+        text_emb: L2-normalised text embeddings (N, D).
+        logit_scale: the multiplier (not its log), a scalar.
+        logit_bias: the additive bias, a scalar.
+    """
+    _check_pair(image_emb, text_emb)
+    return siglip_contrastive_loss(image_emb, text_emb, logit_scale, logit_bias)
+
+
+def align_true_pairs_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    """Mean over pairs of ‖v_i − t_i‖² ("Closing the gap in multimodal medical representation alignment", 2026).
+
+    Pulls each image onto its own report, which the InfoNCE objective alone leaves at a distance
+    (the modality gap). Range [0, 4] for unit vectors.
+
+    Args:
+        image_emb: L2-normalised image embeddings (N, D).
+        text_emb: L2-normalised text embeddings (N, D).
+    """
+    _check_pair(image_emb, text_emb)
+    return (image_emb - text_emb).pow(2).sum(-1).mean()
+
+
+def centroid_uniformity_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """log mean_{i≠j} exp(−t‖c_i − c_j‖²) of the pair centroids c_i = normalise((v_i + t_i)/2).
+
+    The uniformity of Wang & Isola (ICML 2020) applied to the normalised centroids of the true
+    pairs (the gap-closing paper, 2026): with the pairs aligned, it spreads them over the sphere
+    instead of letting alignment collapse them. The squared distance is 2 − 2 c_i·c_j, which keeps
+    the gradient finite for coincident centroids.
+
+    Args:
+        image_emb: L2-normalised image embeddings (N, D), N ≥ 2.
+        text_emb: L2-normalised text embeddings (N, D).
+        t: the kernel's sharpness (2 in Wang & Isola).
+    """
+    _check_pair(image_emb, text_emb)
+    n = image_emb.shape[0]
+    if n < 2:
+        raise ValueError(f"centroid uniformity needs at least 2 pairs, got {n}")
+    centroids = F.normalize((image_emb + text_emb) / 2, dim=-1)  # (N, D); antipodal pairs give 0 → normalize's eps
+    sq_dist = (2 - 2 * centroids @ centroids.T).clamp_min(0)  # (N, N)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=image_emb.device)
+    count = torch.tensor(float(n * (n - 1)), dtype=sq_dist.dtype, device=sq_dist.device)
+    return torch.logsumexp(-t * sq_dist[off_diagonal], dim=0) - count.log()
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
+    """Unit vectors on the great circle from `a` (weight 0) to `b` (weight 1) (Shoemake 1985).
+
+    slerp(a, b, w) = [sin((1−w)θ) a + sin(wθ) b] / sin θ with θ = arccos(a·b): the geodesic
+    mixup of m²/m³-mix (Oh et al., NeurIPS 2023). Numerically safe, finite values and gradients:
+
+    * a·b is clamped to [−1 + ε, 1 − ε] (ε = 1e-4 in float32, 1e-6 in float64) before the
+      arccos, whose derivative is infinite at ±1; identical vectors then return `a` exactly up
+      to rounding (both terms are multiples of `a`);
+    * antipodal vectors (a·b ≤ −1 + 2ε) have no unique great circle: `b` is first nudged by 0.1
+      towards a fixed direction orthogonal to `a` (the unit axis of `a`'s smallest-magnitude
+      coordinate, with its `a` component removed), so the path is deterministic and passes
+      near that orthogonal direction at w = 1/2.
+
+    Args:
+        a: (..., D) unit vectors.
+        b: (..., D) unit vectors, same shape as `a`.
+        weight: scalar, or a tensor broadcastable to (..., 1) (e.g. (N,) or (N, 1) per row).
+
+    Returns:
+        (..., D) unit vectors.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"slerp needs a and b of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    w = torch.as_tensor(weight, dtype=a.dtype, device=a.device)
+    if w.ndim > 0 and w.shape[-1] != 1:
+        w = w.unsqueeze(-1)  # (N,) → (N, 1)
+    eps = 1e-6 if a.dtype == torch.float64 else 1e-4
+    antipodal = (a * b).sum(-1, keepdim=True) <= -1 + 2 * eps  # (..., 1)
+    if antipodal.any():
+        fixed = a.detach()
+        axis = torch.zeros_like(fixed).scatter_(-1, fixed.abs().argmin(-1, keepdim=True), 1.0)  # (..., D)
+        axis = F.normalize(axis - (axis * fixed).sum(-1, keepdim=True) * fixed, dim=-1)  # ⊥ a
+        b = torch.where(antipodal, F.normalize(b + 0.1 * axis, dim=-1), b)
+    theta = torch.arccos((a * b).sum(-1, keepdim=True).clamp(-1 + eps, 1 - eps))  # (..., 1)
+    mixed = (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
+    return F.normalize(mixed, dim=-1)
