@@ -12,11 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from medalign.evaluation.plots.geometry import geometry_metrics, markdown_table, plot_geometry
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +38,8 @@ def _data_settings(ckpt: Path) -> dict[str, Any]:
     """The data module's hyper-parameters saved in a Lightning checkpoint ({} for weights files)."""
     if ckpt.suffix != ".ckpt":
         return {}
+    import torch
+
     saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     return dict(saved.get("datamodule_hyper_parameters") or {})
 
@@ -50,9 +47,13 @@ def _data_settings(ckpt: Path) -> dict[str, Any]:
 def run(argv: list[str]) -> dict[str, Any]:
     """Entry point of ``medalign geometry``; returns what it wrote to geometry.json."""
     args = _parser().parse_args(argv)
+    import numpy as np
+    import torch
+
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import get_embeddings
     from medalign.evaluation.encoders import MedAlignEncoder
+    from medalign.evaluation.plots.geometry import geometry_metrics, markdown_table, plot_geometry
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
