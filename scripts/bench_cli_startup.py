@@ -39,7 +39,7 @@ PROBE = (
 
 def _env() -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONPATH", str(SRC))
     return env
 
 
@@ -67,8 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="fresh interpreters per command (median)")
     parser.add_argument("--src", type=Path, default=SRC, help="source folder to measure (e.g. an older checkout's src/)")
     args = parser.parse_args()
-    global SRC
-    SRC = args.src.resolve()
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(args.src.resolve()), os.environ.get("PYTHONPATH", "")) if p)
     bare = median_seconds("pass", [], args.runs)
     print(f"bare `python -c pass`: {bare:.3f} s (median of {args.runs}); {os.cpu_count()} CPUs\n")
     print("| command | median s | × bare python | heavy imports |")
