@@ -2,7 +2,7 @@
 
 An adapter turns a dataset *as distributed* into a `Prepared` table (absolute image paths,
 report text, split, labels) plus a count of the rows it dropped and why; `writer.py` turns that
-into the standard manifest (DESIGN §4).
+into the standard manifest (docs/datasets.md).
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ class ContrastiveModule(L.LightningModule):
         return self.all_gather(x, sync_grads=True).flatten(0, 1)
 
     def pair_loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-        """InfoNCE of this rank's pairs against the global batch (DESIGN §5 DDP scheme)."""
+        """InfoNCE of this rank's pairs against the global batch (docs/architecture.md, "DDP")."""
         rank = self.trainer.global_rank if self.trainer is not None else 0
         return contrastive_loss(
             image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), logit_scale, offset=rank * len(image_emb)

@@ -1,4 +1,4 @@
-"""Geometry of a paired embedding set: the metric table and its pictures (DESIGN §5).
+"""Geometry of a paired embedding set: the metric table and its pictures (docs/geometry.md).
 
 `geometry_metrics` adds label-aware clustering to `medalign.metrics.geometry.geometry_summary`;
 `plot_geometry` draws the eCLIP paper's Fig. 1/5 style pictures: a 2-D PCA of both modalities
