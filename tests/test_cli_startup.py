@@ -84,6 +84,17 @@ def test_registry_points_at_adapters() -> None:
         load_adapter("mimic")
 
 
+def test_prepare_package_reexports_load_on_use() -> None:
+    import medalign.prepare as prepare
+    from medalign.prepare import base, subsets, writer
+
+    assert prepare.write_manifest is writer.write_manifest and prepare.summary is writer.summary
+    assert prepare.AdapterError is base.AdapterError and prepare.Prepared is base.Prepared
+    assert prepare.single_label_subset is subsets.single_label_subset
+    with pytest.raises(AttributeError, match="no_such"):
+        prepare.no_such  # noqa: B018
+
+
 def test_full_parser_has_every_adapter_option() -> None:
     from medalign.commands.prepare import build_parser
 
