@@ -11,8 +11,6 @@ import argparse
 import time
 from typing import Any
 
-from medalign.training.cli import cli_main
-
 # (task, metric, label) rows of the summary.
 REPORTED = (
     ("zero_shot", "macro_f1", "zero-shot macro-F1"),
@@ -33,6 +31,8 @@ def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="medalign demo", description=__doc__)
     parser.add_argument("--config", default="demo.yaml", help="config to run (default: configs/demo.yaml)")
     args, overrides = parser.parse_known_args(argv)
+    from medalign.training.cli import cli_main
+
     start = time.perf_counter()
     fit = cli_main(["fit", "--config", args.config, *overrides])
     trained_s = time.perf_counter() - start

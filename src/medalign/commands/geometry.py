@@ -12,13 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from medalign.evaluation.geometry import geometry_metrics
-from medalign.evaluation.plots.geometry import plot_geometry
-from medalign.evaluation.results import metrics_table
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,9 +37,15 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> dict[str, Any]:
     """Entry point of ``medalign geometry``; returns what it wrote to geometry.json."""
     args = _parser().parse_args(argv)
+    import numpy as np
+    import torch
+
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import get_embeddings
     from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
+    from medalign.evaluation.geometry import geometry_metrics
+    from medalign.evaluation.plots.geometry import plot_geometry
+    from medalign.evaluation.results import metrics_table
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)

@@ -10,17 +10,25 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Iterable
 
-from medalign.prepare import ADAPTERS, AdapterError, summary, write_manifest
+from medalign.prepare import REGISTRY, load_adapter
 from medalign.prepare.options import truth
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(datasets: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``medalign prepare`` parser, with the adapter options of `datasets` (None: every dataset).
+
+    Only those adapters are imported, so ``run`` passes just the dataset being prepared and
+    ``medalign prepare --help`` imports none.
+    """
+    with_options = set(REGISTRY if datasets is None else datasets)
     parser = argparse.ArgumentParser(prog="medalign prepare", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
-    for name, adapter in ADAPTERS.items():
-        doc = (adapter.__doc__ or "").strip()
-        p = sub.add_parser(name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, spec in REGISTRY.items():
+        adapter = load_adapter(name) if name in with_options else None
+        doc = (adapter.__doc__ or spec.summary).strip() if adapter is not None else spec.summary
+        p = sub.add_parser(name, help=spec.summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--root", required=True, help="the dataset's folder, as downloaded")
         p.add_argument("--out", required=True, help="output folder for manifest.csv and prepare_report.json")
         p.add_argument("--copy", action="store_true", help="copy images under OUT/images/ instead of referencing them")
@@ -30,18 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="seed of every random split or subset")
         p.add_argument("--check-images", type=truth, default=True, metavar="true|false",
                        help="check that every image exists (false: metadata-only manifest, marked in the report)")  # fmt: skip
-        adapter.add_arguments(p)
+        if adapter is not None:
+            adapter.add_arguments(p)
     return parser
+
+
+def _dataset(argv: list[str]) -> list[str]:
+    """[DATASET]: the first token that is not an option (the top level has only -h), if registered."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return [first] if first in REGISTRY else []
 
 
 def run(argv: list[str]) -> Path:
     """Parse `argv`, build and write the manifest, print a summary; exit 1 with the reason on bad input."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(_dataset(argv)).parse_args(argv)
+    from medalign.prepare.base import AdapterError
+    from medalign.prepare.writer import summary, write_manifest
+
     root = Path(args.root)
     if not root.is_dir():
         sys.exit(f"medalign prepare {args.dataset}: --root {root} is not a folder")
     try:
-        prepared = ADAPTERS[args.dataset].build(root, args)
+        prepared = load_adapter(args.dataset).build(root, args)
         path = write_manifest(
             prepared, args.out, root=root, copy=args.copy, resize=args.resize, missing=args.missing,
             check_images=args.check_images,

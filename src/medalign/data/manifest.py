@@ -1,6 +1,6 @@
 """The manifest: one CSV/Parquet row per image–report pair, the only input format we read.
 
-Columns (DESIGN §4): ``image``, ``text``, ``split`` (train/val/test), optional ``heatmap``,
+Columns (docs/architecture.md, "The manifest"): ``image``, ``text``, ``split`` (train/val/test), optional ``heatmap``,
 ``id``, ``study_id``, ``subject_id`` and label columns with values 1 / 0 / -1 (uncertain) / empty.
 """
 

@@ -1,6 +1,6 @@
 """Cluster quality of an embedding set: k-means, then NMI / silhouette / Calinski–Harabasz.
 
-Pure function over scikit-learn (DESIGN §5 "Geometry metrics"). The k-means partition is
+Pure function over scikit-learn (docs/geometry.md, "The metrics"). The k-means partition is
 compared with the given class labels (NMI) and scored intrinsically (silhouette,
 Calinski–Harabasz).
 """

@@ -1,4 +1,4 @@
-"""Eye-gaze fixations → attention heatmaps (EGD-CXR, REFLACX; DESIGN §4 "Gaze → heatmap").
+"""Eye-gaze fixations → attention heatmaps (EGD-CXR, REFLACX; docs/datasets.md, "Eye gaze → heatmaps").
 
 Each fixation k at image position c_k = (x_k, y_k) with duration d_k contributes a Gaussian
 

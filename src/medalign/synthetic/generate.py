@@ -1,4 +1,4 @@
-"""The embedded synthetic chest X-ray dataset (DESIGN §4): generate it, or reuse it.
+"""The embedded synthetic chest X-ray dataset (README "Data"; docs/architecture.md): generate it, or reuse it.
 
 Layout written under `out_dir`:
 

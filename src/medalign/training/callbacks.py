@@ -1,4 +1,4 @@
-"""`GeometryCallback`: embedding-geometry metrics (and pictures) each validation epoch (DESIGN §5).
+"""`GeometryCallback`: embedding-geometry metrics (and pictures) each validation epoch (docs/geometry.md).
 
 Consumes what ``validation_step`` returns — ``{"image", "text", "labels", "index"}`` per batch —
 keeps the rows of a fixed validation subset, gathers them from every DDP rank exactly once, and

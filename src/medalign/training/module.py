@@ -180,7 +180,7 @@ class ContrastiveModule(L.LightningModule):
         return self.all_gather(x, sync_grads=True).flatten(0, 1)
 
     def pair_loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-        """InfoNCE (or SigLIP, ``loss: siglip``) of this rank's pairs against the global batch (DESIGN §5 DDP scheme)."""
+        """InfoNCE (or SigLIP, ``loss: siglip``) of this rank's pairs against the global batch (docs/architecture.md, "DDP")."""
         rank = self._mix_rank()
         if self.hparams.loss == "siglip":
             return siglip_contrastive_loss(image_emb, self.gather(text_emb), logit_scale, self.logit_bias, offset=rank * len(image_emb))
