@@ -171,6 +171,7 @@ class SuiteRunner:
         )
         plot = linear_probe.plot_fraction_sweep(sweep, self.out_dir / f"{name}_auc_vs_fraction.png", title=name)
         metrics = {f"macro_auc@{k}": v["macro_auc"] for k, v in sweep.items()} | {"sweep": sweep, "n_train": len(train)}
+        metrics |= {f"converged@{k}": v["converged"] for k, v in sweep.items()}  # L-BFGS stopped before max_iter
         return metrics, len(test), {"plot": plot.name}
 
     def _report_retrieval(self, task: TaskConfig, manifest: str, name: str):
