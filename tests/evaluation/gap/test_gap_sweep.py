@@ -124,3 +124,8 @@ def test_gap_sweep_command_writes_every_output(tmp_path, synthetic_dir):
     assert "★" in (out / "gap_sweep.md").read_text() and "| learnable_lambda |" in (out / "gap_sweep.md").read_text()
     assert len(saved["result"]["learned"]["lambda"]) == 2 and 0 <= saved["result"]["learned"]["lambda_mean"] <= 1
     assert list((tmp_path / "cache").iterdir())  # read through the shared embedding cache
+    # 3 epochs < patience 20: no probe's early stopping can fire — 3 λ × 2 seeds + 2 references × 2 + 2 learned
+    assert saved["result"]["n_unconverged"] == 12 and not any(map(any, saved["result"]["converged"]))
+    md = (out / "gap_sweep.md").read_text()
+    assert "12 probes did not converge" in md and "0/2 ⚠" in md
+    assert "selected on validation AUC" in md and "test-argmax λ (oracle, not a result)" in md
