@@ -111,3 +111,14 @@ def test_validation_auc_is_measured_on_each_probes_validation_rows():
     z = torch.cat([xv, xv], 1) @ fit.weight[0, 0] + fit.bias[0, 0]
     assert result.val_auc[0, 0] == pytest.approx(roc_auc_score(yv[:, 0].numpy(), z[:, 0].numpy()), abs=1e-6)
     assert result.val_auc[0, 0] == pytest.approx(probe_auc(yv.numpy(), z.detach().numpy(), "multilabel")[0], abs=1e-6)
+
+
+def test_the_shipped_configs_name_their_protocols():
+    from dataclasses import replace
+
+    from medalign.commands.gap_sweep import _parse
+
+    paper = _parse(["--config", "gap_sweep_paper"]).probe
+    assert replace(paper, max_epochs=0) == replace(ProbeConfig.paper(), max_epochs=0)  # max_steps sets the budget
+    default = _parse(["--config", "gap_sweep"]).probe
+    assert default == ProbeConfig() and default.protocol == "converge" and default.class_weight == "paper"
