@@ -47,7 +47,7 @@ class GapSweepConfig:
         val_split: split used for early stopping; null, or a split without rows → 10 % of train per seed.
         lambdas: the λ grid.
         seeds: probe seeds (the paper: five, 42 … 46).
-        probe: probe optimisation.
+        probe: probe optimisation (default: the ``converge`` protocol; ``gap_sweep_paper.yaml`` is the paper's).
         sequential: train the probes one at a time instead of batched (for comparison).
         references: also train image-only and text-only probes.
         learnable_lambda: also fit a probe per seed whose λ (init 0.5, lr ``probe.lambda_lr``) is
@@ -172,9 +172,15 @@ def run(argv: list[str]) -> dict[str, Any]:
     out = Path(cfg.output_dir or Path("runs/gap_sweep") / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(result)
-    header = (f"## λ-shift sweep: {encoder.name} on {Path(cfg.manifest).name} ({cfg.task}), "
-              f"‖Δ‖ train = {np.linalg.norm(result.delta):.4f}, best λ = {result.best_lambda:g}"
-              + (f", learned λ = {np.mean(result.learned['lambda']):.3f}" if result.learned is not None else "") + "\n")
+    header = (f"## λ-shift sweep: {encoder.name} on {Path(cfg.manifest).name} ({cfg.task}, probe protocol "
+              f"{cfg.probe.protocol}), ‖Δ‖ train = {np.linalg.norm(result.delta):.4f}\n\n"
+              f"best λ (selected on validation AUC) = {result.best_lambda:g}: test AUC "
+              f"{result.auc_mean[result.best_index]:.4f} ± {result.auc_std[result.best_index]:.4f}; "
+              f"test-argmax λ (oracle, not a result) = {result.lambdas[result.test_argmax_index]:g}"
+              + (f"; learned λ = {np.mean(result.learned['lambda']):.3f}" if result.learned is not None else "")
+              + (f"\n\n**{result.n_unconverged} probes did not converge** (early stopping never fired): their AUCs are "
+                 "not results; raise probe.max_steps / probe.max_epochs or use the converging protocol."
+                 if result.n_unconverged else "\n\nall probes converged (early stopping fired within the budget)") + "\n")
     (out / "gap_sweep.md").write_text(header + "\n" + table + "\n")
     write_csv(result, out / "gap_sweep.csv")
     plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{Path(cfg.manifest).name}: AUC vs λ")

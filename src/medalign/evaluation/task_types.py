@@ -195,6 +195,7 @@ class LinearProbeTask(LabelledTask):
         )
         plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png", title=self.title)
         metrics = {f"macro_auc@{k}": v["macro_auc"] for k, v in sweep.items()} | {"sweep": sweep, "n_train": len(train)}
+        metrics |= {f"converged@{k}": v["converged"] for k, v in sweep.items()}  # L-BFGS stopped before max_iter
         return metrics, len(test), {"plot": plot.name}
 
 

@@ -33,8 +33,8 @@ def _pairs(n: int, d: int = 16, c: int = 3, seed: int = 0):
 
 def test_class_weights_match_a_hand_computation():
     y = torch.tensor([[1, 0, 1], [1, 0, float("nan")], [0, 1, 0], [1, 0, 0]])
-    # N = 4 rows, C = 3: positives (3, 1, 1) → 4 / (3·3), 4 / (3·1), 4 / (3·1)
-    torch.testing.assert_close(class_weights(y, "multilabel", 3), torch.tensor([4 / 9, 4 / 3, 4 / 3]))
+    # multilabel: the positive weight n_neg / n_pos over known labels: (1/3, 3/1, 2/1) (the NaN is neither)
+    torch.testing.assert_close(class_weights(y, "multilabel", 3), torch.tensor([1 / 3, 3.0, 2.0]))
     ids = torch.tensor([0, 0, 0, 1, 2, 2])  # counts (3, 1, 2), N = 6
     torch.testing.assert_close(class_weights(ids, "multiclass", 4), torch.tensor([6 / 12, 6 / 4, 6 / 8, 6 / 4]))
     # sklearn's "balanced" weights are the same formula
@@ -73,7 +73,7 @@ def test_batched_and_sequential_give_the_same_probes(task, optimizer):
     else:
         y[::7, 1] = float("nan")  # unknown labels are ignored by both modes
     feats = lambda_features(v, t, gap_vector(v, t), [0.0, 0.5, 1.0])
-    cfg = ProbeConfig(optimizer=optimizer, lr=0.05, max_epochs=25, patience=3, batch_size=64)
+    cfg = ProbeConfig(optimizer=optimizer, min_delta=0.0, lr=0.05, max_epochs=25, patience=3, batch_size=64)
     args = (feats, y, None, None, [42, 43], task, 3, cfg)
     batched, sequential = train_probes(*args), train_probes(*args, sequential=True)
     np.testing.assert_array_equal(batched.best_epoch, sequential.best_epoch)
@@ -90,11 +90,11 @@ def test_early_stopping_restores_the_best_weights():
     x = F.normalize(torch.randn(200, 8, generator=g), dim=1)
     y = (x[:, :1] > 0).float()
     train, val = ShiftedFeatures.plain(x[:150]), ShiftedFeatures.plain(x[150:])
-    cfg = ProbeConfig(lr=0.5, max_epochs=100, patience=10, batch_size=32)
+    cfg = ProbeConfig(optimizer="sgd", min_delta=0.0, lr=0.5, max_epochs=100, patience=10, batch_size=32)
     for sequential in (False, True):
         fit = train_probes(train, y[:150], val, 1 - y[150:], [42], "multilabel", 1, cfg, sequential=sequential)
         one = train_probes(train, y[:150], val, 1 - y[150:], [42], "multilabel", 1,
-                           ProbeConfig(lr=0.5, max_epochs=1, batch_size=32), sequential=sequential)
+                           ProbeConfig(optimizer="sgd", min_delta=0.0, lr=0.5, max_epochs=1, batch_size=32), sequential=sequential)
         assert fit.best_epoch[0, 0] == 1 and fit.epochs[0, 0] == 11
         torch.testing.assert_close(fit.weight, one.weight, rtol=0, atol=0)
         w0, _ = init_probe(42, 0, 8, 1)
@@ -106,7 +106,7 @@ def test_a_stopped_probe_keeps_its_state_while_others_train():
     # each probe of the batch must equal that probe trained alone.
     v, t, y = _pairs(80, d=32)
     feats = lambda_features(v, t, gap_vector(v, t), [0.0, 1.0])
-    cfg = ProbeConfig(lr=2.0, max_epochs=30, patience=2, batch_size=16)
+    cfg = ProbeConfig(optimizer="sgd", min_delta=0.0, lr=2.0, max_epochs=30, patience=2, batch_size=16)
     both = train_probes(feats, y, None, None, [7, 8, 9], "multilabel", 3, cfg)
     assert both.epochs.min() < 30 and len(np.unique(both.epochs)) > 1  # stopped at different epochs
     alone = train_probes(feats, y, None, None, [9], "multilabel", 3, cfg, sequential=True)

@@ -16,7 +16,7 @@ from medalign.evaluation.gap.batched_probe import ProbeConfig
 from medalign.evaluation.plots.gap import markdown_table, plot_auc_vs_lambda, plot_shift_pca, sweep_table, write_csv
 from medalign.evaluation.gap.sweep import probe_auc, run_gap_sweep
 
-FAST = ProbeConfig(lr=0.5, max_epochs=30, patience=5, batch_size=64)
+FAST = ProbeConfig(optimizer="sgd", min_delta=0.0, lr=0.5, max_epochs=30, patience=5, batch_size=64)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -125,3 +125,8 @@ def test_gap_sweep_command_writes_every_output(tmp_path, synthetic_dir):
     learned = saved["result"]["learned"]
     assert len(learned["lambda"]) == 2 and learned["lambda_mean"] == pytest.approx(sum(learned["lambda"]) / 2)
     assert list((tmp_path / "cache").iterdir())  # read through the shared embedding cache
+    # 3 epochs < patience 20: no probe's early stopping can fire — 3 λ × 2 seeds + 2 references × 2 + 2 learned
+    assert saved["result"]["n_unconverged"] == 12 and not any(map(any, saved["result"]["converged"]))
+    md = (out / "gap_sweep.md").read_text()
+    assert "12 probes did not converge" in md and "0/2 ⚠" in md
+    assert "selected on validation AUC" in md and "test-argmax λ (oracle, not a result)" in md

@@ -41,7 +41,7 @@ def _shift_labelled(lam_star: float, n: int = 1200, seed: int = 0, delta: torch.
 
 def test_a_frozen_lambda_reproduces_the_sweeps_probe_at_that_lambda():
     v, t, y, delta = _shift_labelled(0.8, n=300)
-    cfg = ProbeConfig(lr=0.2, max_epochs=15, patience=3, batch_size=32, lambda_lr=0.0)
+    cfg = ProbeConfig(optimizer="sgd", min_delta=0.0, lr=0.2, max_epochs=15, patience=3, batch_size=32, lambda_lr=0.0)
     learned = train_learnable_lambda((v, t, y), None, delta, [42, 43], "multilabel", 1, cfg, init=0.5)
     fixed = train_probes(lambda_features(v, t, delta, [0.5]), y, None, None, [42, 43], "multilabel", 1, cfg, sequential=True)
     np.testing.assert_array_equal(learned.lambdas, [0.5, 0.5])
@@ -53,7 +53,9 @@ def test_a_frozen_lambda_reproduces_the_sweeps_probe_at_that_lambda():
 @pytest.mark.parametrize("lam_star", [0.2, 0.8])
 def test_the_learned_lambda_moves_from_its_init_towards_the_lambda_the_labels_were_built_at(lam_star):
     v, t, y, delta = _shift_labelled(lam_star)
-    cfg = ProbeConfig(lr=0.5, max_epochs=100, patience=10, batch_size=64, lambda_lr=1.0)
+    cfg = ProbeConfig(optimizer="sgd", min_delta=0.0, lr=1.0, max_epochs=100, patience=10, batch_size=64, lambda_lr=2.0)
+    # lr 1.0 / 2.0: the step sizes of the former lr 0.5 / 1.0, whose whole-term class weights (N/(C·count) ≈ 2 on these
+    # 50 % labels) doubled every gradient; pos_weight n_neg/n_pos ≈ 1 does not
     fit = train_learnable_lambda((v, t, y), None, delta, [42, 43], "multilabel", 1, cfg, init=0.5)
     assert ((fit.lambdas > 0) & (fit.lambdas < 1)).all()
     # from 0.5 it must travel at least halfway to λ* (0.35 / 0.65) on every seed, and not overshoot far
@@ -66,7 +68,7 @@ def test_the_learned_lambda_moves_from_its_init_towards_the_lambda_the_labels_we
 def test_the_sweep_reports_the_learned_lambda_as_a_row():
     v, t, y, delta = _shift_labelled(0.8)
     vt, tt, yt, _ = _shift_labelled(0.8, n=600, seed=1, delta=delta)  # test labels built with the train Δ
-    cfg = ProbeConfig(lr=0.5, max_epochs=40, patience=10, batch_size=64, lambda_lr=0.5)
+    cfg = ProbeConfig(optimizer="sgd", min_delta=0.0, lr=0.5, max_epochs=40, patience=10, batch_size=64, lambda_lr=0.5)
     result = run_gap_sweep((v, t, y), None, (vt, tt, yt), [0.0, 0.5, 1.0], [42, 43], config=cfg, references=False,
                            learnable_lambda=True)
     lam, auc = result.learned["lambda"], result.learned["auc"]

@@ -50,3 +50,21 @@ def test_fraction_sweep_sizes_seed_and_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="fraction"):
         subsample(10, 0.0, 0)
+
+
+def test_an_unconverged_fit_is_flagged_and_logged(caplog):
+    x, y = _data(400, 0)
+    xt, yt = _data(200, 1)
+    with caplog.at_level("WARNING"):
+        short = fit_probe(x, y, xt, yt, ["sep", "noisy", "random"], max_iter=2)
+    # two L-BFGS iterations cannot reach sklearn's tolerance on these labels: n_iter_ == max_iter
+    direct = LogisticRegression(max_iter=2, random_state=0).fit(x, y[:, 0])
+    assert direct.n_iter_[0] == 2
+    assert short["per_class_converged"]["sep"] is False and short["converged"] is False
+    assert "did not converge" in caplog.text and "max_iter" in caplog.text
+    full = fit_probe(x, y, xt, yt, ["sep", "noisy", "random"])
+    assert full["converged"] is True
+    # converged iff sklearn stopped before max_iter (an independent look at each model)
+    for k, name in enumerate(["sep", "noisy", "random"]):
+        model = LogisticRegression(max_iter=1000, random_state=0).fit(x, y[:, k])
+        assert full["per_class_converged"][name] == bool(model.n_iter_[0] < 1000)

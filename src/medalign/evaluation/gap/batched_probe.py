@@ -11,57 +11,37 @@ P = L × S of them (L values of λ, S seeds). `train_probes` keeps all weights i
 * the loss is a single masked, class-weighted sum over (seed, row, λ, class);
 * early stopping is per probe: a stopped probe's weights are pinned to its best state.
 
-``sequential=True`` trains the same P probes one at a time with plain ``nn.Linear`` on explicitly
-shifted inputs and torch's built-in losses — the reference the batched mode must match. Both modes
-share the per-seed validation split, data order (one permutation per seed and epoch, shared by the
-seed's L probes) and initialisation, so they agree up to float rounding.
+``sequential=True`` trains the same P probes one at a time (`probe_loop.train_one_probe`, on
+explicitly shifted inputs with torch's built-in losses) — the reference the batched mode must match.
+Both modes share the per-seed validation split, data order (one permutation per seed and epoch,
+shared by the seed's L probes), initialisation and stopping rule, so they agree up to float rounding.
+Protocols, loss weights and the convergence rule: `probe_config`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-Task = Literal["multilabel", "multiclass"]
+from medalign.evaluation.gap.probe_config import (
+    ProbeConfig,
+    Task,
+    class_weights,
+    init_probe,
+    loss_weights,
+    make_optimizer,
+    split_rows,
+    targets_and_mask,
+)
+from medalign.evaluation.gap.probe_loop import train_one_probe
 
-
-@dataclass
-class ProbeConfig:
-    """How each probe is trained (defaults: the cone-effect paper §2.2.4).
-
-    Attributes:
-        optimizer: ``sgd`` (the paper) or ``adamw`` (the authors' released code).
-        lr: learning rate.
-        momentum: SGD momentum.
-        weight_decay: L2 (SGD) or decoupled (AdamW) weight decay.
-        max_epochs: epochs at most.
-        patience: epochs without a lower validation loss before a probe stops.
-        batch_size: training rows per step and seed.
-        val_fraction: share of train carved out (per seed) when there is no validation split.
-        matmul_dtype: ``float32`` or ``bfloat16`` for the batched mode's matmuls (fp32 master
-            weights and accumulation; ~5× faster on CPUs with AVX-512 BF16 / AMX, AUCs then
-            differ from the sequential fp32 reference by ~1e-3 instead of ~1e-5).
-        lambda_lr: learning rate of the learnable λ's logit θ (`learnable_lambda`; None → `lr`). The
-            probe's SGD lr 3e-4 barely moves a scalar (λ moved < 0.002 in 100 epochs on a problem whose
-            best λ is 0.8; 0.1 reached ≈ 0.8). AdamW steps ≈ lr whatever the gradient: use ≤ 1e-2 there.
-    """
-
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 3e-4
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    max_epochs: int = 100
-    patience: int = 10
-    batch_size: int = 512
-    val_fraction: float = 0.1
-    matmul_dtype: Literal["float32", "bfloat16"] = "float32"
-    lambda_lr: float | None = 0.1
+__all__ = ["ProbeConfig", "ProbeFit", "ShiftedFeatures", "Task", "class_weights", "init_probe", "predict_proba",
+           "split_rows", "train_probes"]
 
 
 @dataclass
@@ -116,7 +96,8 @@ class ProbeFit:
         best_epoch: (L, S) epoch (1-based) whose weights were kept.
         epochs: (L, S) epochs trained before stopping.
         best_val_loss: (L, S) validation loss at `best_epoch`.
-        val_rows: per seed, the validation rows (positions in train, or in val when given).
+        val_rows: per seed, the validation rows (positions in the pool train ⧺ val).
+        converged: (L, S) whether the stopping rule fired within the budget (`probe_config`).
     """
 
     weight: Tensor
@@ -125,63 +106,7 @@ class ProbeFit:
     epochs: np.ndarray
     best_val_loss: np.ndarray
     val_rows: list[np.ndarray]
-
-
-def class_weights(y: Tensor, task: Task, n_classes: int) -> Tensor:
-    """Class weights N / (C · count_c) (scikit-learn's "balanced"); count_c ≥ 1 is enforced.
-
-    Args:
-        y: (N, C) 1 / 0 / NaN for ``multilabel`` (count_c = positives), (N,) class ids otherwise.
-        n_classes: C.
-
-    Returns:
-        (C,) float32.
-    """
-    if task == "multilabel":
-        counts = (torch.nan_to_num(y.float()) == 1).sum(0).float()
-    else:
-        counts = torch.bincount(y.long(), minlength=n_classes).float()
-    return (len(y) / (n_classes * counts.clamp(min=1))).float()
-
-
-def split_rows(n_train: int, n_val: int, seed: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(fit rows, validation rows) as positions in the pool train ⧺ val.
-
-    With a validation split (n_val > 0) every seed fits on all train rows; otherwise a seeded
-    `fraction` of train (at least one row) is held out.
-    """
-    if n_val > 0:
-        return np.arange(n_train), n_train + np.arange(n_val)
-    if not 0 < fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1) to carve validation rows from train, got {fraction}")
-    perm = np.random.default_rng(seed).permutation(n_train)
-    k = min(n_train - 1, max(1, round(fraction * n_train)))
-    return np.sort(perm[k:]), np.sort(perm[:k])
-
-
-def init_probe(seed: int, lam_index: int, in_dim: int, out_dim: int) -> tuple[Tensor, Tensor]:
-    """``nn.Linear``'s uniform(±1/√in) initialisation from a generator seeded by (seed, λ index)."""
-    g = torch.Generator().manual_seed(seed * 10_007 + lam_index)
-    bound = 1 / math.sqrt(in_dim)
-    weight = (torch.rand(in_dim, out_dim, generator=g) * 2 - 1) * bound  # (in, out)
-    bias = (torch.rand(out_dim, generator=g) * 2 - 1) * bound  # (out,)
-    return weight, bias
-
-
-def targets_and_mask(y: Tensor, task: Task) -> tuple[Tensor, Tensor]:
-    """(targets, known mask): NaN-free (N, C) floats and their mask, or (N,) ids and all-true."""
-    if task == "multilabel":
-        return torch.nan_to_num(y.float()), ~torch.isnan(y.float())
-    return y.long(), torch.ones(len(y), dtype=torch.bool)
-
-
-def make_optimizer(params: list[Tensor] | list[dict], cfg: ProbeConfig) -> torch.optim.Optimizer:
-    """SGD (momentum) or AdamW over tensors or param-group dicts, with the config's lr / weight decay."""
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"probe optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+    converged: np.ndarray
 
 
 def train_probes(
@@ -203,32 +128,33 @@ def train_probes(
         val: validation inputs with the same shifts, or None to carve ``val_fraction`` of train per seed.
         y_val: validation targets (when `val` is given).
         seeds: one probe per seed and λ; a seed fixes its validation split, data order and init.
-        task: ``multilabel`` (class-weighted BCE) or ``multiclass`` (class-weighted cross-entropy).
+        task: ``multilabel`` (BCE) or ``multiclass`` (cross-entropy); weighting: ``config.class_weight``.
         n_classes: C, the probe's outputs.
         config: optimisation settings.
         sequential: train the probes one at a time (the reference implementation).
     """
     cfg = config or ProbeConfig()
+    cfg.check()
     pool, y_pool = (train, y_train) if val is None else (train.concat(val), torch.cat([y_train, y_val]))
     n_val = 0 if val is None else val.n
     splits = [split_rows(train.n, n_val, s, cfg.val_fraction) for s in seeds]
-    weights = torch.stack([class_weights(y_pool[fit], task, n_classes) for fit, _ in splits])  # (S, C), from fit rows
+    weights = torch.stack([loss_weights(y_pool[fit], task, n_classes, cfg.class_weight) for fit, _ in splits])  # (S, C), fit rows
     y_pool, known = targets_and_mask(y_pool, task)
     run = _train_sequential if sequential else _train_batched
     return run(pool, y_pool, known, weights, splits, seeds, task, n_classes, cfg)
 
 
 def _probe_losses(z: Tensor, y: Tensor, known: Tensor, weights: Tensor, task: Task) -> Tensor:
-    """Per-probe class-weighted loss, (S, L), from logits z (S, B, L, C) of each seed's rows.
+    """Per-probe weighted loss, (S, L), from logits z (S, B, L, C) of each seed's rows (`probe_loss`, batched).
 
     Args:
         y: (S, B, C) float targets (multilabel) or (S, B) ids. known: (S, B, C) mask (multilabel).
-        weights: (S, C) class weights per seed.
+        weights: (S, C) per seed: positive weights (multilabel) or class weights (multiclass).
     """
     if task == "multilabel":
-        bce = F.binary_cross_entropy_with_logits(z, y[:, :, None].expand_as(z), reduction="none")  # (S, B, L, C)
-        mask = known[:, :, None].float() * weights[:, None, None, :]  # (S, B, 1, C)
-        return (bce * mask).sum((1, 3)) / known.sum((1, 2)).clamp(min=1)[:, None]
+        bce = F.binary_cross_entropy_with_logits(z, y[:, :, None].expand_as(z), pos_weight=weights[:, None, None, :],
+                                                 reduction="none")  # (S, B, L, C)
+        return (bce * known[:, :, None].float()).sum((1, 3)) / known.sum((1, 2)).clamp(min=1)[:, None]
     nll = -F.log_softmax(z, dim=-1).gather(-1, y[:, :, None, None].expand(*z.shape[:3], 1)).squeeze(-1)  # (S, B, L)
     w = weights.gather(1, y)  # (S, B)
     return (nll * w[:, :, None]).sum(1) / w.sum(1)[:, None]
@@ -272,9 +198,10 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
     best_w, best_b = weight.detach().clone(), bias.detach().clone()
     best_loss = torch.full((S, L), math.inf)
     best_epoch, stale = torch.zeros(S, L, dtype=torch.long), torch.zeros(S, L, dtype=torch.long)
-    epochs = torch.full((S, L), cfg.max_epochs, dtype=torch.long)
+    budget = cfg.epoch_budget(fit_rows.shape[1])
+    epochs = torch.full((S, L), budget, dtype=torch.long)
     active = torch.ones(S, L, dtype=torch.bool)
-    for epoch in range(1, cfg.max_epochs + 1):
+    for epoch in range(1, budget + 1):
         order = torch.stack([fit_rows[i, torch.randperm(fit_rows.shape[1], generator=g)] for i, g in enumerate(gens)])
         for start in range(0, order.shape[1], cfg.batch_size):
             rows = order[:, start : start + cfg.batch_size]  # (S, B)
@@ -289,7 +216,7 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
                     bias.copy_(torch.where(active[..., None], bias, best_b))
         with torch.no_grad():
             val_loss = _probe_losses(_batched_logits(val_x, val_a, pool, weight, bias), y[val_rows], known[val_rows], weights, task)
-        improved = active & (val_loss < best_loss)
+        improved = active & (val_loss < best_loss - cfg.min_delta)  # the rule of `probe_config.early_stop`
         best_loss = torch.where(improved, val_loss, best_loss)
         best_epoch = torch.where(improved, epoch, best_epoch)
         best_w = torch.where(improved[:, None, :, None], weight.detach(), best_w)
@@ -301,54 +228,26 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
         if not active.any():
             break
     return ProbeFit(best_w.permute(2, 0, 1, 3).contiguous(), best_b.transpose(0, 1).contiguous(),
-                    best_epoch.T.numpy(), epochs.T.numpy(), best_loss.T.numpy(), [v for _, v in splits])
-
-
-def probe_loss(z: Tensor, y: Tensor, known: Tensor, weight: Tensor, task: Task) -> Tensor:
-    """The same weighted losses from torch's built-ins (one probe, z (B, C))."""
-    if task == "multiclass":
-        return F.cross_entropy(z, y, weight=weight)
-    bce = F.binary_cross_entropy_with_logits(z, y, weight=weight, reduction="none")
-    return (bce * known).sum() / known.sum().clamp(min=1)
+                    best_epoch.T.numpy(), epochs.T.numpy(), best_loss.T.numpy(), [v for _, v in splits],
+                    (~active).T.numpy())
 
 
 def _train_sequential(pool, y, known, weights, splits, seeds, task, n_classes, cfg) -> ProbeFit:
+    """The same probes one at a time (`probe_loop.train_one_probe`) on explicitly shifted inputs."""
     L, S = pool.n_lambdas, len(seeds)
     W, b = torch.zeros(L, S, pool.dim, n_classes), torch.zeros(L, S, n_classes)
     best_epoch, epochs, best_loss = np.zeros((L, S), int), np.zeros((L, S), int), np.zeros((L, S))
+    converged = np.zeros((L, S), bool)
     for l in range(L):
         x_all = pool.materialize(l)  # (N_pool, in), explicitly shifted and renormalised
         for i, seed in enumerate(seeds):
             fit, val = (torch.from_numpy(r) for r in splits[i])
-            probe = torch.nn.Linear(pool.dim, n_classes)
-            w0, b0 = init_probe(seed, l, pool.dim, n_classes)
-            with torch.no_grad():
-                probe.weight.copy_(w0.T)
-                probe.bias.copy_(b0)
-            optimizer = make_optimizer(list(probe.parameters()), cfg)
-            gen = torch.Generator().manual_seed(seed)
-            best, stale, best_state = math.inf, 0, None
-            for epoch in range(1, cfg.max_epochs + 1):
-                order = fit[torch.randperm(len(fit), generator=gen)]
-                for start in range(0, len(order), cfg.batch_size):
-                    rows = order[start : start + cfg.batch_size]
-                    loss = probe_loss(probe(x_all[rows]), y[rows], known[rows], weights[i], task)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                with torch.no_grad():
-                    val_loss = probe_loss(probe(x_all[val]), y[val], known[val], weights[i], task).item()
-                if val_loss < best:
-                    best, stale, best_epoch[l, i] = val_loss, 0, epoch
-                    best_state = (probe.weight.detach().T.clone(), probe.bias.detach().clone())
-                else:
-                    stale += 1
-                epochs[l, i] = epoch
-                if stale >= cfg.patience:
-                    break
-            W[l, i], b[l, i] = best_state
-            best_loss[l, i] = best
-    return ProbeFit(W, b, best_epoch, epochs, best_loss, [v for _, v in splits])
+            one = train_one_probe(lambda rows, _: x_all[rows], y, known, weights[i], fit, val, seed, l, pool.dim,
+                                  n_classes, task, cfg)
+            W[l, i], b[l, i] = one.weight, one.bias
+            best_epoch[l, i], epochs[l, i], best_loss[l, i], converged[l, i] = (one.best_epoch, one.epochs,
+                                                                                one.best_val_loss, one.converged)
+    return ProbeFit(W, b, best_epoch, epochs, best_loss, [v for _, v in splits], converged)
 
 
 def predict_proba(feats: ShiftedFeatures, fit: ProbeFit, task: Task) -> Tensor:

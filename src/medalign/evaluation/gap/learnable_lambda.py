@@ -3,31 +3,23 @@
 Instead of sweeping a grid, λ = sigmoid(θ) is a parameter of the probe. Each step shifts the
 minibatch with `medalign.metrics.geometry.lambda_shift` (Eq. 5) at the current λ — the function is
 differentiable in a tensor λ — with Δ from the train split (Eq. 6), and the loss (the sweep's
-class-weighted BCE / CE) is back-propagated to the probe's weights and to θ. The sigmoid keeps λ in
+weighted BCE / CE) is back-propagated to the probe's weights and to θ. The sigmoid keeps λ in
 (0, 1). Early stopping on validation loss restores the best (weights, λ) together. One model per
-seed, with the sweep's validation split, data order and initialisation for that seed, so with a
-zero λ learning rate it reproduces the sweep's probe at the initial λ exactly.
+seed, trained by the sweep's own loop (`probe_loop.train_one_probe`) with the sweep's validation
+split, data order and initialisation for that seed, so with a zero λ learning rate it reproduces the
+sweep's probe at the initial λ exactly.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from medalign.evaluation.gap.batched_probe import (
-    ProbeConfig,
-    Task,
-    class_weights,
-    init_probe,
-    make_optimizer,
-    probe_loss,
-    split_rows,
-    targets_and_mask,
-)
+from medalign.evaluation.gap.probe_config import ProbeConfig, Task, loss_weights, split_rows, targets_and_mask
+from medalign.evaluation.gap.probe_loop import train_one_probe
 from medalign.metrics.geometry import lambda_shift
 
 
@@ -39,7 +31,8 @@ class LearnedLambda:
         lambdas: (S,) the λ each seed settled on, in (0, 1).
         weight: (S, 2d, C). bias: (S, C).
         best_epoch: (S,) epoch (1-based) whose state was kept. epochs: (S,) epochs trained.
-        history: (S, epochs) λ at the end of each epoch (NaN after stopping).
+        history: (S, budget) λ at the end of each epoch (NaN after stopping).
+        converged: (S,) whether the stopping rule fired within the budget (`probe_config`).
     """
 
     lambdas: np.ndarray
@@ -48,6 +41,7 @@ class LearnedLambda:
     best_epoch: np.ndarray
     epochs: np.ndarray
     history: np.ndarray
+    converged: np.ndarray
 
 
 def _fused(v: Tensor, t: Tensor, lam: Tensor, delta: Tensor) -> Tensor:
@@ -77,47 +71,22 @@ def train_learnable_lambda(
     cfg = config or ProbeConfig()
     if not 0 < init < 1:
         raise ValueError(f"learnable λ: init must be in (0, 1), got {init}")
-    v_pool, t_pool, y_pool = train if val is None else (torch.cat([a, b]) for a, b in zip(train, val))
+    v_pool, t_pool, y_raw = train if val is None else (torch.cat([a, b]) for a, b in zip(train, val))
     n_val = 0 if val is None else len(val[0])
-    y_pool, known = targets_and_mask(y_pool, task)
-    S, dim = len(seeds), 2 * v_pool.shape[1]
-    weights, biases = torch.zeros(S, dim, n_classes), torch.zeros(S, n_classes)
-    lambdas, best_epoch, epochs = np.zeros(S), np.zeros(S, int), np.zeros(S, int)
-    history = np.full((S, cfg.max_epochs), np.nan)
-    for i, seed in enumerate(seeds):
+    y_pool, known = targets_and_mask(y_raw, task)
+    fits = []
+    for seed in seeds:
         fit, held = (torch.from_numpy(r) for r in split_rows(len(train[0]), n_val, seed, cfg.val_fraction))
-        cw = class_weights((train[2] if val is None else torch.cat([train[2], val[2]]))[fit], task, n_classes)
-        w0, b0 = init_probe(seed, 0, dim, n_classes)
-        weight, bias = w0.requires_grad_(), b0.requires_grad_()
-        theta = torch.tensor(math.log(init / (1 - init)), requires_grad=True)
-        lambda_lr = cfg.lr if cfg.lambda_lr is None else cfg.lambda_lr
-        optimizer = make_optimizer([{"params": [weight, bias]}, {"params": [theta], "lr": lambda_lr}], cfg)
-        gen = torch.Generator().manual_seed(seed)
-        best, stale, best_state = math.inf, 0, None
-        for epoch in range(1, cfg.max_epochs + 1):
-            order = fit[torch.randperm(len(fit), generator=gen)]
-            for start in range(0, len(order), cfg.batch_size):
-                rows = order[start : start + cfg.batch_size]
-                z = _fused(v_pool[rows], t_pool[rows], torch.sigmoid(theta), delta) @ weight + bias  # (B, C)
-                loss = probe_loss(z, y_pool[rows], known[rows], cw, task)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            with torch.no_grad():
-                lam = torch.sigmoid(theta)
-                z = _fused(v_pool[held], t_pool[held], lam, delta) @ weight + bias
-                val_loss = probe_loss(z, y_pool[held], known[held], cw, task).item()
-            history[i, epoch - 1] = lam.item()
-            if val_loss < best:
-                best, stale, best_epoch[i] = val_loss, 0, epoch
-                best_state = (weight.detach().clone(), bias.detach().clone(), lam.item())
-            else:
-                stale += 1
-            epochs[i] = epoch
-            if stale >= cfg.patience:
-                break
-        weights[i], biases[i], lambdas[i] = best_state
-    return LearnedLambda(lambdas, weights, biases, best_epoch, epochs, history)
+        weight = loss_weights(y_raw[fit], task, n_classes, cfg.class_weight)
+        inputs = lambda rows, lam: _fused(v_pool[rows], t_pool[rows], lam, delta)  # noqa: E731 (B, 2d)
+        fits.append(train_one_probe(inputs, y_pool, known, weight, fit, held, seed, 0, 2 * v_pool.shape[1],
+                                    n_classes, task, cfg, lam_init=init))
+    history = np.full((len(seeds), max(len(f.history) for f in fits)), np.nan)
+    for i, f in enumerate(fits):
+        history[i, : len(f.history)] = f.history
+    return LearnedLambda(np.array([f.lam for f in fits]), torch.stack([f.weight for f in fits]),
+                         torch.stack([f.bias for f in fits]), np.array([f.best_epoch for f in fits]),
+                         np.array([f.epochs for f in fits]), history, np.array([f.converged for f in fits]))
 
 
 def predict_learned(v: Tensor, t: Tensor, delta: Tensor, fit: LearnedLambda, task: Task) -> Tensor:

@@ -5,8 +5,11 @@ For each λ in a grid, both modalities are moved along the gap vector Δ = μ_v 
 renormalised (Eq. 5, `medalign.metrics.geometry.lambda_shift`), with Δ estimated on the **train split only**
 (Eq. 6; the authors' released sweep used all splits, which leaks test statistics). A linear probe on
 concat(v', t') is trained per (λ, seed) — all of them at once, see `batched_probe` — and scored by
-test ROC AUC from probabilities. ‖Δ‖ and the mean resultant length R (Eq. 7) of each modality are
-reported at every λ. Pure functions of tensors: usable from a notebook on any embeddings.
+ROC AUC from probabilities on its validation rows and on test. The best λ is the one with the highest
+mean **validation** AUC; its test AUC is the result (the test argmax is kept only as an oracle
+reference). Every probe reports whether its early stopping fired (`probe_config`'s convergence rule).
+‖Δ‖ and the mean resultant length R (Eq. 7) of each modality are reported at every λ. Pure functions
+of tensors: usable from a notebook on any embeddings.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
-from medalign.evaluation.gap.batched_probe import ProbeConfig, ShiftedFeatures, Task, predict_proba, train_probes
+from medalign.evaluation.gap.batched_probe import ProbeConfig, ProbeFit, ShiftedFeatures, Task, predict_proba, train_probes
 from medalign.evaluation.gap.learnable_lambda import predict_learned, train_learnable_lambda
+from medalign.evaluation.gap.probe_config import warn_unconverged
 from medalign.metrics.geometry import gap_vector, lambda_shift, mean_resultant_length, modality_gap
 
 DEFAULT_LAMBDAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -45,14 +49,17 @@ class SweepResult:
         label_names: the C classes.
         auc: (L, S) macro test AUC.
         per_class_auc: (L, S, C) test AUC per class (NaN where a class lacks both outcomes).
+        val_auc: (L, S) macro AUC on each probe's validation rows (what selects the best λ).
+        converged: (L, S) whether each probe's early stopping fired within its budget.
         geometry: per λ, ‖Δ‖ and R of image / text on the train and test splits after the shift.
         delta: Δ from the train split, (d,).
-        references: ``image_only`` / ``text_only`` → {"auc": (S,), "per_class_auc": (S, C)}.
+        references: ``image_only`` / ``text_only`` → {"auc": (S,), "per_class_auc": (S, C), "val_auc": (S,),
+            "converged": (S,)}.
         best_epoch: (L, S) epoch of the restored weights. epochs: (L, S) epochs trained.
         seconds: wall time of the probe training (the sweep, without references).
         sequential: whether the probes were trained one at a time.
         learned: with a learnable λ, ``lambda`` (S,) the λ each seed settled on, ``auc`` (S,),
-            ``per_class_auc`` (S, C), ``best_epoch`` / ``epochs`` (S,), ``history`` (S, epochs) λ per epoch.
+            ``per_class_auc`` (S, C), ``best_epoch`` / ``epochs`` / ``converged`` (S,), ``history`` (S, epochs) λ per epoch.
     """
 
     lambdas: list[float]
@@ -63,6 +70,8 @@ class SweepResult:
     per_class_auc: np.ndarray
     geometry: list[dict[str, float]]
     delta: np.ndarray
+    val_auc: np.ndarray | None = None
+    converged: np.ndarray | None = None
     references: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     best_epoch: np.ndarray | None = None
     epochs: np.ndarray | None = None
@@ -80,12 +89,25 @@ class SweepResult:
 
     @property
     def best_index(self) -> int:
-        """Index of the λ with the highest mean test AUC (the first on ties)."""
-        return int(np.nanargmax(self.auc_mean))
+        """Index of the λ with the highest mean validation AUC over seeds (the first on ties)."""
+        return int(np.nanargmax(self.val_auc.mean(axis=1)))
 
     @property
     def best_lambda(self) -> float:
+        """The λ selected on validation AUC; report ``auc_mean[best_index]`` (its test AUC)."""
         return self.lambdas[self.best_index]
+
+    @property
+    def test_argmax_index(self) -> int:
+        """Index of the λ with the highest mean test AUC: an oracle for reference, never a result."""
+        return int(np.nanargmax(self.auc_mean))
+
+    @property
+    def n_unconverged(self) -> int:
+        """Probes (grid, references, learned λ) whose early stopping never fired."""
+        flags = [self.converged, *(ref["converged"] for ref in self.references.values())]
+        flags += [self.learned["converged"]] if self.learned is not None else []
+        return int(sum((~np.asarray(f, bool)).sum() for f in flags if f is not None))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: lists instead of arrays, NaN kept as float('nan')."""
@@ -94,8 +116,11 @@ class SweepResult:
         if self.learned is not None:
             out["learned"] = {k: np.asarray(v).tolist() for k, v in self.learned.items()}
             out["learned"].update(lambda_mean=float(np.mean(self.learned["lambda"])), auc_mean=float(np.mean(self.learned["auc"])))
-        out.update(auc_mean=self.auc_mean.tolist(), auc_std=self.auc_std.tolist(), best_lambda=self.best_lambda,
-                   delta_norm=float(np.linalg.norm(self.delta)))
+        out.update(auc_mean=self.auc_mean.tolist(), auc_std=self.auc_std.tolist(), val_auc_mean=self.val_auc.mean(1).tolist(),
+                   best_lambda=self.best_lambda, best_lambda_selected_on="validation AUC",
+                   best_lambda_test_auc=float(self.auc_mean[self.best_index]),
+                   test_argmax_lambda_oracle=self.lambdas[self.test_argmax_index],
+                   n_unconverged=self.n_unconverged, delta_norm=float(np.linalg.norm(self.delta)))
         return out
 
 
@@ -165,11 +190,20 @@ def _geometry(v: Tensor, t: Tensor, delta: Tensor, lam: float) -> dict[str, floa
     return {"gap": modality_gap(vs, ts), "R_image": mean_resultant_length(vs), "R_text": mean_resultant_length(ts)}
 
 
-def _score(feats: ShiftedFeatures, fit, y: Tensor, task: Task) -> tuple[np.ndarray, np.ndarray]:
+def _score(feats: ShiftedFeatures, fit: ProbeFit, y: Tensor, task: Task) -> tuple[np.ndarray, np.ndarray]:
     """(macro AUC (L, S), per-class AUC (L, S, C)) of every probe on `feats`."""
     proba = predict_proba(feats, fit, task).numpy()  # (L, S, N, C)
     scores = [[probe_auc(y.numpy(), proba[l, s], task) for s in range(proba.shape[1])] for l in range(proba.shape[0])]
     return np.array([[m for m, _ in row] for row in scores]), np.array([[pc for _, pc in row] for row in scores])
+
+
+def _val_auc(train: ShiftedFeatures, y_tr: Tensor, val: ShiftedFeatures | None, y_va: Tensor | None, fit: ProbeFit,
+             task: Task) -> np.ndarray:
+    """Macro AUC (L, S) of each probe on its own validation rows (positions in the pool train ⧺ val)."""
+    pool, y = (train, y_tr) if val is None else (train.concat(val), torch.cat([y_tr, y_va]))
+    proba = predict_proba(pool, fit, task).numpy()  # (L, S, N_pool, C)
+    return np.array([[probe_auc(y[rows].numpy(), proba[l, s, rows], task)[0] for s, rows in enumerate(fit.val_rows)]
+                     for l in range(proba.shape[0])])
 
 
 def run_gap_sweep(
@@ -185,7 +219,7 @@ def run_gap_sweep(
     references: bool = True,
     learnable_lambda: bool = False,
 ) -> SweepResult:
-    """Δ from train, λ-shift every split, train an early-fusion probe per (λ, seed), score on test.
+    """Δ from train, λ-shift every split, train an early-fusion probe per (λ, seed), score on val and test.
 
     Args:
         train / val / test: (image (N, d), text (N, d), labels) as arrays or tensors; labels are
@@ -217,25 +251,30 @@ def run_gap_sweep(
     started = time.perf_counter()
     fit = train_probes(feats["train"], y_tr, feats["val"], y_va, seeds, task, n_classes, config, sequential)
     seconds = time.perf_counter() - started
+    cfg = config or ProbeConfig()
+    warn_unconverged("gap sweep (early fusion)", fit.converged, cfg)
     auc, per_class = _score(feats["test"], fit, y_te, task)
     geometry = [{"lambda": lam, **{f"{k}_train": x for k, x in _geometry(v_tr, t_tr, delta, lam).items()},
                  **{f"{k}_test": x for k, x in _geometry(v_te, t_te, delta, lam).items()}} for lam in lambdas]
     result = SweepResult(lambdas, seeds, task, list(label_names or [f"class_{c}" for c in range(n_classes)]), auc,
-                         per_class, geometry, delta.numpy(), best_epoch=fit.best_epoch, epochs=fit.epochs,
-                         seconds=seconds, sequential=sequential)
+                         per_class, geometry, delta.numpy(), _val_auc(feats["train"], y_tr, feats["val"], y_va, fit, task),
+                         fit.converged, best_epoch=fit.best_epoch, epochs=fit.epochs, seconds=seconds, sequential=sequential)
     if references:
         for name, pick in (("image_only", 0), ("text_only", 1)):
             blocks = [(v_tr, t_tr), (v_va, t_va), (v_te, t_te)]
             plain = [ShiftedFeatures.plain(b[pick]) if b[0] is not None else None for b in blocks]
             ref = train_probes(plain[0], y_tr, plain[1], y_va, seeds, task, n_classes, config, sequential)
+            warn_unconverged(f"gap sweep ({name} reference)", ref.converged, cfg)
             ref_auc, ref_pc = _score(plain[2], ref, y_te, task)
-            result.references[name] = {"auc": ref_auc[0], "per_class_auc": ref_pc[0]}
+            result.references[name] = {"auc": ref_auc[0], "per_class_auc": ref_pc[0], "converged": ref.converged[0],
+                                       "val_auc": _val_auc(plain[0], y_tr, plain[1], y_va, ref, task)[0]}
     if learnable_lambda:
         val_split = (v_va, t_va, y_va) if v_va is not None else None
         learned = train_learnable_lambda((v_tr, t_tr, y_tr), val_split, delta, seeds, task, n_classes, config)
+        warn_unconverged("gap sweep (learnable λ)", learned.converged, cfg)
         proba = predict_learned(v_te, t_te, delta, learned, task).numpy()  # (S, N, C)
         scores = [probe_auc(y_te.numpy(), p, task) for p in proba]
         result.learned = {"lambda": learned.lambdas, "auc": np.array([m for m, _ in scores]),
                           "per_class_auc": np.array([pc for _, pc in scores]), "best_epoch": learned.best_epoch,
-                          "epochs": learned.epochs, "history": learned.history}
+                          "epochs": learned.epochs, "converged": learned.converged, "history": learned.history}
     return result

@@ -4,16 +4,25 @@ Logistic regression (scikit-learn) per label for multi-label data (one-vs-rest, 
 unknown label left out of that label's fit and score), or one multinomial model for
 single-label data; ROC AUC per class and macro-averaged over classes with both outcomes in
 the test set.
+
+Convergence: a model has converged iff L-BFGS stopped on its tolerance before ``max_iter``
+iterations (``n_iter_ < max_iter``). Unconverged fits are reported (``converged`` per class and
+overall, ``unconverged`` lists them) and logged with what to change; their AUCs are not results.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FRACTIONS = (0.01, 0.1, 1.0)
 
@@ -28,6 +37,14 @@ def subsample(n: int, fraction: float, seed: int, minimum: int = 2) -> np.ndarra
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def _fit(x: np.ndarray, y: np.ndarray, C: float, max_iter: int, seed: int) -> tuple[LogisticRegression, bool]:
+    """(model, converged): converged iff L-BFGS stopped before `max_iter` iterations."""
+    with warnings.catch_warnings():  # reported as `converged` instead
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(x, y)
+    return model, bool(np.max(model.n_iter_) < max_iter)
 
 
 def fit_probe(
@@ -48,30 +65,39 @@ def fit_probe(
         C: inverse L2 strength of `LogisticRegression`.
 
     Returns:
-        ``per_class_auc`` {class: AUC or NaN}, ``macro_auc`` (mean over defined classes), ``n_train``.
+        ``per_class_auc`` {class: AUC or NaN}, ``macro_auc`` (mean over defined classes), ``n_train``,
+        ``converged`` (every fitted model converged), ``per_class_converged`` {class: bool, None if not fitted}.
     """
     per_class: dict[str, float] = {}
+    converged: dict[str, bool | None] = {}
     if multilabel:
         for k, name in enumerate(classes):
             tr, te = ~np.isnan(train_y[:, k]), ~np.isnan(test_y[:, k])
             y_tr = train_y[tr, k].astype(int)
             if len(np.unique(y_tr)) < 2 or not te.any():  # nothing to learn or to score
-                per_class[name] = float("nan")
+                per_class[name], converged[name] = float("nan"), None
                 continue
-            model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(train_x[tr], y_tr)
+            model, converged[name] = _fit(train_x[tr], y_tr, C, max_iter, seed)
             per_class[name] = _auc(test_y[te, k].astype(int), model.predict_proba(test_x[te])[:, 1])
     else:
         y_tr = train_y if train_y.ndim == 1 else np.nan_to_num(train_y).argmax(1)
         y_te = test_y if test_y.ndim == 1 else np.nan_to_num(test_y).argmax(1)
-        model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(train_x, y_tr)
+        model, ok = _fit(train_x, y_tr, C, max_iter, seed)
+        converged = {name: ok for name in classes}
         proba = np.zeros((len(test_x), len(classes)))
         proba[:, model.classes_] = model.predict_proba(test_x)
         per_class = {name: _auc((y_te == k).astype(int), proba[:, k]) for k, name in enumerate(classes)}
     defined = [v for v in per_class.values() if not np.isnan(v)]
+    unconverged = [name for name, ok in converged.items() if ok is False]
+    if unconverged:
+        log.warning("linear probe (%d train rows): logistic regression did not converge within max_iter=%d for %s; "
+                    "their AUCs are not results: raise max_iter or lower C (stronger L2)", len(train_x), max_iter, unconverged)
     return {
         "per_class_auc": per_class,
         "macro_auc": float(np.mean(defined)) if defined else float("nan"),
         "n_train": int(len(train_x)),
+        "converged": not unconverged,
+        "per_class_converged": converged,
     }
 
 
