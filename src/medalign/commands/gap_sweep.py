@@ -91,12 +91,9 @@ class GapSweepConfig:
 def _parse(argv: list[str]) -> GapSweepConfig:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    from medalign.paths import resolve_config
+    from medalign.paths import resolve_config_args
 
-    argv = list(argv)
-    for i, arg in enumerate(argv[:-1]):  # bare names resolve in configs/, like train.py
-        if arg == "--config":
-            argv[i + 1] = str(resolve_config(argv[i + 1]))
+    argv = resolve_config_args(argv)  # bare names resolve in configs/, like train.py
     parser = ArgumentParser(prog="medalign gap-sweep", description=__doc__)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config (bare names resolve in configs/)")
     parser.add_class_arguments(GapSweepConfig)
@@ -108,7 +105,7 @@ def _parse(argv: list[str]) -> GapSweepConfig:
 
 def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
     """The frozen encoder and the data settings saved with a medalign checkpoint."""
-    from medalign.evaluation.encoders import MedAlignEncoder, OpenClipEncoder
+    from medalign.evaluation.encoders import OpenClipEncoder
 
     if cfg.encoder == "open_clip":
         if not cfg.weights:
@@ -117,22 +114,15 @@ def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
     if not cfg.checkpoint:
         raise ValueError("gap-sweep: encoder is 'checkpoint': set checkpoint (a medalign .ckpt or weights file)")
     from medalign.data.tokenizer import load_tokenizer
+    from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
 
     ckpt = Path(cfg.checkpoint)
     if not ckpt.is_file():
         raise FileNotFoundError(f"gap-sweep: checkpoint {ckpt} does not exist")
-    data = {}
-    if ckpt.suffix == ".ckpt":
-        data = dict(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("datamodule_hyper_parameters") or {})
-    tokenizer = load_tokenizer(Path(cfg.tokenizer) if cfg.tokenizer else Path(cfg.manifest).parent / "tokenizer")
-    settings = {
-        "max_length": cfg.max_length or data.get("max_length", 256),
-        "image_size": cfg.image_size or data.get("image_size", 224),
-        **{k: tuple(data[k]) for k in ("mean", "std") if data.get(k)},
-    }
-    if cfg.preset:
-        settings["preset"] = cfg.preset
-    return MedAlignEncoder.from_checkpoint(ckpt, tokenizer, **settings), data
+    tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
+    encoder = load_checkpoint_encoder(ckpt, tokenizer, manifest=cfg.manifest, preset=cfg.preset,
+                                      max_length=cfg.max_length, image_size=cfg.image_size)
+    return encoder, checkpoint_hparams(ckpt)[1]
 
 
 def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zeros") -> tuple[dict[str, Any], dict[str, int]]:
