@@ -9,6 +9,8 @@ overridden on the command line, e.g. ``--probe.max_epochs 20 --sequential true``
 
 from __future__ import annotations
 
+from medalign.models.checkpoint import load_checkpoint_file
+
 import json
 import logging
 import time
@@ -121,7 +123,7 @@ def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
         raise FileNotFoundError(f"gap-sweep: checkpoint {ckpt} does not exist")
     data = {}
     if ckpt.suffix == ".ckpt":
-        data = dict(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("datamodule_hyper_parameters") or {})
+        data = dict(load_checkpoint_file(ckpt, mmap=True).get("datamodule_hyper_parameters") or {})
     tokenizer = load_tokenizer(Path(cfg.tokenizer) if cfg.tokenizer else Path(cfg.manifest).parent / "tokenizer")
     settings = {
         "max_length": cfg.max_length or data.get("max_length", 256),

@@ -7,6 +7,8 @@ training as a Markdown table, and writes ``geometry.json`` and ``geometry_<split
 
 from __future__ import annotations
 
+from medalign.models.checkpoint import load_checkpoint_file
+
 import argparse
 import json
 from pathlib import Path
@@ -43,7 +45,7 @@ def _data_settings(ckpt: Path) -> dict[str, Any]:
     """The data module's hyper-parameters saved in a Lightning checkpoint ({} for weights files)."""
     if ckpt.suffix != ".ckpt":
         return {}
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    saved = load_checkpoint_file(ckpt, mmap=True)
     return dict(saved.get("datamodule_hyper_parameters") or {})
 
 

@@ -140,10 +140,10 @@ class MedAlignEncoder(_ModelEncoder):
         """
         from medalign.models import create_dual_encoder, load_weights
 
+        from medalign.models.checkpoint import load_checkpoint_file
+
+        saved = load_checkpoint_file(path, mmap=Path(path).suffix != ".safetensors")  # validates: names a damaged file
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        saved = torch.load(path, map_location="cpu", weights_only=True) if path.suffix != ".safetensors" else {}
         hparams = dict(saved.get("hyper_parameters", {})) if isinstance(saved, dict) else {}
         hparams.update(kwargs.pop("model_kwargs", None) or {})
         if "preset" in kwargs:

@@ -9,12 +9,14 @@ import sys
 import warnings
 from typing import Sequence
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from medalign.training.checkpoint_io import AtomicCheckpointIO
+from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
+from medalign.training.resume import ResumeGuard, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.evaluate import EvaluationSuite
 from medalign.training.module import ContrastiveModule
@@ -29,7 +31,7 @@ class MedAlignCLI(LightningCLI):
     """LightningCLI with our checkpointing, loggers, atomic saves and the data → model link."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(MedAlignCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",
@@ -58,8 +60,22 @@ class MedAlignCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        config = self.config_init.get(self.subcommand, {}) if self.subcommand else {}
+        if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
+            checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
+            config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
+        if not any(isinstance(c, ResumeGuard) for c in trainer.callbacks):
+            trainer.callbacks.append(ResumeGuard())
         _share_run_directory(trainer)
         return trainer
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a SIGTERM (pre-emption) ends the process with `PREEMPTED_EXIT_CODE` after the save."""
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:
+            sys.stderr.write(f"medalign: stopped by SIGTERM; last.ckpt saved; exit code {PREEMPTED_EXIT_CODE} (requeue)\n")
+            raise SystemExit(PREEMPTED_EXIT_CODE) from None
 
 
 def _share_run_directory(trainer) -> None:
