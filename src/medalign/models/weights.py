@@ -44,17 +44,19 @@ STRIPPED_PREFIXES = ("module.", "model.", "_orig_mod.")  # DDP, LightningModule,
 
 
 def strip_prefixes(state: dict[str, torch.Tensor], own: set[str]) -> dict[str, torch.Tensor]:
-    """Drop wrapper prefixes (``module.``, ``model.``, ``_orig_mod.``) while that matches more of `own`."""
+    """Drop wrapper prefixes (``module.``, ``model.``, ``_orig_mod.``, also nested) to match `own`.
+
+    A prefix is stripped when that matches more of `own`, or while nothing matches yet.
+    """
     while True:
-        best = state
+        matched = len(own & state.keys())
         for prefix in STRIPPED_PREFIXES:
-            if any(k.startswith(prefix) for k in state):
-                stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-                if len(own & stripped.keys()) > len(own & best.keys()):
-                    best = stripped
-        if best is state:
+            stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if stripped and (len(own & stripped.keys()) > matched or matched == 0):
+                state = stripped
+                break
+        else:
             return state
-        state = best
 
 
 def load_weights(

@@ -72,7 +72,9 @@ class MedAlignCheckpoint(ModelCheckpoint):
             return
         if trainer.state.fn != TrainerFn.FITTING or self._last_written_step == trainer.global_step:
             return
+        saved_step = self._last_global_step_saved  # our writes must not suppress a top-k save at this step
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._last_global_step_saved = saved_step
 
     def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
         super()._save_last_checkpoint(trainer, monitor_candidates)

@@ -57,7 +57,7 @@ def find_last_checkpoint(trainer: L.Trainer, dirpath: str | None) -> tuple[Path 
         return None, None
     newest = max(candidates, key=lambda c: c.stat().st_mtime_ns)
     match = re.fullmatch(r"version_(\d+)", newest.parent.parent.name) if dirpath is None else None
-    return newest, int(match.group(1)) if match else None
+    return newest.absolute(), int(match.group(1)) if match else None
 
 
 def resolve_last(trainer: L.Trainer, dirpath: str | None) -> str | None:
