@@ -48,6 +48,9 @@ class MedAlignDataModule(L.LightningDataModule):
         on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` (logged, counted).
         max_skips: skips tolerated per worker before failing.
         check_files: check at start-up that every referenced file exists.
+        allow_outside_paths: accept absolute image paths and ``../`` out of the manifest's folder.
+        bit_depth: significant bits of 16-bit PNGs without an ``sBIT`` chunk (e.g. 12); default:
+            the chunk, else 16.
         seed: data-order and augmentation seed.
         expert_stream: also serve the train rows that have a heatmap from a second, oversampled
             loader (eCLIP); training batches then are ``{"main": batch, "expert": batch}``.
@@ -75,6 +78,8 @@ class MedAlignDataModule(L.LightningDataModule):
         on_error: Literal["raise", "skip"] = "raise",
         max_skips: int = 100,
         check_files: bool = True,
+        allow_outside_paths: bool = False,
+        bit_depth: int | None = None,
         seed: int = 0,
         expert_stream: bool = False,
         expert_batch_size: int | None = None,
@@ -90,6 +95,8 @@ class MedAlignDataModule(L.LightningDataModule):
             )
         if expert_batch_size is not None and expert_batch_size < 1:
             raise ValueError(f"data.expert_batch_size must be ≥ 1, got {expert_batch_size}")
+        if bit_depth is not None and not 1 <= bit_depth <= 16:
+            raise ValueError(f"data.bit_depth must be between 1 and 16 (or null), got {bit_depth}")
         if uncertain not in ("zeros", "ones", "ignore"):
             raise ValueError(f"data.uncertain must be 'zeros', 'ones' or 'ignore', got {uncertain!r}")
         self.manifest_path = Path(manifest)
@@ -126,7 +133,9 @@ class MedAlignDataModule(L.LightningDataModule):
         if self.manifest is not None:
             return
         hp = self.hparams
-        self.manifest = read_manifest(self.manifest_path, self.label_columns, check_files=hp.check_files)
+        self.manifest = read_manifest(
+            self.manifest_path, self.label_columns, check_files=hp.check_files, allow_outside_paths=hp.allow_outside_paths
+        )
         common = dict(image_size=hp.image_size, mean=tuple(hp.mean), std=tuple(hp.std))
         transforms = {
             "train": PairTransform(train=True, crop_scale=tuple(hp.crop_scale), **common),
@@ -137,7 +146,8 @@ class MedAlignDataModule(L.LightningDataModule):
             rows = self.manifest.split(split)
             if len(rows):
                 self.datasets[split] = ImageTextDataset(
-                    rows, transform, seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips
+                    rows, transform, seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips,
+                    bit_depth=hp.bit_depth,
                 )
         if "train" not in self.datasets and stage in (None, "fit"):
             raise ValueError(f"{self.manifest_path} has no rows with split 'train'")
@@ -150,7 +160,8 @@ class MedAlignDataModule(L.LightningDataModule):
                     "(column 'heatmap'); fill it for the annotated subset or set data.expert_stream: false"
                 )
             self.expert_dataset = ImageTextDataset(
-                annotated, transforms["train"], seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error, max_skips=hp.max_skips
+                annotated, transforms["train"], seed=hp.seed, uncertain=hp.uncertain, on_error=hp.on_error,
+                max_skips=hp.max_skips, bit_depth=hp.bit_depth,
             )
             log.info("expert stream: %d annotated train rows", len(annotated))
         log.info("manifest %s: %s", self.manifest_path, {k: len(v) for k, v in self.datasets.items()})
