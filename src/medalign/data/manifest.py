@@ -72,7 +72,7 @@ def read_manifest(
     path: str | Path,
     label_columns: Sequence[str] = (),
     check_files: bool = True,
-    allow_outside_paths: bool = False,
+    allow_outside_paths: bool = True,
 ) -> Manifest:
     """Read and validate a manifest.
 
@@ -81,8 +81,8 @@ def read_manifest(
         label_columns: label columns that must be present; their values must be 1, 0, -1 or empty.
         check_files: verify that every referenced image and heatmap exists.
         allow_outside_paths: accept image / heatmap paths that are absolute or lead out of the
-            manifest's folder (``../``); refused by default so that a manifest copied elsewhere
-            cannot silently read another dataset's files.
+            manifest's folder (``../``). Training refuses them by default (``data.allow_outside_paths``)
+            so that a manifest copied elsewhere cannot silently read another dataset's files.
 
     Raises:
         FileNotFoundError: the manifest is missing.
