@@ -140,3 +140,20 @@ def test_insufficient_disk_for_one_checkpoint_fails_at_start_up(tmp_path, synthe
 def test_checkpoint_size_estimate_counts_weights_and_adam_state():
     model = torch.nn.Linear(10, 4)  # 44 float32 values
     assert preflight.checkpoint_bytes(model) == 3 * 44 * 4
+
+
+def test_val_metric_monitored_without_val_rows_fails_with_the_fix(tmp_path, synthetic_dir):
+    import pandas as pd
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("images", "tokenizer"):
+        (data / name).symlink_to(synthetic_dir / name)
+    frame = pd.read_csv(synthetic_dir / "manifest.csv")
+    frame.loc[frame["split"] == "val", "split"] = "train"
+    frame.to_csv(data / "manifest.csv", index=False)
+    with pytest.raises(ValueError, match=r"'val/loss', a validation metric, but .*no rows with split 'val'.*--checkpoint.monitor null"):
+        cli_main(["fit", "--config", TINY, "--data.manifest", str(data / "manifest.csv"), "--trainer.logger", "false",
+                  "--trainer.default_root_dir", str(tmp_path), "--checkpoint.dirpath", str(tmp_path / "ckpt"),
+                  "--checkpoint.monitor", "val/loss"])
+    assert not list(tmp_path.rglob("*.ckpt"))

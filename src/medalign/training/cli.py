@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
 from medalign.training.resume import ResumeGuard, resolve_last
@@ -68,6 +69,20 @@ class MedAlignCLI(LightningCLI):
             trainer.callbacks.append(ResumeGuard())
         _share_run_directory(trainer)
         return trainer
+
+    def _parse_ckpt_path(self) -> None:
+        """Check ``--ckpt_path`` at start-up; for `fit`, keep the command line's settings.
+
+        Lightning would overwrite the command line's model settings with the checkpoint's, so a
+        changed ``lr`` or ``embed_dim`` would be dropped without a word. For `fit` the command
+        line stands and `ResumeGuard` honours or refuses each difference.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            load_checkpoint_file(ckpt_path, mmap=not str(ckpt_path).endswith(".safetensors"))  # names a damaged file
+        if subcommand != "fit":
+            super()._parse_ckpt_path()
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; a SIGTERM (pre-emption) ends the process with `PREEMPTED_EXIT_CODE` after the save."""
