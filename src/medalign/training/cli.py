@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
-from medalign.training.resume import ResumeGuard, resolve_last
+from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.evaluate import EvaluationSuite
 from medalign.training.module import ContrastiveModule
@@ -83,6 +83,14 @@ class MedAlignCLI(LightningCLI):
             load_checkpoint_file(ckpt_path, mmap=not str(ckpt_path).endswith(".safetensors"))  # names a damaged file
         if subcommand != "fit":
             super()._parse_ckpt_path()
+
+    def before_fit(self) -> None:
+        """Refuse a resume with changed architecture / data order before any weights are restored."""
+        ckpt_path = self.config_init["fit"].get("ckpt_path")  # `last` is resolved by now
+        if ckpt_path and ckpt_path not in ("best", "hpc", "registry"):
+            checkpoint = load_checkpoint_file(ckpt_path, mmap=not str(ckpt_path).endswith(".safetensors"))
+            data = dict(self.datamodule.hparams) if self.datamodule is not None else None
+            check_resume(checkpoint, dict(self.model.hparams), data, ckpt_path)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; a SIGTERM (pre-emption) ends the process with `PREEMPTED_EXIT_CODE` after the save."""

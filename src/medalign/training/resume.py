@@ -85,8 +85,38 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> dict[str
     return {k: (saved.get(k), current.get(k)) for k in sorted(keys) if _differs(saved.get(k), current.get(k))}
 
 
+def check_resume(
+    checkpoint: dict[str, Any], model_hparams: dict[str, Any], data_hparams: dict[str, Any] | None, ckpt_path: Any
+) -> dict[str, tuple[Any, Any]]:
+    """Refuse unsafe differences between a checkpoint's settings and the current ones.
+
+    Returns:
+        The changed optimizer settings, ``{key: (saved, now)}``, to apply after the restore.
+
+    Raises:
+        ValueError: an architecture or data-order key differs; the message names each one.
+    """
+    model = changed_settings(dict(checkpoint.get("hyper_parameters") or {}), dict(model_hparams))
+    data = {}
+    if data_hparams is not None and "datamodule_hyper_parameters" in checkpoint:
+        data = changed_settings(dict(checkpoint["datamodule_hyper_parameters"]), dict(data_hparams))
+    refused = {f"model.{k}": v for k, v in model.items() if k in ARCHITECTURE_KEYS}
+    refused |= {f"data.{k}": v for k, v in data.items() if k in DATA_ORDER_KEYS}
+    if refused:
+        details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in refused.items())
+        raise ValueError(
+            f"cannot resume {ckpt_path} with changed settings ({details}): the saved weights or data "
+            "position do not fit them. Resume with the checkpoint's values, or start a new run from its weights "
+            "with --model.init_args.init_from <ckpt> (fresh optimizer and schedule)"
+        )
+    honoured = {f"model.{k}": v for k, v in model.items()} | {f"data.{k}": v for k, v in data.items()}
+    for key, (old, new) in honoured.items():
+        log.warning("resuming with a changed setting: %s was %r, now %r (applied)", key, old, new)
+    return {k: v for k, v in model.items() if k in OPTIMIZER_KEYS}
+
+
 class ResumeGuard(L.Callback):
-    """Refuses unsafe setting changes on ``--ckpt_path`` and applies the safe optimizer ones."""
+    """Applies changed optimizer settings after Lightning restored a ``--ckpt_path`` (`check_resume`)."""
 
     def __init__(self) -> None:
         self._optimizer_changes: dict[str, tuple[Any, Any]] = {}
@@ -94,25 +124,9 @@ class ResumeGuard(L.Callback):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn != "fit":
             return
-        model = changed_settings(dict(checkpoint.get("hyper_parameters") or {}), dict(pl_module.hparams))
         datamodule = getattr(trainer, "datamodule", None)
-        data = {}
-        if datamodule is not None and "datamodule_hyper_parameters" in checkpoint:
-            data = changed_settings(dict(checkpoint["datamodule_hyper_parameters"]), dict(datamodule.hparams))
-        refused = {f"model.{k}": v for k, v in model.items() if k in ARCHITECTURE_KEYS}
-        refused |= {f"data.{k}": v for k, v in data.items() if k in DATA_ORDER_KEYS}
-        if refused:
-            details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in refused.items())
-            raise ValueError(
-                f"cannot resume {trainer.ckpt_path} with changed settings ({details}): the saved weights or data "
-                "position do not fit them. Resume with the checkpoint's values, or start a new run from its weights "
-                "with --model.init_args.init_from <ckpt> (fresh optimizer and schedule)"
-            )
-        self._optimizer_changes = {k: v for k, v in model.items() if k in OPTIMIZER_KEYS}
-        honoured = {k: v for k, v in model.items() if k not in OPTIMIZER_KEYS}
-        honoured |= {f"data.{k}": v for k, v in data.items() if k not in DATA_ORDER_KEYS}
-        for key, (old, new) in {**honoured, **self._optimizer_changes}.items():
-            log.warning("resuming with a changed setting: %s was %r, now %r (applied)", key, old, new)
+        data = dict(datamodule.hparams) if datamodule is not None else None
+        self._optimizer_changes = check_resume(checkpoint, dict(pl_module.hparams), data, trainer.ckpt_path)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """After Lightning restored optimizer and schedule: apply changed optimizer settings."""
