@@ -76,10 +76,22 @@ def test_non_utf8_manifest_names_file_row_and_encoding(tmp_path):
         read_manifest(path)
 
 
-def test_duplicate_ids_are_reported_with_their_rows(tmp_path):
+def test_duplicate_ids_are_reported_with_their_rows(tmp_path, caplog):
     rows = [{**BASE, "id": "p1"}, {**BASE, "id": "p2"}, {**BASE, "id": "p1"}, {**BASE, "id": "p3"}]
-    with pytest.raises(ManifestError, match=r"1 id\(s\) occur more than once \(2 rows\): id 'p1' at rows \[0, 2\]"):
+    with caplog.at_level("WARNING", logger="medalign.data.manifest"):
         read_manifest(_write(tmp_path, rows))
+    assert "1 id(s) occur more than once (2 rows): id 'p1' at rows [0, 2]" in caplog.text
+
+
+def test_a_symlinked_image_folder_stays_inside(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.png").write_bytes(b"")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "images").symlink_to(elsewhere)
+    path = _write(folder, [{**BASE, "image": "images/x.png"}])
+    assert len(read_manifest(path, allow_outside_paths=False)) == 1
 
 
 @pytest.mark.parametrize("escaping", ["../outside.png", "/etc/hostname", "sub/../../outside.png"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -86,7 +87,7 @@ def read_manifest(
 
     Raises:
         FileNotFoundError: the manifest is missing.
-        ManifestError: the file is not UTF-8, a column is missing, ids repeat, or a row has a
+        ManifestError: the file is not UTF-8, a column is missing, or a row has a
             bad split, empty text, an unknown label value, a path outside the manifest's folder or
             a missing file; the message names the row and the value.
     """
@@ -162,6 +163,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _check_ids(path: Path, frame: pd.DataFrame) -> None:
+    """Report repeated ids (a warning: some datasets repeat an image per reader, e.g. REFLACX)."""
     if "id" not in frame.columns:
         return
     ids = frame["id"].astype(str)
@@ -169,21 +171,22 @@ def _check_ids(path: Path, frame: pd.DataFrame) -> None:
     if len(repeated):
         groups = repeated.groupby(repeated).groups
         examples = "; ".join(f"id {k!r} at rows {list(v)[:4]}" for k, v in list(groups.items())[:3])
-        raise ManifestError(
-            f"{path}: {len(groups)} id(s) occur more than once ({len(repeated)} rows): {examples}. "
-            "Ids must be unique (embedding caches and results are keyed by them); drop or rename the duplicates"
+        log.warning(
+            "%s: %d id(s) occur more than once (%d rows): %s. Rows are told apart by their position, but results "
+            "listed by id will merge them; make ids unique if they are different pairs",
+            path, len(groups), len(repeated), examples,
         )
 
 
 def _check_inside(path: Path, frame: pd.DataFrame) -> None:
-    """Refuse absolute paths and ``..`` that lead out of the manifest's folder."""
-    root = path.parent.resolve()
+    """Refuse absolute paths and ``..`` that lead out of the manifest's folder (lexically: symlinks are fine)."""
+    root = os.path.abspath(path.parent)
     for column in ("image", "heatmap"):
         for i, rel in enumerate(frame[column]):
             if not rel:
                 continue
-            rel_path = Path(str(rel))
-            if rel_path.is_absolute() or not (root / rel_path).resolve().is_relative_to(root):
+            target = os.path.normpath(os.path.join(root, str(rel)))
+            if os.path.isabs(str(rel)) or os.path.commonpath([root, target]) != root:
                 raise ManifestError(
                     f"{path}: {_row(i)}, {column} path {rel!r} is outside the manifest's folder {root}. "
                     "Use paths relative to the manifest, or allow them with --data.allow_outside_paths true"
