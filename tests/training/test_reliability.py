@@ -147,7 +147,7 @@ def test_val_metric_monitored_without_val_rows_fails_with_the_fix(tmp_path, synt
 
     data = tmp_path / "data"
     data.mkdir()
-    for name in ("images", "tokenizer"):
+    for name in ("images", "heatmaps", "tokenizer"):
         (data / name).symlink_to(synthetic_dir / name)
     frame = pd.read_csv(synthetic_dir / "manifest.csv")
     frame.loc[frame["split"] == "val", "split"] = "train"
