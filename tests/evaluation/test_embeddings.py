@@ -98,3 +98,50 @@ def test_empty_split_is_a_clear_error(synthetic_dir, tokenizer, tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"noval.csv has no rows with split 'val'"):
         get_embeddings(_encoder(tokenizer), path, "val", cache_dir=tmp_path, progress=False)
+
+
+def _copy_dataset(src, dst, test_rows: int = 8):
+    """A byte-identical manifest (the first test rows only) and its images in another folder."""
+    import shutil
+
+    frame = pd.read_csv(src / "manifest.csv")
+    frame = frame[frame["split"] == "test"].head(test_rows)
+    (dst / "images").mkdir(parents=True)
+    for rel in frame["image"]:
+        shutil.copy2(src / rel, dst / rel)
+    frame.to_csv(dst / "manifest.csv", index=False)
+    return dst / "manifest.csv"
+
+
+def test_identical_manifest_in_another_folder_does_not_reuse_embeddings(synthetic_dir, tokenizer, tmp_path):
+    from PIL import Image
+
+    a_manifest = _copy_dataset(synthetic_dir, tmp_path / "a")
+    b_manifest = _copy_dataset(synthetic_dir, tmp_path / "b")
+    assert a_manifest.read_bytes() == b_manifest.read_bytes()
+    first = pd.read_csv(b_manifest)["image"].iloc[0]
+    flipped = np.asarray(Image.open(tmp_path / "b" / first))[:, ::-1]  # dataset b: a different image
+    Image.fromarray(np.ascontiguousarray(flipped)).save(tmp_path / "b" / first)
+    a = get_embeddings(_encoder(tokenizer), a_manifest, "test", cache_dir=tmp_path / "c", progress=False)
+    enc = _encoder(tokenizer)
+    b = get_embeddings(enc, b_manifest, "test", cache_dir=tmp_path / "c", progress=False)
+    assert enc.images == len(b) and a.key != b.key
+    assert not np.allclose(a.image[0], b.image[0]) and np.allclose(a.image[1:], b.image[1:], atol=1e-6)
+
+
+def test_an_image_rewritten_in_place_misses_the_cache(synthetic_dir, tokenizer, tmp_path):
+    import os
+
+    manifest = _copy_dataset(synthetic_dir, tmp_path / "a")
+    a = get_embeddings(_encoder(tokenizer), manifest, "test", cache_dir=tmp_path / "c", progress=False)
+    image = tmp_path / "a" / pd.read_csv(manifest)["image"].iloc[0]
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    enc = _encoder(tokenizer)
+    b = get_embeddings(enc, manifest, "test", cache_dir=tmp_path / "c", progress=False)
+    assert enc.images == len(b) and a.key != b.key
+    enc = _encoder(tokenizer)  # content mode: same bytes, so one more run hits its own entry
+    c1 = get_embeddings(enc, manifest, "test", cache_dir=tmp_path / "c", progress=False, image_fingerprint="content")
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    enc2 = _encoder(tokenizer)
+    c2 = get_embeddings(enc2, manifest, "test", cache_dir=tmp_path / "c", progress=False, image_fingerprint="content")
+    assert enc2.images == 0 and c1.key == c2.key

@@ -9,6 +9,7 @@ overridden on the command line, e.g. ``--probe.max_epochs 20 --sequential true``
 
 from __future__ import annotations
 
+
 import json
 import logging
 import time

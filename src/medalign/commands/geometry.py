@@ -7,6 +7,7 @@ training as a Markdown table, and writes ``geometry.json`` and ``geometry_<split
 
 from __future__ import annotations
 
+
 import argparse
 import json
 from pathlib import Path

@@ -46,6 +46,7 @@ class ImageTextDataset(Dataset):
         on_error: ``raise`` on an unreadable image or bad heatmap, or ``skip`` it (logged,
             counted, replaced by the next readable row) up to `max_skips` per worker.
         max_skips: skips tolerated per worker process before raising.
+        bit_depth: significant bits of 16-bit images without an ``sBIT`` chunk (`load_image`).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class ImageTextDataset(Dataset):
         on_error: Literal["raise", "skip"] = "raise",
         max_skips: int = 100,
         blank: BlankPolicy = "zeros",
+        bit_depth: int | None = None,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -65,6 +67,7 @@ class ImageTextDataset(Dataset):
         self.seed = seed
         self.on_error = on_error
         self.max_skips = max_skips
+        self.bit_depth = bit_depth
         self.skipped = 0
         frame = manifest.frame
         self.rows = frame.index.to_numpy()
@@ -97,7 +100,7 @@ class ImageTextDataset(Dataset):
     def _load(self, epoch: int, position: int) -> dict[str, Any]:
         row = int(self.rows[position])
         try:
-            image = load_image(self.images[position])
+            image = load_image(self.images[position], self.bit_depth)
         except Exception as err:  # PIL raises many types for corrupt files
             raise OSError(f"{self.manifest.path} row {row}: cannot read image {self.images[position]}: {err}") from err
         heatmap = self._heatmap(position, row, image.shape[-2:])

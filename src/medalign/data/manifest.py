@@ -6,7 +6,10 @@ Columns (docs/architecture.md, "The manifest"): ``image``, ``text``, ``split`` (
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -74,6 +77,7 @@ def read_manifest(
     path: str | Path,
     label_columns: Sequence[str] = (),
     check_files: bool = True,
+    allow_outside_paths: bool = True,
 ) -> Manifest:
     """Read and validate a manifest.
 
@@ -81,16 +85,20 @@ def read_manifest(
         path: a ``.csv``, ``.csv.gz`` or ``.parquet`` file.
         label_columns: label columns that must be present; their values must be 1, 0, -1 or empty.
         check_files: verify that every referenced image and heatmap exists.
+        allow_outside_paths: accept image / heatmap paths that are absolute or lead out of the
+            manifest's folder (``../``). Training refuses them by default (``data.allow_outside_paths``)
+            so that a manifest copied elsewhere cannot silently read another dataset's files.
 
     Raises:
         FileNotFoundError: the manifest is missing.
-        ManifestError: a column is missing, or a row has a bad split, empty text, an unknown
-            label value or a missing file; the message names the row and the value.
+        ManifestError: the file is not UTF-8, a column is missing, or a row has a
+            bad split, empty text, an unknown label value, a path outside the manifest's folder or
+            a missing file; the message names the row and the value.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=True)
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
     missing = [c for c in (*REQUIRED_COLUMNS, *label_columns) if c not in frame.columns]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
@@ -102,6 +110,9 @@ def read_manifest(
     frame["text"] = frame["text"].fillna("").astype(str)
 
     _check_values(path, frame, label_columns)
+    _check_ids(path, frame)
+    if not allow_outside_paths:
+        _check_inside(path, frame)
     if check_files:
         _check_files(path, frame)
     return Manifest(path, frame, list(label_columns))
@@ -139,9 +150,65 @@ def _check_values(path: Path, frame: pd.DataFrame, label_columns: Sequence[str])
         frame[column] = values
 
 
-def _check_files(path: Path, frame: pd.DataFrame) -> None:
+def _read_csv(path: Path) -> pd.DataFrame:
+    """`pd.read_csv` of a UTF-8 file; any other encoding is reported with its line and byte."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        where = "the header (line 1)" if line == 1 else f"{_row(line - 2)}"
+        raise ManifestError(
+            f"{path} is not UTF-8: byte {raw[err.start:err.start + 1]!r} in {where} cannot be decoded "
+            f"({err.reason}). medalign reads manifests as UTF-8: convert it, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > fixed.csv`, or re-save it as 'CSV UTF-8'"
+        ) from err
+    return pd.read_csv(io.StringIO(text), keep_default_na=True)
+
+
+def _check_ids(path: Path, frame: pd.DataFrame) -> None:
+    """Report repeated ids (a warning: some datasets repeat an image per reader, e.g. REFLACX)."""
+    if "id" not in frame.columns:
+        return
+    ids = frame["id"].astype(str)
+    repeated = ids[ids.duplicated(keep=False)]
+    if len(repeated):
+        groups = repeated.groupby(repeated).groups
+        examples = "; ".join(f"id {k!r} at rows {list(v)[:4]}" for k, v in list(groups.items())[:3])
+        log.warning(
+            "%s: %d id(s) occur more than once (%d rows): %s. Rows are told apart by their position, but results "
+            "listed by id will merge them; make ids unique if they are different pairs",
+            path, len(groups), len(repeated), examples,
+        )
+
+
+def _check_inside(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse absolute paths and ``..`` that lead out of the manifest's folder (lexically: symlinks are fine)."""
+    root = os.path.abspath(path.parent)
+    for column in ("image", "heatmap"):
+        for i, rel in enumerate(frame[column]):
+            if not rel:
+                continue
+            target = os.path.normpath(os.path.join(root, str(rel)))
+            if os.path.isabs(str(rel)) or os.path.commonpath([root, target]) != root:
+                raise ManifestError(
+                    f"{path}: {_row(i)}, {column} path {rel!r} is outside the manifest's folder {root}. "
+                    "Use paths relative to the manifest, or allow them with --data.allow_outside_paths true"
+                )
+
+
+def _check_files(path: Path, frame: pd.DataFrame, show: int = 5) -> None:
+    """One error for all missing files: their count and the first few."""
     root = path.parent
+    missing: list[str] = []
     for column in ("image", "heatmap"):
         for i, rel in enumerate(frame[column]):
             if rel and not (root / rel).is_file():
-                raise ManifestError(f"{path}: {_row(i)}, {column} file not found: {root / rel}")
+                missing.append(f"{_row(i)}, {column} {root / rel}")
+    if missing:
+        listed = "\n  ".join(missing[:show])
+        more = f"\n  ... and {len(missing) - show} more" if len(missing) > show else ""
+        raise ManifestError(
+            f"{path}: {len(missing)} referenced file(s) not found:\n  {listed}{more}\n"
+            "Fix the paths, remove the rows, or use --data.on_error skip with --data.check_files false to skip them"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,19 +16,48 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Read a grayscale radiograph (8/16-bit PNG, JPEG, or DICOM with pydicom) as (1, H, W) in [0, 1]."""
+def load_image(path: str | Path, bit_depth: int | None = None) -> torch.Tensor:
+    """Read a grayscale radiograph (8/16-bit PNG, JPEG, or DICOM with pydicom) as (1, H, W) in [0, 1].
+
+    16-bit images are divided by ``2**bits - 1`` with `bits` from, in order: `bit_depth`, the
+    PNG's significant-bits (``sBIT``) chunk, the container (16). Never by the image's own
+    maximum, which would brighten dark images and make brightness differ image to image.
+
+    Args:
+        path: image file.
+        bit_depth: significant bits of 16-bit files (e.g. 12 for 12-bit detector data stored in
+            16-bit PNGs without an ``sBIT`` chunk); None = the file's ``sBIT`` or 16.
+    """
     path = Path(path)
     if path.suffix.lower() == ".dcm":
         return _load_dicom(path)
     with Image.open(path) as img:
         img.load()
-        if img.mode in ("I;16", "I;16B", "I"):
-            array = np.asarray(img, dtype=np.float32)
-            array /= 65535.0 if array.max() > 255 else 255.0
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            bits = bit_depth or (png_significant_bits(path) if img.format == "PNG" else None) or 16
+            array = np.asarray(img, dtype=np.float32) / float(2**bits - 1)
+            np.clip(array, 0.0, 1.0, out=array)
         else:
             array = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     return torch.from_numpy(np.ascontiguousarray(array))[None]
+
+
+def png_significant_bits(path: str | Path) -> int | None:
+    """The first value of a PNG's ``sBIT`` chunk (significant bits per sample), or None without one."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while header := f.read(8):
+            if len(header) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"sBIT":
+                data = f.read(length)
+                return int(data[0]) if data else None
+            if kind in (b"IDAT", b"IEND"):  # sBIT must come before the image data
+                return None
+            f.seek(length + 4, 1)  # chunk data and CRC
+    return None
 
 
 def _load_dicom(path: Path) -> torch.Tensor:

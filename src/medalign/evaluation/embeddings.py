@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from medalign.evaluation.encoders import Encoder, file_hash
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key covers the manifest folder and image files
 DEFAULT_CACHE_DIR = Path(os.environ.get("MEDALIGN_CACHE_DIR", "runs/cache"))
 
 
@@ -88,6 +88,34 @@ class _Images(Dataset):
         return self.transform(image)[0], i
 
 
+def data_fingerprint(manifest: Manifest, mode: Literal["stat", "content"] = "stat") -> str:
+    """Hash of what one split's embeddings are computed from, besides the encoder.
+
+    The manifest's bytes, its resolved folder (a byte-identical manifest elsewhere points at
+    other images) and, per image, its size and modification time (``stat``) or its bytes
+    (``content``: slower, survives copies that reset mtimes).
+
+    Args:
+        manifest: the split's rows.
+        mode: ``stat`` or ``content``.
+    """
+    if mode not in ("stat", "content"):
+        raise ValueError(f"image fingerprint mode must be 'stat' or 'content', got {mode!r}")
+    digest = hashlib.sha256()
+    digest.update(file_hash(manifest.path).encode())
+    digest.update(str(manifest.root.resolve()).encode())
+    for path in manifest.image_paths():
+        try:
+            if mode == "content":
+                digest.update(file_hash(path).encode())
+            else:
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
 def cache_key(encoder: Encoder, manifest_hash: str, split: str) -> tuple[str, dict[str, Any]]:
     """The hex key and the JSON-able description it hashes."""
     description = {
@@ -113,12 +141,14 @@ def get_embeddings(
     uncertain: UncertainPolicy = "zeros",
     progress: bool = True,
     blank: BlankPolicy = "zeros",
+    image_fingerprint: Literal["stat", "content"] = "stat",
 ) -> EmbeddingSet:
     """Embeddings of one manifest split, from the cache or by running `encoder` once.
 
     Args:
         encoder: the frozen model (see `medalign.evaluation.encoders`).
-        manifest_path: manifest file; its content hash is part of the key.
+        manifest_path: manifest file; its bytes, resolved folder and the split's image files
+            (`data_fingerprint`) are part of the key.
         split: ``train``, ``val`` or ``test``.
         label_columns: label columns returned in `EmbeddingSet.labels` (read from the manifest,
             so other columns never force re-encoding).
@@ -129,6 +159,7 @@ def get_embeddings(
         uncertain: policy for -1 labels.
         progress: show a tqdm bar while encoding.
         blank: policy for empty ("not mentioned") labels (`medalign.data.labels`).
+        image_fingerprint: how images enter the key: ``stat`` (size, mtime) or ``content`` (bytes).
 
     Raises:
         ValueError: the split has no rows.
@@ -137,7 +168,7 @@ def get_embeddings(
     manifest = read_manifest(manifest_path, list(label_columns), check_files=False).split(split)
     if len(manifest) == 0:
         raise ValueError(f"{manifest_path} has no rows with split {split!r}")
-    key, description = cache_key(encoder, file_hash(manifest_path), split)
+    key, description = cache_key(encoder, data_fingerprint(manifest, image_fingerprint), split)
     folder = Path(cache_dir or DEFAULT_CACHE_DIR) / key
     labels = manifest.labels(uncertain, blank)
     if (folder / "key.json").is_file():

@@ -139,11 +139,11 @@ class MedAlignEncoder(_ModelEncoder):
         Prefer `load_checkpoint_encoder`, which also takes the data settings from the checkpoint.
         """
         from medalign.models import ModelSpec, create_dual_encoder, load_weights
+        from medalign.models.checkpoint import load_checkpoint_file
 
+        saved = load_checkpoint_file(path, mmap=Path(path).suffix != ".safetensors")  # validates: names a damaged file
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        hparams = dict(checkpoint_hparams(path)[0])
+        hparams = dict(saved.get("hyper_parameters", {})) if isinstance(saved, dict) else {}
         hparams.update(kwargs.pop("model_kwargs", None) or {})
         if "preset" in kwargs:
             hparams["preset"] = kwargs.pop("preset")
@@ -230,7 +230,9 @@ def checkpoint_hparams(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]
     path = Path(path)
     if path.suffix == ".safetensors":
         return {}, {}
-    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    from medalign.models.checkpoint import load_checkpoint_file
+
+    saved = load_checkpoint_file(path, mmap=True)  # validates: names a damaged file
     if not isinstance(saved, dict):
         return {}, {}
     return dict(saved.get("hyper_parameters") or {}), dict(saved.get("datamodule_hyper_parameters") or {})

@@ -9,12 +9,15 @@ import sys
 import warnings
 from typing import Sequence
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
+from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
+from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.evaluate import EvaluationSuite
 from medalign.training.module import ContrastiveModule
@@ -29,7 +32,7 @@ class MedAlignCLI(LightningCLI):
     """LightningCLI with our checkpointing, loggers, atomic saves and the data → model link."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(MedAlignCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",
@@ -58,8 +61,44 @@ class MedAlignCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        config = self.config_init.get(self.subcommand, {}) if self.subcommand else {}
+        if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
+            checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
+            config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
+        if not any(isinstance(c, ResumeGuard) for c in trainer.callbacks):
+            trainer.callbacks.append(ResumeGuard())
         _share_run_directory(trainer)
         return trainer
+
+    def _parse_ckpt_path(self) -> None:
+        """Check ``--ckpt_path`` at start-up; for `fit`, keep the command line's settings.
+
+        Lightning would overwrite the command line's model settings with the checkpoint's, so a
+        changed ``lr`` or ``embed_dim`` would be dropped without a word. For `fit` the command
+        line stands and `ResumeGuard` honours or refuses each difference.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            load_checkpoint_file(ckpt_path, mmap=not str(ckpt_path).endswith(".safetensors"))  # names a damaged file
+        if subcommand != "fit":
+            super()._parse_ckpt_path()
+
+    def before_fit(self) -> None:
+        """Refuse a resume with changed architecture / data order before any weights are restored."""
+        ckpt_path = self.config_init["fit"].get("ckpt_path")  # `last` is resolved by now
+        if ckpt_path and ckpt_path not in ("best", "hpc", "registry"):
+            checkpoint = load_checkpoint_file(ckpt_path, mmap=not str(ckpt_path).endswith(".safetensors"))
+            data = dict(self.datamodule.hparams) if self.datamodule is not None else None
+            check_resume(checkpoint, dict(self.model.hparams), data, ckpt_path)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a SIGTERM (pre-emption) ends the process with `PREEMPTED_EXIT_CODE` after the save."""
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:
+            sys.stderr.write(f"medalign: stopped by SIGTERM; last.ckpt saved; exit code {PREEMPTED_EXIT_CODE} (requeue)\n")
+            raise SystemExit(PREEMPTED_EXIT_CODE) from None
 
 
 def _share_run_directory(trainer) -> None:

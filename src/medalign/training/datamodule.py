@@ -52,6 +52,9 @@ class MedAlignDataModule(L.LightningDataModule):
         on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` (logged, counted).
         max_skips: skips tolerated per worker before failing.
         check_files: check at start-up that every referenced file exists.
+        allow_outside_paths: accept absolute image paths and ``../`` out of the manifest's folder.
+        bit_depth: significant bits of 16-bit PNGs without an ``sBIT`` chunk (e.g. 12); default:
+            the chunk, else 16.
         seed: data-order and augmentation seed.
         train_fraction: train on a seeded share of the train split (data-efficiency studies);
             nested across fractions for one seed. Validation and test splits are untouched.
@@ -82,6 +85,8 @@ class MedAlignDataModule(L.LightningDataModule):
         on_error: Literal["raise", "skip"] = "raise",
         max_skips: int = 100,
         check_files: bool = True,
+        allow_outside_paths: bool = False,
+        bit_depth: int | None = None,
         seed: int = 0,
         train_fraction: float = 1.0,
         expert_stream: bool = False,
@@ -101,6 +106,8 @@ class MedAlignDataModule(L.LightningDataModule):
         if expert_batch_size is not None and expert_batch_size < 1:
             raise ValueError(f"data.expert_batch_size must be ≥ 1, got {expert_batch_size}")
         check_policies(uncertain, blank)
+        if bit_depth is not None and not 1 <= bit_depth <= 16:
+            raise ValueError(f"data.bit_depth must be between 1 and 16 (or null), got {bit_depth}")
         self.manifest_path = Path(manifest)
         if synthetic is not None and not self.manifest_path.exists():
             from medalign.synthetic.generate import SyntheticConfig, ensure_synthetic
@@ -135,7 +142,9 @@ class MedAlignDataModule(L.LightningDataModule):
         if self.manifest is not None:
             return
         hp = self.hparams
-        self.manifest = read_manifest(self.manifest_path, self.label_columns, check_files=hp.check_files)
+        self.manifest = read_manifest(
+            self.manifest_path, self.label_columns, check_files=hp.check_files, allow_outside_paths=hp.allow_outside_paths
+        )
         common = dict(image_size=hp.image_size, mean=tuple(hp.mean), std=tuple(hp.std))
         transforms = {
             "train": PairTransform(train=True, crop_scale=tuple(hp.crop_scale), **common),
@@ -165,7 +174,7 @@ class MedAlignDataModule(L.LightningDataModule):
     def _row_options(self) -> dict[str, Any]:
         """Label policies and error handling shared by every split's dataset."""
         hp = self.hparams
-        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skips=hp.max_skips)
+        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skips=hp.max_skips, bit_depth=hp.bit_depth)
 
     def _loader_kwargs(self, num_workers: int | None = None) -> dict[str, Any]:
         hp = self.hparams

@@ -1,0 +1,154 @@
+"""Resuming: find the newest ``last.ckpt`` of a run, and never drop a changed setting silently.
+
+``--ckpt_path last`` (requeue-friendly: the same command line works for the first start and
+every restart) resolves to the newest ``last*.ckpt`` in the run folder — ``checkpoint.dirpath``
+or ``<save_dir>/<name>/version_N/checkpoints`` of the first logger — and continues logging into
+that ``version_N``. With no checkpoint yet the run starts fresh.
+
+`ResumeGuard` compares the checkpoint's hyper-parameters with the command line's:
+
+* architecture (`ARCHITECTURE_KEYS`) and data-order keys (`DATA_ORDER_KEYS`) must match —
+  the message names each key with both values;
+* optimizer settings (`OPTIMIZER_KEYS`) are honoured: the restored optimizer and schedule
+  are rescaled to the new values (the schedule's position is kept);
+* anything else the module reads at run time is honoured as given, and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURE_KEYS = (
+    "preset", "vocab_size", "image_model", "image_kwargs", "text_config", "text_pooling", "embed_dim",
+    "open_clip_model", "method", "processor", "processor_kwargs",
+)
+DATA_ORDER_KEYS = ("batch_size", "seed", "expert_stream", "expert_batch_size")
+OPTIMIZER_KEYS = ("lr", "weight_decay", "betas", "eps")
+IGNORED_KEYS = ("init_from", "image_weights", "open_clip_weights", "text_model", "open_clip_text_config_dir", "_instantiator")
+
+
+def find_last_checkpoint(trainer: L.Trainer, dirpath: str | None) -> tuple[Path | None, int | None]:
+    """The newest ``last*.ckpt`` of this run and the logger version folder it lives in.
+
+    Args:
+        trainer: a trainer whose loggers' versions are not fixed yet.
+        dirpath: ``checkpoint.dirpath`` when given.
+
+    Returns:
+        (path or None, version number or None).
+    """
+    if dirpath is not None:
+        candidates = list(Path(dirpath).glob("last*.ckpt"))
+    elif trainer.loggers:
+        logger = trainer.loggers[0]
+        root = Path(logger.save_dir or trainer.default_root_dir) / (logger.name or "")
+        candidates = list(root.glob("version_*/checkpoints/last*.ckpt"))
+    else:
+        candidates = list((Path(trainer.default_root_dir) / "checkpoints").glob("last*.ckpt"))
+    candidates = [c for c in candidates if c.is_file()]
+    if not candidates:
+        return None, None
+    newest = max(candidates, key=lambda c: c.stat().st_mtime_ns)
+    match = re.fullmatch(r"version_(\d+)", newest.parent.parent.name) if dirpath is None else None
+    return newest.absolute(), int(match.group(1)) if match else None
+
+
+def resolve_last(trainer: L.Trainer, dirpath: str | None) -> str | None:
+    """``--ckpt_path last`` → a file path (and the loggers continue in its version), or None."""
+    path, version = find_last_checkpoint(trainer, dirpath)
+    if path is None:
+        log.warning("--ckpt_path last: no last.ckpt in this run's folder yet; starting a fresh run")
+        return None
+    if version is not None:
+        for logger in trainer.loggers:
+            if hasattr(logger, "_version"):
+                logger._version = version
+    log.info("--ckpt_path last: resuming from %s", path)
+    return str(path)
+
+
+def _differs(old: Any, new: Any) -> bool:
+    normalise = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 (YAML gives lists, code tuples)
+    return normalise(old) != normalise(new)
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ between a checkpoint's and the current hyper-parameters: (saved, now)."""
+    keys = {k for k in saved.keys() | current.keys() if not k.startswith("_")} - set(IGNORED_KEYS)
+    return {k: (saved.get(k), current.get(k)) for k in sorted(keys) if _differs(saved.get(k), current.get(k))}
+
+
+def check_resume(
+    checkpoint: dict[str, Any], model_hparams: dict[str, Any], data_hparams: dict[str, Any] | None, ckpt_path: Any
+) -> dict[str, tuple[Any, Any]]:
+    """Refuse unsafe differences between a checkpoint's settings and the current ones.
+
+    Returns:
+        The changed optimizer settings, ``{key: (saved, now)}``, to apply after the restore.
+
+    Raises:
+        ValueError: an architecture or data-order key differs; the message names each one.
+    """
+    model = changed_settings(dict(checkpoint.get("hyper_parameters") or {}), dict(model_hparams))
+    data = {}
+    if data_hparams is not None and "datamodule_hyper_parameters" in checkpoint:
+        data = changed_settings(dict(checkpoint["datamodule_hyper_parameters"]), dict(data_hparams))
+    refused = {f"model.{k}": v for k, v in model.items() if k in ARCHITECTURE_KEYS}
+    refused |= {f"data.{k}": v for k, v in data.items() if k in DATA_ORDER_KEYS}
+    if refused:
+        details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in refused.items())
+        raise ValueError(
+            f"cannot resume {ckpt_path} with changed settings ({details}): the saved weights or data "
+            "position do not fit them. Resume with the checkpoint's values, or start a new run from its weights "
+            "with --model.init_args.init_from <ckpt> (fresh optimizer and schedule)"
+        )
+    honoured = {f"model.{k}": v for k, v in model.items()} | {f"data.{k}": v for k, v in data.items()}
+    for key, (old, new) in honoured.items():
+        log.warning("resuming with a changed setting: %s was %r, now %r (applied)", key, old, new)
+    return {k: v for k, v in model.items() if k in OPTIMIZER_KEYS}
+
+
+class ResumeGuard(L.Callback):
+    """Applies changed optimizer settings after Lightning restored a ``--ckpt_path`` (`check_resume`)."""
+
+    def __init__(self) -> None:
+        self._optimizer_changes: dict[str, tuple[Any, Any]] = {}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn != "fit":
+            return
+        datamodule = getattr(trainer, "datamodule", None)
+        data = dict(datamodule.hparams) if datamodule is not None else None
+        self._optimizer_changes = check_resume(checkpoint, dict(pl_module.hparams), data, trainer.ckpt_path)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After Lightning restored optimizer and schedule: apply changed optimizer settings."""
+        changes, self._optimizer_changes = self._optimizer_changes, {}
+        if not changes:
+            return
+        optimizer = trainer.optimizers[0]
+        schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+        if "lr" in changes:
+            old, new = changes["lr"]
+            ratio = float(new) / float(old)  # groups keep their relative rates (e.g. a ×2 processor group)
+            for i, group in enumerate(optimizer.param_groups):
+                group["lr"] *= ratio
+                if "initial_lr" in group:
+                    group["initial_lr"] *= ratio
+                for scheduler in schedulers:
+                    if hasattr(scheduler, "base_lrs"):
+                        scheduler.base_lrs[i] *= ratio
+        for group in optimizer.param_groups:
+            if "weight_decay" in changes and group.get("weight_decay", 0) > 0:  # no-decay groups stay at 0
+                group["weight_decay"] = float(changes["weight_decay"][1])
+            if "betas" in changes:
+                group["betas"] = tuple(changes["betas"][1])
+            if "eps" in changes:
+                group["eps"] = float(changes["eps"][1])
