@@ -21,7 +21,7 @@ from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.evaluate import EvaluationSuite
 from medalign.training.module import ContrastiveModule
-from medalign.paths import resolve_config
+from medalign.paths import resolve_config, resolve_config_args  # noqa: F401 - re-exported
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # The CSV logger shares the TensorBoard run folder on purpose (see `_share_run_directory`).
@@ -111,17 +111,6 @@ def _share_run_directory(trainer) -> None:
         for lg in trainer.loggers
     ]
     trainer.loggers = loggers
-
-
-def resolve_config_args(args: Sequence[str]) -> list[str]:
-    """Replace bare names after ``--config`` / ``-c`` by their path in ``configs/``."""
-    out = list(args)
-    for i, arg in enumerate(out):
-        if arg in ("--config", "-c") and i + 1 < len(out):
-            out[i + 1] = str(resolve_config(out[i + 1]))
-        elif arg.startswith("--config="):
-            out[i] = "--config=" + str(resolve_config(arg.split("=", 1)[1]))
-    return out
 
 
 def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI:
