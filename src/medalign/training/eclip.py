@@ -169,7 +169,8 @@ class ECLIPModule(ContrastiveModule):
             )
         else:
             clip = self.pair_loss(image_emb, text_emb, out.logit_scale)
-        self._step_logs = {"p_curr": p_curr, "expert_used": float(used), "expert_pairs_seen": float(self.expert_pairs_seen)}
+        # tensors stay on the device: logged (and synced) only on logging steps
+        self._step_logs = {"p_curr": p_curr, "expert_used": float(used), "expert_pairs_seen": self.expert_pairs_seen.detach().float()}
         priming = self.priming_active(step)
         if self.processor is not None and not used and not priming:
             clip = clip + self._idle_processor_term()
