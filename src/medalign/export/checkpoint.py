@@ -77,11 +77,12 @@ def export_checkpoint(
     source = hub_id or str(out.resolve())
     parts = open_clip_parts(encoder.model, spec, encoder.tokenizer, settings["image_size"], encoder.max_length, source)
     state = saved.get("state_dict", {})
-    left_out = sorted({k.split(".")[0] for k in state if not k.startswith("model.")})
+    left_out = sorted({k.split(".")[0] for k in state if "." in k and not k.startswith("model.")})  # modules, not counters
     info = CardInfo(
         checkpoint=str(ckpt), towers=parts.towers, embed_dim=int(parts.model_cfg["embed_dim"]),
         temperature=1.0 / float(encoder.model.logit_scale.detach().exp()), image_size=settings["image_size"],
-        mean=settings["mean"], std=settings["std"], context_length=encoder.max_length,
+        mean=settings["mean"], std=settings["std"],
+        context_length=int(parts.model_cfg.get("text_cfg", {}).get("context_length", encoder.max_length)),
         method=str(hparams.get("method", "clip")), left_out=left_out,
         global_step=saved.get("global_step"), epoch=saved.get("epoch"),
         manifest=data.get("manifest"), config_yaml=training_config(ckpt, hparams, data),
