@@ -21,6 +21,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("medalign.commands.prepare", "real dataset in its published layout → manifest"),
     "saliency": ("medalign.commands.saliency", "saliency–gaze agreement (NSS, CC, KLD, SIM, AUC) of a checkpoint"),
     "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study, resumable"),
+    "export": ("medalign.commands.export", "checkpoint → open_clip folder (local-dir: / hf-hub: layout) + model card"),
 }
 
 

@@ -1,0 +1,147 @@
+"""The model card (``README.md``) of an exported folder: what the model is, how it was trained, its limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+CONFIG_NAMES = ("config.yaml",)  # Lightning's SaveConfigCallback writes the resolved config into the run folder
+
+
+@dataclass
+class CardInfo:
+    """Facts the model card states.
+
+    Attributes:
+        checkpoint: the exported checkpoint's path.
+        towers: ``image`` / ``text`` → how each tower is expressed in open_clip.
+        embed_dim: shared-space width.
+        temperature: 1 / exp(logit_scale).
+        image_size: input side length.
+        mean: normalisation mean (3 values).
+        std: normalisation std (3 values).
+        context_length: token positions per text.
+        method: training method (``clip``, ``eclip``, ...).
+        left_out: checkpoint parts not exported (e.g. eCLIP's ``processor``).
+        global_step: optimizer steps trained.
+        epoch: epochs trained.
+        manifest: the training data manifest.
+        config_yaml: the resolved training config.
+        results: a ``medalign test`` results dict.
+        hub_id: the repository the folder is meant for.
+        differences: round-trip max abs differences (``image``, ``text``) and open_clip's logit scale.
+    """
+
+    checkpoint: str
+    towers: dict[str, str]
+    embed_dim: int
+    temperature: float
+    image_size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    context_length: int
+    method: str = "clip"
+    left_out: list[str] = field(default_factory=list)
+    global_step: int | None = None
+    epoch: int | None = None
+    manifest: str | None = None
+    config_yaml: str = ""
+    results: dict[str, Any] | None = None
+    hub_id: str | None = None
+    differences: dict[str, float] = field(default_factory=dict)
+
+
+def training_config(ckpt: Path, hparams: dict[str, Any], data: dict[str, Any]) -> str:
+    """The run's resolved ``config.yaml`` (next to the checkpoint or one folder up), else the saved hyper-parameters as YAML."""
+    import yaml
+
+    for folder in (ckpt.parent, ckpt.parent.parent):
+        for name in CONFIG_NAMES:
+            if (folder / name).is_file():
+                return f"# {folder / name}\n" + (folder / name).read_text()
+    plain = json.loads(json.dumps({"model": hparams, "data": data}, default=str))  # YAML-safe scalars only
+    return "# the checkpoint's hyper_parameters / datamodule_hyper_parameters\n" + yaml.safe_dump(plain, sort_keys=False)
+
+
+def _manifest_line(manifest: str | None) -> str:
+    from medalign.evaluation.encoders import file_hash
+
+    if not manifest:
+        return "not recorded in the checkpoint"
+    if not Path(manifest).is_file():
+        return f"`{manifest}` (not found at export time: no hash)"
+    return f"`{manifest}`, sha256 `{file_hash(manifest)}`"
+
+
+def model_card(info: CardInfo, name: str) -> str:
+    """The README.md text (Hugging Face front matter + Markdown)."""
+    from medalign.evaluation.results import markdown_table
+
+    repo = info.hub_id or "ORG/NAME"
+    lines = [
+        "---", "library_name: open_clip", "license: other", "tags: [clip, medical-imaging, radiology, research-only]", "---",
+        f"# {name}: a medalign image–text dual encoder (open_clip format)", "",
+        f"Exported by `medalign export` from `{info.checkpoint}`. For research use only: **not a medical device, "
+        "not for diagnosis or any clinical decision.**", "",
+        "## Use", "", "```python", "import open_clip, torch",
+        f"model, _, preprocess = open_clip.create_model_and_transforms('local-dir:{name}')  # or 'hf-hub:{repo}'",
+        f"tokenizer = open_clip.get_tokenizer('local-dir:{name}')",
+        "with torch.no_grad():",
+        "    image = model.encode_image(preprocess(pil_image)[None], normalize=True)",
+        "    text = model.encode_text(tokenizer(['no acute cardiopulmonary process']), normalize=True)",
+        "```", "",
+        ("The config names the text tower by the hub id `%s` (load with `hf-hub:`)." % info.hub_id if info.hub_id else
+         "The config names the text tower by this folder's absolute path: after moving the folder, re-export or edit "
+         "`text_cfg.hf_model_name` in `open_clip_config.json` (medalign's own loader, "
+         "`medalign test --config eval/open_clip.yaml --evaluation.weights DIR`, reads it from the folder wherever it is)."),
+        "",
+        "## Architecture", "",
+        f"- image tower: {info.towers.get('image', '?')}",
+        f"- text tower: {info.towers.get('text', '?')}",
+        f"- shared space: {info.embed_dim}-d, L2-normalised; temperature {info.temperature:.4g} "
+        f"(logit scale {1 / info.temperature:.4g}, stored as its log)",
+        f"- training method: `{info.method}`"
+        + (f"; left out (training-only): {', '.join(f'`{p}`' for p in info.left_out)}" if info.left_out else ""),
+    ]
+    if info.method == "eclip" or "processor" in info.left_out:
+        lines.append("- eCLIP's heatmap processor (expert gaze heatmaps → image-tower inputs, Kumar & Marttinen 2024) is "
+                     "used only during training and is not part of this export; the image tower embeds plain images.")
+    lines += [
+        "", "## Preprocessing", "",
+        f"Images: {info.image_size} px, mean {list(info.mean)}, std {list(info.std)}, gray repeated to 3 channels. "
+        f"Texts: the model's tokenizer (`open_clip.get_tokenizer`), {info.context_length} tokens.",
+        "",
+        "medalign's evaluation transform crops the centred square and resizes it (bilinear, antialiased) on "
+        "float images in [0, 1]; open_clip's `preprocess` (`resize_mode: shortest`, bilinear) resizes the short side and "
+        "then crops, on 8-bit PIL images converted to RGB: identical when an image already has the model's size, "
+        "otherwise a few gray levels apart at single pixels (8-bit rounding and crop offsets; see medalign's docs/export.md); "
+        "16-bit PNGs and DICOM must be scaled to 8 bits (or loaded with `medalign.data.transforms.load_image`) first, "
+        "as PIL's RGB conversion clips them. open_clip's HF tokenizer also runs `ftfy` and HTML unescaping before "
+        "tokenising, so texts with HTML entities or mojibake can get other ids than in medalign.",
+        "", "## Training", "",
+        f"- optimizer steps: {info.global_step if info.global_step is not None else 'unknown'}, "
+        f"epoch index at save (0-based): {info.epoch if info.epoch is not None else 'unknown'}",
+        f"- data manifest: {_manifest_line(info.manifest)}", "",
+        "<details><summary>resolved training config</summary>", "", "```yaml", info.config_yaml.rstrip(), "```", "",
+        "</details>", "",
+    ]
+    if info.results:
+        lines += ["## Evaluation", "", markdown_table(info.results), ""]
+    if info.differences:
+        d = info.differences
+        lines += ["## Export check", "",
+                  f"open_clip's embeddings of this folder vs medalign's on fixed inputs (fp32, max abs difference): "
+                  f"image {d['image']:.2e}, text {d['text']:.2e}; logit scale {d['logit_scale']:.6g}.", ""]
+    lines += [
+        "## Intended use and limits", "",
+        "- Research on image–text representation learning for medical images (retrieval, zero-shot "
+        "classification, embedding geometry). Not validated for clinical use; do not use for diagnosis, triage "
+        "or treatment decisions.",
+        "- Embeddings carry the biases and label noise of the training reports and the population of the training "
+        "data; performance on other sites, scanners, views or populations is unknown.",
+        "- Models trained on medalign's synthetic data are for software testing only.",
+        "",
+    ]
+    return "\n".join(lines)

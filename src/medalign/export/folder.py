@@ -1,0 +1,156 @@
+"""Write an open_clip model folder, check it reproduces the model, then put it in place.
+
+The folder is what ``open_clip.create_model_and_transforms("local-dir:DIR")`` and
+``open_clip.get_tokenizer("local-dir:DIR")`` read (open_clip 3.3, ``factory.py``):
+
+* ``open_clip_config.json`` — ``{"model_cfg": ..., "preprocess_cfg": ...}``;
+* ``open_clip_model.safetensors`` — the weights (first in open_clip's search order);
+* ``config.json`` — the HF text tower's architecture (``AutoConfig.from_pretrained(hf_model_name)``);
+* the tokenizer files (``AutoTokenizer.from_pretrained(<folder>)``);
+* ``README.md`` — the model card.
+
+It is the layout an ``hf-hub:`` repository needs too. Everything is written into a staging
+folder next to `out`, loaded back through open_clip and compared with the medalign model
+(`verify`); only then does it replace `out`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from medalign.export.open_clip_model import OpenClipParts
+from medalign.export.towers import ExportError
+
+CONFIG_FILE = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+VERIFY_ATOL = 1e-5  # fp32 max abs difference of normalised embeddings allowed at export time
+VERIFY_TEXTS = (
+    "No acute cardiopulmonary process.",
+    "Mild pulmonary edema with small bilateral pleural effusions; heart size is enlarged.",
+    "",
+)
+
+
+def check_out(out: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse a non-empty `out` unless `force`, and never let `force` delete an input.
+
+    Raises:
+        FileExistsError: `out` is a file, or a non-empty folder without `force`.
+        ValueError: `force` would delete one of `inputs` (it lies inside `out`).
+    """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; give a folder for the exported model")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if entries and not force:
+        raise FileExistsError(
+            f"--out {out} is not empty ({len(entries)} entries, e.g. {entries[:3]}); choose an empty or new folder, "
+            "or pass --force to replace it"
+        )
+    root = out.resolve()
+    for path in inputs:
+        if force and entries and root in Path(path).resolve().parents:
+            raise ValueError(f"--force would delete {path}, which lies inside --out {out}; export to another folder")
+
+
+def preprocess_config(image_size: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
+    """open_clip's ``preprocess_cfg`` closest to medalign's eval transform (short side → centre crop, bilinear)."""
+    return {"size": int(image_size), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
+            "interpolation": "bilinear", "resize_mode": "shortest"}
+
+
+def write_files(folder: Path, parts: OpenClipParts, preprocess_cfg: dict[str, Any]) -> None:
+    """Write config, weights, text-tower config and tokenizer files into `folder` (created)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    config = {"model_cfg": parts.model_cfg, "preprocess_cfg": preprocess_cfg}
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    tensors = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous().clone()
+               for k, v in parts.state_dict.items()}
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "producer": "medalign export"})
+    os.chmod(folder / WEIGHTS_FILE, (folder / CONFIG_FILE).stat().st_mode)  # safetensors writes 0600: share like the rest
+    if parts.hf_config is not None:
+        parts.hf_config.save_pretrained(folder)
+    if parts.tokenizer is not None:
+        parts.tokenizer.save_pretrained(str(folder))
+    stray = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pth", ".safetensors") and p.name != WEIGHTS_FILE)
+    if stray:  # open_clip would still pick ours first, but a second weights file misleads readers
+        raise ExportError(f"tokenizer/config writers left weights files {stray} in {folder}")
+
+
+def verify(
+    folder: Path,
+    parts: OpenClipParts,
+    encode_image: Callable[[torch.Tensor], torch.Tensor],
+    encode_text: Callable[[list[str]], torch.Tensor],
+    logit_scale: float,
+    atol: float = VERIFY_ATOL,
+) -> dict[str, float]:
+    """Load `folder` through open_clip and compare it with the medalign model on fixed inputs.
+
+    Args:
+        folder: the written folder (an HF text tower's config is read from it, whatever
+            ``hf_model_name`` says, so a hub-bound folder is checked too).
+        parts: what was written.
+        encode_image: medalign's preprocessed images (B, 3, S, S) → normalised embeddings (B, D).
+        encode_text: medalign's texts → normalised embeddings (B, D), with medalign's tokenizer.
+        logit_scale: medalign's exp(logit_scale).
+        atol: largest max-abs difference accepted.
+
+    Returns:
+        ``image``, ``text`` (max abs differences) and ``logit_scale`` (open_clip's exp value).
+
+    Raises:
+        ExportError: open_clip's model differs by more than `atol`.
+    """
+    import open_clip
+
+    overrides = {}
+    text_cfg = parts.model_cfg.get("text_cfg", {})
+    if "hf_model_name" in text_cfg:
+        overrides["text_cfg"] = {**text_cfg, "hf_model_name": str(folder)}
+    clip, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}", **overrides)
+    tokenize = open_clip.get_tokenizer(f"local-dir:{folder}")
+    clip.eval()
+    size = clip.visual.preprocess_cfg["size"]
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))  # (2, 3, S, S)
+    texts = list(VERIFY_TEXTS)
+    with torch.no_grad():
+        theirs_image = F.normalize(clip.encode_image(images), dim=-1)
+        theirs_text = F.normalize(clip.encode_text(tokenize(texts)), dim=-1)
+        diffs = {
+            "image": float((theirs_image - encode_image(images)).abs().max()),
+            "text": float((theirs_text - encode_text(texts)).abs().max()),
+            "logit_scale": float(clip.logit_scale.exp()),
+        }
+    if not diffs["image"] <= atol or not diffs["text"] <= atol or abs(diffs["logit_scale"] - logit_scale) > 1e-6 * logit_scale:
+        raise ExportError(
+            f"round trip: open_clip's model from {folder} differs from the checkpoint (max abs difference image "
+            f"{diffs['image']:.2e}, text {diffs['text']:.2e}, allowed {atol:g}; logit scale {diffs['logit_scale']:.6g} vs "
+            f"{logit_scale:.6g}); nothing was exported — please report this with the checkpoint's model config"
+        )
+    return diffs
+
+
+def staged(out: Path) -> Path:
+    """A fresh staging folder next to `out` (same file system, so the final move is a rename)."""
+    stage = out.parent / f".{out.name}.export-tmp"
+    if stage.exists():
+        shutil.rmtree(stage)
+    return stage
+
+
+def put_in_place(stage: Path, out: Path) -> None:
+    """Replace `out` (already checked by `check_out`) with the staging folder."""
+    if out.is_dir():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage.rename(out)
