@@ -64,8 +64,8 @@ CHEXPERT_5X200_POOLS = {"Atelectasis": 7_239, "Cardiomegaly": 3_749, "Consolidat
 
 def test_chexpert_5x200_pools_on_the_real_train_csv(tmp_path):
     raw = pd.read_csv(_file("chexpert_train.csv.gz"))
-    args = argparse.Namespace(views="frontal", val_fraction=0.0, seed=0, text="metadata")
-    frame = chexpert.from_tables(Path("/data/CheXpert-v1.0-small"), raw.assign(split="train"), args).frame
+    frame = chexpert.from_tables(Path("/data/CheXpert-v1.0-small"), raw.assign(split="train"), views="frontal",
+                                 val_fraction=0.0, text="metadata").frame
     assert eligible_counts(frame, COMPETITION_5) == CHEXPERT_5X200_POOLS
     # Blanks are most of the table: were a blank "unknown" (row dropped), almost nothing would be left.
     values = frame[COMPETITION_5].to_numpy()
