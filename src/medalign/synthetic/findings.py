@@ -18,15 +18,20 @@ import numpy as np
 LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 NO_FINDING = "No Finding"
 SEVERITIES = ("mild", "moderate", "severe")
+# Findings outside LABELS with their own patterns (synthetic/distractors.py), used by the rendered
+# Open-I set for the MeSH terms that are not CheXpert competition classes (synthetic/openi_mesh.py).
+DISTRACTORS = ("nodule", "opacity", "scarring", "hyperinflation", "low_volumes", "spine_curve", "degenerative",
+               "aorta", "device")
 
 
 @dataclass(frozen=True)
 class Finding:
-    label: str  # one of LABELS
+    label: str  # one of LABELS, or of DISTRACTORS
     severity: int  # 0 mild, 1 moderate, 2 severe (index into SEVERITIES)
     side: str = ""  # "right" | "left" | "bilateral" (patient's side) | "" when not meaningful
     zone: str = ""  # "upper" | "lower" for consolidation, "base" for atelectasis/effusion, "" otherwise
     air_bronchograms: bool = False  # consolidation only: darker branching lines drawn inside the blob
+    count: int = 1  # distractors only: lesions drawn (e.g. 3 for "multiple" nodules)
 
 
 def sample_finding(label: str, rng: np.random.Generator) -> Finding:

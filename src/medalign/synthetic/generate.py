@@ -26,6 +26,7 @@ import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -190,27 +191,37 @@ def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = Non
 def ensure_synthetic(out_dir: str | Path, config: SyntheticConfig | None = None) -> Path:
     """Return `out_dir/manifest.csv`, generating the dataset first if it is absent.
 
+    Safe when several processes (DDP ranks) call it at once (see `ensure_generated`). An
+    existing dataset is reused even if it was built with another config (a warning says so).
+    """
+    out = Path(out_dir)
+    config = config or SyntheticConfig()
+    if (out / "manifest.csv").is_file():
+        _warn_if_different(out, config)
+    return ensure_generated(out, lambda tmp: generate_synthetic(tmp, config, progress=False), "synthetic dataset")
+
+
+def ensure_generated(out_dir: str | Path, generate: Callable[[Path], object], what: str) -> Path:
+    """Return `out_dir/manifest.csv`, calling `generate(folder)` first if it is absent.
+
     Safe when several processes (DDP ranks) call it at once: each generates into its own
     temporary folder next to `out_dir` and renames it into place; the losers discard theirs.
-    An existing dataset is reused even if it was built with another config (a warning says so).
     """
     out = Path(out_dir)
     manifest = out / "manifest.csv"
-    config = config or SyntheticConfig()
     if manifest.is_file():
-        _warn_if_different(out, config)
         return manifest
     if out.exists() and any(out.iterdir()):
         if manifest.is_file():  # another rank finished in the meantime
             return manifest
         raise FileExistsError(
             f"{out} exists and is not empty but has no manifest.csv; remove it or choose another folder "
-            "for the synthetic dataset"
+            f"for the {what}"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        generate_synthetic(tmp, config, progress=False)
+        generate(tmp)
         try:
             os.rename(tmp, out)  # atomic; replaces `out` only if it is an empty folder
         except OSError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medalign.synthetic.findings import Finding
+from medalign.synthetic.findings import DISTRACTORS, Finding
 
 LUNG_X = {"right": -0.40, "left": 0.40}  # lung centre along u (patient's right = image left)
 LATERAL = {"right": -1.0, "left": 1.0}  # direction of the chest wall from a lung's centre
@@ -151,6 +151,10 @@ def render_image(findings: list[Finding], size: int, rng: np.random.Generator) -
             img = _atelectasis(img, u, v, f, rng, fixations)
         elif f.label == "Edema":
             img = _edema(img, u, v, f, rng, lung, fixations)
+        elif f.label in DISTRACTORS:  # the rendered Open-I set's non-CheXpert findings
+            from medalign.synthetic.distractors import draw_distractor
+
+            img = draw_distractor(img, u, v, f, rng, lung, fixations)
     if not findings:  # a normal read scans both lungs and the heart evenly
         fixations += [(cx, cy, 0.6) for cx in LUNG_X.values() for cy in (-0.35, 0.12)]
         fixations.append((HEART_X, HEART_Y, 0.6))

@@ -32,8 +32,9 @@ class MedAlignDataModule(L.LightningDataModule):
 
     Args:
         manifest: path to the manifest (CSV or Parquet).
-        synthetic: if set and `manifest` does not exist yet, generate the embedded synthetic
-            dataset in the manifest's folder first; keys are `SyntheticConfig` fields.
+        synthetic: if set and `manifest` does not exist yet, generate an embedded dataset in the
+            manifest's folder first: `SyntheticConfig` fields, or ``source: openi`` and
+            `OpenIConfig` fields for the rendered Open-I set (`synthetic.sources`).
         tokenizer: Hugging Face tokenizer directory; default ``<manifest folder>/tokenizer``.
         label_columns: label columns used for zero-shot validation and evaluation.
         prompts: zero-shot prompt file (JSON) for the validation macro-F1; none → no zero-shot.
@@ -110,9 +111,9 @@ class MedAlignDataModule(L.LightningDataModule):
             raise ValueError(f"data.bit_depth must be between 1 and 16 (or null), got {bit_depth}")
         self.manifest_path = Path(manifest)
         if synthetic is not None and not self.manifest_path.exists():
-            from medalign.synthetic.generate import SyntheticConfig, ensure_synthetic
+            from medalign.synthetic.sources import ensure_embedded
 
-            ensure_synthetic(self.manifest_path.parent, SyntheticConfig(**synthetic))
+            ensure_embedded(self.manifest_path.parent, synthetic)
         if not self.manifest_path.is_file():
             raise FileNotFoundError(f"manifest {manifest} does not exist: {NO_MANIFEST_HELP}")
         self.tokenizer_path = Path(tokenizer) if tokenizer else self.manifest_path.parent / "tokenizer"
