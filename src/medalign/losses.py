@@ -215,3 +215,120 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weight: float | torch.Tensor) -> tor
     theta = torch.arccos((a * b).sum(-1, keepdim=True).clamp(-1 + eps, 1 - eps))  # (..., 1)
     mixed = (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
     return F.normalize(mixed, dim=-1)
+
+
+def nt_xent_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float,
+    z1_all: torch.Tensor | None = None,
+    z2_all: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    """SimCLR's NT-Xent of two views (Chen et al. 2020, Eq. 1), as SLIP uses it (Mu et al. 2022).
+
+    Each of the 2B local anchors has its other view as the positive and every other one of
+    the 2N global views as negatives (itself excluded). With DDP pass the gathered views as
+    `z*_all` (with gradients) and ``offset = rank * B``, as for `contrastive_loss`.
+
+    Args:
+        z1: first-view projections (B, D); normalised here.
+        z2: second-view projections (B, D).
+        temperature: τ > 0 (SLIP: 0.1).
+        z1_all: first views of the global batch (N, D) containing `z1` at `offset`; None = `z1`.
+        z2_all: second views of the global batch (N, D).
+        offset: row of the global batch where this process's rows start.
+
+    Returns:
+        The mean cross-entropy over the 2B local anchors, a scalar.
+    """
+    _check_pair(z1, z2, "view ")
+    z1_all, z2_all = (z1, z2) if z1_all is None else (z1_all, z2_all)
+    _check_pair(z1_all, z2_all, "global view ")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    batch, total = z1.shape[0], z1_all.shape[0]
+    if offset < 0 or offset + batch > total:
+        raise ValueError(f"offset {offset} + local batch {batch} exceeds the global batch {total}")
+    anchors = F.normalize(torch.cat([z1, z2]), dim=-1)  # (2B, D)
+    candidates = F.normalize(torch.cat([z1_all, z2_all]), dim=-1)  # (2N, D)
+    logits = anchors @ candidates.T / temperature  # (2B, 2N)
+    rows = torch.arange(batch, device=z1.device) + offset  # (B,) global rows of the local anchors
+    self_cols = torch.cat([rows, rows + total])  # (2B,) each anchor's own column
+    positive = torch.cat([rows + total, rows])  # (2B,) the other view
+    logits = logits.masked_fill(F.one_hot(self_cols, 2 * total).bool(), float("-inf"))
+    return F.cross_entropy(logits, positive)
+
+
+def filip_similarity(
+    image_tokens: torch.Tensor, text_tokens: torch.Tensor, text_mask: torch.Tensor, chunk_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-wise late-interaction similarities of every image with every text (FILIP, Yao et al. 2022, Eq. 4–5).
+
+    ``i2t[i, j]`` is the mean over image i's patches of the best-matching token of text j;
+    ``t2i[j, i]`` the mean over text j's real tokens of the best-matching patch of image i.
+
+    Args:
+        image_tokens: normalised patch embeddings (Bi, P, D).
+        text_tokens: normalised token embeddings (Bt, T, D).
+        text_mask: (Bt, T), nonzero at real tokens (padding is never matched nor averaged).
+        chunk_size: images per chunk: memory is O(chunk·Bt·P·T) instead of O(Bi·Bt·P·T).
+
+    Returns:
+        ``i2t`` (Bi, Bt) and ``t2i`` (Bt, Bi).
+    """
+    if image_tokens.ndim != 3 or text_tokens.ndim != 3 or image_tokens.shape[-1] != text_tokens.shape[-1]:
+        raise ValueError(f"need image tokens (Bi, P, D) and text tokens (Bt, T, D), got {tuple(image_tokens.shape)} and {tuple(text_tokens.shape)}")
+    if text_mask.shape != text_tokens.shape[:2]:
+        raise ValueError(f"text_mask must be (Bt, T) = {tuple(text_tokens.shape[:2])}, got {tuple(text_mask.shape)}")
+    real = text_mask.bool()  # (Bt, T)
+    counts = real.sum(1).clamp_min(1).to(image_tokens.dtype)  # (Bt,)
+    i2t, t2i = [], []
+    for start in range(0, len(image_tokens), max(int(chunk_size), 1)):
+        sim = torch.einsum("ipd,jtd->ijpt", image_tokens[start : start + chunk_size], text_tokens)  # (c, Bt, P, T)
+        best_token = sim.masked_fill(~real[None, :, None, :], float("-inf")).amax(-1)  # (c, Bt, P)
+        i2t.append(best_token.mean(-1))  # (c, Bt)
+        best_patch = sim.amax(2).masked_fill(~real[None], 0.0)  # (c, Bt, T)
+        t2i.append((best_patch.sum(-1) / counts).T)  # (Bt, c)
+    return torch.cat(i2t), torch.cat(t2i, dim=1)
+
+
+def filip_loss(
+    image_tokens: torch.Tensor,
+    text_tokens: torch.Tensor,
+    text_mask: torch.Tensor,
+    logit_scale: torch.Tensor,
+    image_tokens_all: torch.Tensor | None = None,
+    text_tokens_all: torch.Tensor | None = None,
+    text_mask_all: torch.Tensor | None = None,
+    offset: int = 0,
+    chunk_size: int = 64,
+) -> torch.Tensor:
+    """FILIP's symmetric InfoNCE over token-wise similarities (Yao et al. 2022, Eq. 6).
+
+    Local rows against global columns as in `contrastive_loss` (``*_all`` gathered with
+    gradients, ``offset = rank * B``); None = single process.
+
+    Args:
+        image_tokens: this process's normalised patch embeddings (B, P, D).
+        text_tokens: its normalised token embeddings (B, T, D).
+        text_mask: (B, T), nonzero at real tokens.
+        logit_scale: exp of the learnable log inverse temperature, a scalar.
+        image_tokens_all: (N, P, D); text_tokens_all (N, T', D) and text_mask_all (N, T') likewise.
+        offset: row of the global batch where this process's rows start.
+        chunk_size: see `filip_similarity`.
+
+    Returns:
+        The mean of the image→text and text→image cross-entropies, a scalar.
+    """
+    if image_tokens_all is None:
+        image_tokens_all, text_tokens_all, text_mask_all = image_tokens, text_tokens, text_mask
+    batch, total = image_tokens.shape[0], image_tokens_all.shape[0]
+    if text_tokens.shape[0] != batch or offset < 0 or offset + batch > total:
+        raise ValueError(f"need B image and B text rows inside the global batch {total} at offset {offset}, "
+                         f"got {batch} and {text_tokens.shape[0]}")
+    labels = torch.arange(offset, offset + batch, device=image_tokens.device)
+    logits_per_image, _ = filip_similarity(image_tokens, text_tokens_all, text_mask_all, chunk_size)  # (B, N)
+    _, logits_per_text = filip_similarity(image_tokens_all, text_tokens, text_mask, chunk_size)  # (B, N)
+    return 0.5 * (F.cross_entropy(logit_scale * logits_per_image, labels)
+                  + F.cross_entropy(logit_scale * logits_per_text, labels))

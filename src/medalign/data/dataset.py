@@ -3,7 +3,8 @@
 Batch contract (STYLE §11):
     image (B, C, S, S) float, input_ids (B, L) long, attention_mask (B, L) long,
     heatmap (B, 1, S, S) float (zeros where absent), has_heatmap (B,) bool,
-    labels (B, K) float (NaN = unknown), index (B,) long (manifest row), text list[str].
+    labels (B, K) float (NaN = unknown), index (B,) long (manifest row), text list[str];
+    with a second view (SLIP, ``data.views: 2``) also image_view2 (B, C, S, S).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class ImageTextDataset(Dataset):
             counted, replaced by the next readable row) up to `max_skips` per worker.
         max_skips: skips tolerated per worker process before raising.
         bit_depth: significant bits of 16-bit images without an ``sBIT`` chunk (`load_image`).
+        view_transform: if given, each sample also carries ``image_view2``: the same image under
+            this transform with a generator seeded by (seed, epoch, row, 1) (SLIP's second view).
     """
 
     def __init__(
@@ -59,11 +62,13 @@ class ImageTextDataset(Dataset):
         max_skips: int = 100,
         blank: BlankPolicy = "zeros",
         bit_depth: int | None = None,
+        view_transform: PairTransform | None = None,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.manifest = manifest
         self.transform = transform
+        self.view_transform = view_transform
         self.seed = seed
         self.on_error = on_error
         self.max_skips = max_skips
@@ -105,11 +110,12 @@ class ImageTextDataset(Dataset):
             raise OSError(f"{self.manifest.path} row {row}: cannot read image {self.images[position]}: {err}") from err
         heatmap = self._heatmap(position, row, image.shape[-2:])
         generator = torch.Generator().manual_seed(hash((self.seed, epoch, row)) & 0x7FFF_FFFF_FFFF_FFFF)
-        image, heatmap = self.transform(image, heatmap, generator)
+        raw = image
+        image, heatmap = self.transform(raw, heatmap, generator)
         has_heatmap = heatmap is not None
         if heatmap is None:
             heatmap = torch.zeros(1, *image.shape[-2:])
-        return {
+        sample = {
             "image": image,
             "heatmap": heatmap,
             "has_heatmap": has_heatmap,
@@ -117,6 +123,10 @@ class ImageTextDataset(Dataset):
             "labels": self.labels[position],
             "index": row,
         }
+        if self.view_transform is not None:
+            view_generator = torch.Generator().manual_seed(hash((self.seed, epoch, row, 1)) & 0x7FFF_FFFF_FFFF_FFFF)
+            sample["image_view2"] = self.view_transform(raw, None, view_generator)[0]
+        return sample
 
     def _heatmap(self, position: int, row: int, image_shape: torch.Size) -> torch.Tensor | None:
         path = self.heatmaps[position]
@@ -154,7 +164,7 @@ class Collator:
         tokens = self.tokenizer(
             texts, padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
         )
-        return {
+        batch = {
             "image": torch.stack([s["image"] for s in samples]),
             "input_ids": tokens["input_ids"],
             "attention_mask": tokens["attention_mask"],
@@ -164,3 +174,6 @@ class Collator:
             "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
             "text": texts,
         }
+        if "image_view2" in samples[0]:
+            batch["image_view2"] = torch.stack([s["image_view2"] for s in samples])
+        return batch

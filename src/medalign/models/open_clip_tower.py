@@ -214,9 +214,22 @@ class OpenClipDualEncoder(nn.Module):
         return F.normalize(self.clip.encode_text(input_ids), dim=-1)
 
     def forward(
-        self, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, tokens: bool = False
     ) -> DualEncoderOutput:
+        if tokens:
+            self.encode_image_tokens(image)  # raises: no token outputs
         return DualEncoderOutput(self.encode_image(image), self.encode_text(input_ids), self.logit_scale.exp())
+
+    def encode_image_tokens(self, image: torch.Tensor) -> torch.Tensor:
+        """Not available: open_clip models pool inside `encode_image` (token outputs need the timm/BERT towers)."""
+        raise NotImplementedError(
+            "token-level outputs (model.local_weight > 0, FILIP) are not available for preset: open_clip; "
+            "use the timm/BERT towers (e.g. model.image_weights / model.text_model for general-domain weights)"
+        )
+
+    def encode_text_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Not available for open_clip models (see `encode_image_tokens`)."""
+        return self.encode_image_tokens(input_ids)
 
     @torch.no_grad()
     def clamp_logit_scale(self, max_scale: float = 100.0) -> None:

@@ -63,6 +63,10 @@ class MedAlignDataModule(L.LightningDataModule):
             loader (eCLIP); training batches then are ``{"main": batch, "expert": batch}``.
         expert_batch_size: per-process expert sub-batch; default half of `batch_size`.
         expert_num_workers: expert loader workers; default `num_workers`.
+        views: 2 adds a second augmented view of each train image, ``image_view2`` (SLIP's
+            image–image term, ``model.slip_weight``); 1 = off.
+        view_crop_scale: crop area range of the second view (default `crop_scale`; SLIP/SimCLR
+            use stronger crops, e.g. [0.3, 1.0]).
     """
 
     def __init__(
@@ -93,6 +97,8 @@ class MedAlignDataModule(L.LightningDataModule):
         expert_stream: bool = False,
         expert_batch_size: int | None = None,
         expert_num_workers: int | None = None,
+        views: int = 1,
+        view_crop_scale: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -106,6 +112,8 @@ class MedAlignDataModule(L.LightningDataModule):
             raise ValueError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         if expert_batch_size is not None and expert_batch_size < 1:
             raise ValueError(f"data.expert_batch_size must be ≥ 1, got {expert_batch_size}")
+        if views not in (1, 2):
+            raise ValueError(f"data.views must be 1 or 2 (a second augmented view for model.slip_weight), got {views}")
         check_policies(uncertain, blank)
         if bit_depth is not None and not 1 <= bit_depth <= 16:
             raise ValueError(f"data.bit_depth must be between 1 and 16 (or null), got {bit_depth}")
@@ -157,7 +165,8 @@ class MedAlignDataModule(L.LightningDataModule):
             if split == "train" and hp.train_fraction < 1:
                 rows = subsample_rows(rows, hp.train_fraction, hp.seed)
             if len(rows):
-                self.datasets[split] = ImageTextDataset(rows, transform, seed=hp.seed, **self._row_options())
+                view = self._view_transform(common) if split == "train" else None
+                self.datasets[split] = ImageTextDataset(rows, transform, seed=hp.seed, view_transform=view, **self._row_options())
         if "train" not in self.datasets and stage in (None, "fit"):
             raise ValueError(f"{self.manifest_path} has no rows with split 'train'")
         if hp.expert_stream and "train" in self.datasets:
@@ -171,6 +180,13 @@ class MedAlignDataModule(L.LightningDataModule):
             self.expert_dataset = ImageTextDataset(annotated, transforms["train"], seed=hp.seed, **self._row_options())
             log.info("expert stream: %d annotated train rows", len(annotated))
         log.info("manifest %s: %s", self.manifest_path, {k: len(v) for k, v in self.datasets.items()})
+
+    def _view_transform(self, common: dict[str, Any]) -> PairTransform | None:
+        """The second view's transform (``data.views: 2``), else None."""
+        hp = self.hparams
+        if hp.views == 1:
+            return None
+        return PairTransform(train=True, crop_scale=tuple(hp.view_crop_scale or hp.crop_scale), **common)
 
     def _row_options(self) -> dict[str, Any]:
         """Label policies and error handling shared by every split's dataset."""

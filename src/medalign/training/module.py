@@ -16,19 +16,17 @@ import numpy as np
 import torch
 
 from medalign.evaluation.tasks.zero_shot import encode_prompts, zero_shot_classify
-from medalign.losses import align_true_pairs_loss, centroid_uniformity_loss, contrastive_loss, siglip_contrastive_loss
-from medalign.methods.dacl import dacl_mix
-from medalign.methods.m3mix import m3mix_loss, m3mix_negatives
 from medalign.metrics.retrieval import report_keys, retrieval_metrics
 from medalign.models import DualEncoderOutput, ModelSpec, create_dual_encoder, load_weights
 from medalign.rng import collect_rng_states, set_rng_states
 from medalign.training.hazards import warn_reproduction_hazards
+from medalign.training.objectives import ObjectiveMixin
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
 
 log = logging.getLogger(__name__)
 
 
-class ContrastiveModule(L.LightningModule):
+class ContrastiveModule(ObjectiveMixin, L.LightningModule):
     """Dual-encoder contrastive training (CLIP; eCLIP paper §4.1 hyper-parameters by default).
 
     The architecture keys (``preset`` … ``gradient_checkpointing``, ``open_clip_*``) are the fields
@@ -62,26 +60,9 @@ class ContrastiveModule(L.LightningModule):
         open_clip_weights: its local weights file (default for a directory: the directory's own).
         open_clip_text_config_dir: local directory with its HF text tower's config.json.
 
-        Objective (docs/methods.md; each term is off at its default, and all compose, also with
-        `ECLIPModule`'s expert pairs):
-
-        loss: pair loss, ``infonce`` (CLIP) or ``siglip`` (sigmoid loss, Zhai et al. 2023; set
-            ``init_temperature: 0.1`` for SigLIP's logit scale 10).
-        init_logit_bias: SigLIP's learnable bias at start (−10); unused for ``infonce``.
-        align_weight: weight of `align_true_pairs_loss` (gap-closing paper, 2026).
-        centroid_uniformity_weight: weight of `centroid_uniformity_loss` over the global batch.
-        centroid_uniformity_t: its kernel sharpness t (2).
-        gap_warmup_fraction: both gap-closing weights ramp linearly from 0 over this share of
-            training (0 = full weight from the first step).
-        dacl_weight: weight of the DACL term (Verma et al. 2021): the pair loss of mixup images
-            λ·x_i + (1−λ)·x_j against their own reports; 0 = off.
-        dacl_range: (low, high) of λ ~ U(low, high) (DACL's U(0.9, 1)).
-        m3mix_weight: weight of the m²/m³-mix term (Oh et al. 2023): InfoNCE with geodesic
-            image–text mixtures as hard negatives; the eCLIP paper fine-tunes a CLIP run with it
-            (``init_from``); 0 = off.
-        m3mix_beta: λ ~ Beta(β, β) of the mixtures, one per step (0.5, the authors' code).
-        mix_seed: seed of the DACL and m³-mix draws (a function of (mix_seed, step, rank), so
-            resume-safe).
+        The objective and transfer keys (``loss`` … ``local_chunk_size``) are documented in
+        `medalign.training.objectives` and docs/methods.md: each term is off at its default,
+        and all compose, also with `ECLIPModule`'s expert pairs.
     """
 
     def __init__(
@@ -122,6 +103,17 @@ class ContrastiveModule(L.LightningModule):
         m3mix_weight: float = 0.0,
         m3mix_beta: float = 0.5,
         mix_seed: int = 0,
+        # transfer, unimodal self-supervision, fine-grained alignment (training/objectives.py)
+        image_freeze: str | int = "none",
+        text_freeze: str | int = "none",
+        slip_weight: float = 0.0,
+        slip_temperature: float = 0.1,
+        slip_dim: int = 128,
+        mlm_weight: float = 0.0,
+        mlm_probability: float = 0.15,
+        local_weight: float = 0.0,
+        local_method: str = "filip",
+        local_chunk_size: int = 64,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -130,10 +122,7 @@ class ContrastiveModule(L.LightningModule):
         self.model = create_dual_encoder(ModelSpec.from_hparams(self.hparams))
         if channels_last:
             self.model.image_encoder.to(memory_format=torch.channels_last)
-        _check_objective(loss, align_weight, centroid_uniformity_weight, centroid_uniformity_t, gap_warmup_fraction,
-                         dacl_weight, dacl_range, m3mix_weight, m3mix_beta)
-        # SigLIP's learnable bias; absent for InfoNCE so CLIP checkpoints keep their keys.
-        self.logit_bias = torch.nn.Parameter(torch.tensor(float(init_logit_bias))) if loss == "siglip" else None
+        self.configure_objectives()
         self._initialised = init_from is None
         self._rng_to_restore: dict | None = None
         self._eval_outputs: list[dict[str, torch.Tensor]] = []
@@ -148,6 +137,8 @@ class ContrastiveModule(L.LightningModule):
         if hasattr(self.model, "check_data") and datamodule is not None:  # open_clip: image size, tokenizer
             hp = datamodule.hparams
             self.model.check_data(hp.image_size, tuple(hp.mean), tuple(hp.std), datamodule.tokenizer)
+        if datamodule is not None and hasattr(datamodule, "tokenizer"):
+            self.set_mlm_tokenizer(datamodule.tokenizer)
         if not self._initialised:  # before Lightning restores --ckpt_path, which then wins
             load_weights(self.model, self.hparams.init_from)
             self._initialised = True
@@ -162,78 +153,21 @@ class ContrastiveModule(L.LightningModule):
     def param_groups(self) -> list[dict]:
         """Optimizer groups; subclasses add their own (e.g. the heatmap processor)."""
         groups = param_groups(self.model.named_parameters(), self.hparams.weight_decay)
-        if self.logit_bias is not None:
-            groups.append({"params": [self.logit_bias], "weight_decay": 0.0})
-        return groups
+        return [g for g in groups if g["params"]] + self.objective_param_groups()  # frozen towers: no state
 
     # --------------------------------------------------------------- training
     def forward(self, batch: dict[str, Any]) -> DualEncoderOutput:
         image = batch["image"]
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
+        if self.training and self.needs_tokens:  # fine-grained term: token embeddings from the same forward
+            return self.model(image, batch["input_ids"], batch["attention_mask"], tokens=True)
         return self.model(image, batch["input_ids"], batch["attention_mask"])
-
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """All ranks' rows (world·B, ...) with gradients flowing back to each rank's own rows."""
-        if self._trainer is None or self.trainer.world_size == 1:
-            return x
-        return self.all_gather(x, sync_grads=True).flatten(0, 1)
-
-    def pair_loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-        """InfoNCE (or SigLIP, ``loss: siglip``) of this rank's pairs against the global batch (docs/architecture.md, "DDP")."""
-        rank = self._mix_rank()
-        if self.hparams.loss == "siglip":
-            return siglip_contrastive_loss(image_emb, self.gather(text_emb), logit_scale, self.logit_bias, offset=rank * len(image_emb))
-        return contrastive_loss(
-            image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), logit_scale, offset=rank * len(image_emb)
-        )
 
     def compute_losses(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
         """Named, already weighted loss terms whose sum is optimised."""
         name = "siglip_loss" if self.hparams.loss == "siglip" else "clip_loss"
         return {name: self.pair_loss(out.image_emb, out.text_emb, out.logit_scale)}
-
-    def objective_terms(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
-        """The optional, weighted terms added to any method's `compute_losses` (docs/methods.md).
-
-        Computed on the main batch's pairs (for eCLIP: not on the appended expert pairs).
-        """
-        hp, terms = self.hparams, {}
-        image_emb, text_emb = out.image_emb, out.text_emb  # (B, D)
-        if hp.align_weight > 0 or hp.centroid_uniformity_weight > 0:
-            ramp = self.gap_weight_factor()
-            if hp.align_weight > 0:  # a mean over pairs: DDP's gradient averaging makes it the global mean
-                terms["align_loss"] = hp.align_weight * ramp * align_true_pairs_loss(image_emb, text_emb)
-            if hp.centroid_uniformity_weight > 0:  # over all global pairs i ≠ j: every rank computes it whole
-                uniformity = centroid_uniformity_loss(self.gather(image_emb), self.gather(text_emb), hp.centroid_uniformity_t)
-                terms["centroid_uniformity_loss"] = hp.centroid_uniformity_weight * ramp * uniformity
-        if hp.dacl_weight > 0:
-            rng = np.random.default_rng([hp.mix_seed, self.global_step, 0, self._mix_rank()])
-            generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            mixed, _, _ = dacl_mix(batch["image"], generator, tuple(hp.dacl_range))
-            if hp.channels_last:
-                mixed = mixed.contiguous(memory_format=torch.channels_last)
-            mixed_emb = self.model.encode_image(mixed)  # (B, D): extra positives of their own reports
-            terms["dacl_loss"] = hp.dacl_weight * self.pair_loss(mixed_emb, text_emb, out.logit_scale)
-        if hp.m3mix_weight > 0:  # one λ per step, the same on every rank
-            lam = float(np.random.default_rng([hp.mix_seed, self.global_step, 1]).beta(hp.m3mix_beta, hp.m3mix_beta))
-            mixed_all = m3mix_negatives(self.gather(image_emb), self.gather(text_emb), lam)  # (N, D)
-            offset = self._mix_rank() * len(image_emb)
-            terms["m3mix_loss"] = hp.m3mix_weight * m3mix_loss(image_emb, text_emb, mixed_all, out.logit_scale, offset)
-        return terms
-
-    def gap_weight_factor(self) -> float:
-        """Linear warm-up of the gap-closing weights: min(1, progress / gap_warmup_fraction)."""
-        fraction = self.hparams.gap_warmup_fraction
-        if fraction == 0 or self._trainer is None:
-            return 1.0
-        total = self.trainer.estimated_stepping_batches
-        progress = self.global_step / max(total, 1) if np.isfinite(total) else 1.0
-        return min(1.0, progress / fraction)
-
-    def _mix_rank(self) -> int:
-        """This process's rank (0 without a trainer, e.g. in a notebook)."""
-        return self.trainer.global_rank if self._trainer is not None else 0
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         out = self(batch)
@@ -354,23 +288,3 @@ def _batch_report_keys(batch: dict[str, Any]) -> torch.Tensor:
         texts = [" ".join(map(str, row[keep].tolist())) for row, keep in zip(ids, mask)]
     return report_keys(list(texts))
 
-
-def _check_objective(
-    loss: str, align_weight: float, centroid_weight: float, centroid_t: float, warmup: float,
-    dacl_weight: float, dacl_range: tuple[float, float], m3mix_weight: float, m3mix_beta: float,
-) -> None:
-    """Validate the objective group of `ContrastiveModule`'s arguments, naming the config key."""
-    if loss not in ("infonce", "siglip"):
-        raise ValueError(f"model.loss must be 'infonce' or 'siglip', got {loss!r}")
-    weights = {"align_weight": align_weight, "centroid_uniformity_weight": centroid_weight,
-               "dacl_weight": dacl_weight, "m3mix_weight": m3mix_weight}
-    for key, value in weights.items():
-        if value < 0:
-            raise ValueError(f"model.{key} must be ≥ 0 (0 = off), got {value}")
-    if centroid_t <= 0 or m3mix_beta <= 0 or not 0 <= warmup < 1:
-        raise ValueError(
-            f"need model.centroid_uniformity_t > 0 ({centroid_t}), model.m3mix_beta > 0 ({m3mix_beta}) "
-            f"and 0 ≤ model.gap_warmup_fraction < 1 ({warmup})"
-        )
-    if len(dacl_range) != 2 or not 0.5 <= dacl_range[0] <= dacl_range[1] <= 1:
-        raise ValueError(f"model.dacl_range must be [low, high] with 0.5 ≤ low ≤ high ≤ 1, got {dacl_range}")

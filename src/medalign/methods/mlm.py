@@ -1,0 +1,67 @@
+"""Masked-language modelling on reports: BERT's token masking and head (Devlin et al., NAACL 2019, §3.1).
+
+Used as an optional unimodal term next to the image–text loss (the benchmark's question ii).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MLM_MODEL_TYPES = ("bert", "roberta")  # configs with the fields `BertOnlyMLMHead` reads
+
+IGNORE = -100  # cross-entropy's ignore_index: positions that are not predicted
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    special_ids: list[int],
+    mask_token_id: int,
+    vocab_size: int,
+    generator: torch.Generator,
+    probability: float = 0.15,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: pick `probability` of the real, non-special tokens; 80 % → [MASK], 10 % → random, 10 % kept.
+
+    Args:
+        input_ids: (B, L) token ids.
+        attention_mask: (B, L), nonzero at real tokens.
+        special_ids: ids never picked ([CLS], [SEP], [PAD], ...).
+        mask_token_id: the tokenizer's mask token.
+        vocab_size: size of the random-replacement range.
+        generator: CPU generator of the draws (seeded per step by the caller).
+        probability: share of eligible tokens predicted.
+
+    Returns:
+        ``masked_ids`` (B, L) and ``labels`` (B, L): the original id at picked positions, −100 elsewhere.
+    """
+    if not 0 < probability < 1:
+        raise ValueError(f"model.mlm_probability must be in (0, 1), got {probability}")
+    eligible = attention_mask.bool() & ~torch.isin(input_ids, torch.tensor(special_ids, device=input_ids.device))
+    u = torch.rand((3, *input_ids.shape), generator=generator).to(input_ids.device)  # (3, B, L)
+    picked = eligible & (u[0] < probability)
+    labels = torch.where(picked, input_ids, torch.full_like(input_ids, IGNORE))
+    replace = picked & (u[1] < 0.8)
+    randomise = picked & ~replace & (u[2] < 0.5)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator).to(input_ids.device)
+    masked = torch.where(replace, torch.full_like(input_ids, mask_token_id), input_ids)
+    return torch.where(randomise, random_ids, masked), labels
+
+
+def create_mlm_head(text_model: nn.Module) -> nn.Module:
+    """A BERT MLM head (transform + decoder) sized for a Hugging Face BERT-family encoder.
+
+    Raises:
+        ValueError: a tower that is not BERT-family (e.g. an open_clip text transformer).
+    """
+    config = getattr(text_model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in MLM_MODEL_TYPES:
+        raise ValueError(
+            f"model.mlm_weight needs a BERT-family text tower ({list(MLM_MODEL_TYPES)}), got "
+            f"{model_type or type(text_model).__name__}; set model.mlm_weight: 0"
+        )
+    from transformers.models.bert.modeling_bert import BertOnlyMLMHead
+
+    return BertOnlyMLMHead(config)
