@@ -1,14 +1,14 @@
-"""Batched vs one-at-a-time λ-sweep probes: wall time, ratios and max |AUC difference| (DESIGN §6).
+"""Batched vs one-at-a-time λ-sweep probes: wall time, ratios and max |AUC difference| (docs/gap_sweep.md, "Speed").
 
 Three columns on the same data and seeds:
 * batched: `batched_probe.train_probes`, all (λ, seed) probes as one model (fp32, and bf16 matmuls);
 * sequential: ``sequential=True`` — one probe at a time, but with the batched trainer's data order,
   initialisation and fused precomputation (same math: AUCs agree to float rounding);
 * reference: `reference_probe.reference_sweep`, the plain researcher's loop (lambda_shift, nn.Linear,
-  DataLoader, sklearn AUC) that DESIGN §6's "one probe at a time ≈ 4.2 s each" refers to. Its
+  DataLoader, sklearn AUC) that the "one probe at a time ≈ 4.2 s each" baseline refers to. Its
   minibatch order and initialisation differ, so it is compared by mean AUC per λ over seeds.
 
-    python scripts/bench_gap_sweep.py                      # the DESIGN setting: 10k pairs, 512-d, 5 labels,
+    python scripts/bench_gap_sweep.py                      # the reference setting: 10k pairs, 512-d, 5 labels,
                                                            # 11 λ × 5 seeds, 100 epochs, batch 512
     python scripts/bench_gap_sweep.py --pairs 3000 --epochs 20   # a quick check on a shared CPU
 

@@ -57,7 +57,7 @@ def test_chexpert_train_csv():
     assert ((original == 1).sum(1) == 1).all() and not (original == -1).any()
 
 
-# DESIGN §4: single-positive frontal images of the real CheXpert train.csv, per competition class.
+# Single-positive frontal images of the real CheXpert train.csv, per competition class.
 CHEXPERT_5X200_POOLS = {"Atelectasis": 7_239, "Cardiomegaly": 3_749, "Consolidation": 3_107, "Edema": 11_324,
                         "Pleural Effusion": 23_100}  # fmt: skip
 
@@ -130,7 +130,7 @@ def test_openi_report_xmls():
     assert len(reports) == 3_955
     findings = reports.loc[reports["findings"] != "", "findings"]
     assert len(findings) == 3_425
-    # 2,633 distinct strings exactly; 2,632 ignoring case (DESIGN §4 quotes 2,632). Retrieval must de-duplicate.
+    # 2,633 distinct strings exactly; 2,632 ignoring case (the project design quotes 2,632). Retrieval must de-duplicate.
     assert findings.nunique() == 2_633 and findings.str.lower().nunique() == 2_632
     assert reports["images"].map(len).sum() == 7_470
     first = reports.set_index("uid").loc["CXR1"]

@@ -53,7 +53,7 @@ class LabelPolicy:
         check_policies(self.uncertain, self.blank)
 
 
-# The 5x200 / 14x100 selection (DESIGN §4): no uncertain value among the classes, blanks not positive.
+# The 5x200 / 14x100 selection (docs/datasets.md, "Labels"): no uncertain value among the classes, blanks not positive.
 SUBSET_POLICY = LabelPolicy(uncertain="ignore", blank="zeros")
 
 
