@@ -10,7 +10,6 @@ Batch contract (STYLE §11):
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Literal
 
 import numpy as np
@@ -19,16 +18,12 @@ from torch.utils.data import Dataset
 
 from medalign.data.labels import BlankPolicy, UncertainPolicy
 from medalign.data.manifest import Manifest
+from medalign.data.heatmaps import peak_normalise
+from medalign.data.text import clean_report  # noqa: F401 - re-exported
 from medalign.data.transforms import PairTransform, load_heatmap, load_image
 
 log = logging.getLogger(__name__)
 
-_WHITESPACE = re.compile(r"\s+")
-
-
-def clean_report(text: str) -> str:
-    """Collapse whitespace and strip; reports keep their case (the tokenizer decides)."""
-    return _WHITESPACE.sub(" ", text).strip()
 
 
 class ImageTextDataset(Dataset):
@@ -141,10 +136,9 @@ class ImageTextDataset(Dataset):
             raise ValueError(f"{where} has shape {tuple(heatmap.shape[-2:])} but its image is {tuple(image_shape)}")
         if not torch.isfinite(heatmap).all():
             raise ValueError(f"{where} contains NaN or Inf")
-        peak = float(heatmap.max())
-        if peak <= 0:
+        if float(heatmap.max()) <= 0:
             raise ValueError(f"{where} is all zeros")
-        return heatmap / peak  # normalised to [0, 1] per sample
+        return peak_normalise(heatmap)  # the heatmap invariant: peak 1 (medalign.data.heatmaps)
 
 
 class Collator:

@@ -22,6 +22,7 @@ from medalign.data.labels import BlankPolicy, UncertainPolicy, apply_label_polic
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("image", "text", "split")
+MANIFEST_COLUMNS = (*REQUIRED_COLUMNS, "heatmap", "id", "study_id", "subject_id")  # the standard columns, in order
 SPLITS = ("train", "val", "test")
 
 

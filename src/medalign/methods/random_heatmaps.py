@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from medalign.data.heatmaps import peak_normalise
+
 
 def random_smooth_heatmaps(
     batch: int,
@@ -37,4 +39,4 @@ def random_smooth_heatmaps(
     dy = ys.view(1, 1, -1, 1) - centres[..., 0, None, None]  # (B, K, H, 1)
     dx = xs.view(1, 1, 1, -1) - centres[..., 1, None, None]  # (B, K, 1, W)
     maps = torch.exp(-(dy**2 + dx**2) / (2 * widths**2)).sum(1, keepdim=True)  # (B, 1, H, W)
-    return maps / maps.amax(dim=(2, 3), keepdim=True)
+    return peak_normalise(maps)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from medalign.data.heatmaps import peak_normalise
+
 
 def normalise_heatmap(heatmap: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Scale each sample's heatmap to [0, 1] by its own maximum (negatives clipped to 0).
@@ -23,9 +25,7 @@ def normalise_heatmap(heatmap: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     Args:
         heatmap: (B, 1, H, W).
     """
-    heatmap = heatmap.clamp_min(0)
-    peak = heatmap.amax(dim=(1, 2, 3), keepdim=True).clamp_min(eps)  # (B, 1, 1, 1)
-    return heatmap / peak
+    return peak_normalise(heatmap, eps=eps)  # the one heatmap invariant (medalign.data.heatmaps)
 
 
 def _check_inputs(image: torch.Tensor, heatmap: torch.Tensor, channels: int, patch_size: int = 1) -> None:

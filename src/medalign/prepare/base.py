@@ -7,7 +7,6 @@ into the standard manifest (docs/datasets.md). Table reading lives in `tables.py
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +15,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from medalign.data.manifest import MANIFEST_COLUMNS  # noqa: F401 - re-exported: the standard columns
+from medalign.data.text import clean_report as clean_text  # noqa: F401 - re-exported: the one cleaning rule
 from medalign.prepare.errors import AdapterError
 from medalign.prepare.tables import (
     SOURCE_COLUMNS, Layout, find_file, read_table, require_columns, source_of, strict_labels, where,
 )  # fmt: skip
 
-MANIFEST_COLUMNS = ("image", "text", "split", "heatmap", "id", "study_id", "subject_id")
-_WHITESPACE = re.compile(r"\s+")
 MAX_EXAMPLES = 5
 
 __all__ = [
@@ -66,13 +65,6 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     heatmaps: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
-
-
-def clean_text(text: object) -> str:
-    """Collapse whitespace; NaN and None become ""."""
-    if text is None or (isinstance(text, float) and np.isnan(text)):
-        return ""
-    return _WHITESPACE.sub(" ", str(text)).strip()
 
 
 def drop(

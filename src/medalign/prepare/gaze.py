@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from medalign.data.heatmaps import peak_normalise
+
 DEFAULT_SIGMA_FRACTION = 1 / 20
 
 
@@ -63,16 +65,11 @@ def fixations_to_heatmap(
     g_x = np.exp(-((np.arange(width)[None, :] - x[:, None]) ** 2) / (2 * sigma**2))  # (K, W)
     g_y = np.exp(-((np.arange(height)[None, :] - y[:, None]) ** 2) / (2 * sigma**2))  # (K, H)
     heatmap = (g_y.T * duration[None, :]) @ g_x  # (H, W)
-    peak = heatmap.max()
-    if peak <= 0:  # every fixation far outside the image
-        return np.zeros((height, width), dtype=np.float32)
-    return (heatmap / peak).astype(np.float32)
+    return peak_normalise(heatmap)  # all zeros when every fixation is far outside the image
 
 
 def combine_readers(heatmaps: list[np.ndarray]) -> np.ndarray:
     """Mean of several readers' heatmaps of one image, renormalised to [0, 1]."""
     if not heatmaps:
         raise ValueError("no heatmaps to combine")
-    mean = np.mean(np.stack(heatmaps), axis=0)
-    peak = mean.max()
-    return (mean / peak).astype(np.float32) if peak > 0 else mean.astype(np.float32)
+    return peak_normalise(np.mean(np.stack(heatmaps), axis=0))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medalign.data.heatmaps import peak_normalise
 from medalign.synthetic.findings import DISTRACTORS, Finding
 
 LUNG_X = {"right": -0.40, "left": 0.40}  # lung centre along u (patient's right = image left)
@@ -177,4 +178,4 @@ def render_heatmap(rendered: Rendered, sigma: float = GAZE_SIGMA) -> np.ndarray:
     gx = np.exp(-((axis[None, :] - fx[:, None]) ** 2) / (2 * s * s))  # (F, S) over columns
     gy = np.exp(-((axis[None, :] - fy[:, None]) ** 2) / (2 * s * s))  # (F, S) over rows
     heat = np.einsum("f,fr,fc->rc", w, gy, gx)  # (S, S)
-    return (heat / heat.max()).astype(np.float32)
+    return peak_normalise(heat)
