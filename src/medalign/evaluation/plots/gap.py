@@ -17,16 +17,10 @@ import numpy as np
 import torch
 
 from medalign.evaluation.gap.sweep import SweepResult
+from medalign.evaluation.plots.style import new_figure, save_figure
+from medalign.evaluation.results import format_table
 from medalign.evaluation.geometry import joint_pca
 from medalign.metrics.geometry import lambda_shift
-
-
-def _figure(size: tuple[float, float]):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:  # pragma: no cover - matplotlib is a core dependency today
-        raise ImportError("gap-sweep plots need matplotlib: pip install matplotlib") from err
-    return Figure(figsize=size)
 
 
 def _sd(a: np.ndarray) -> float:
@@ -90,7 +84,7 @@ def markdown_table(result: SweepResult) -> str:
     """
     names = result.label_names
     head = ["probe", "λ", "val AUC", "test AUC (mean ± sd)", "converged", *names, "‖Δ‖ test", "R image", "R text"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
+    body = []
     for row in sweep_table(result):
         auc = f"{row['auc_mean']:.4f} ± {row['auc_sd']:.4f}"
         auc = f"**{auc}** ★" if row["best"] else auc
@@ -99,10 +93,10 @@ def markdown_table(result: SweepResult) -> str:
         val = f"{row['val_auc_mean']:.4f}" if "val_auc_mean" in row else ""
         geo = [f"{row[k]:.4f}" if k in row else "" for k in ("gap_test", "R_image_test", "R_text_test")]
         lam = {"early_fusion": f"{row['lambda']:g}", "learnable_lambda": f"{row['lambda']:.3f} ± {row.get('lambda_sd', 0):.3f}"}.get(row["probe"], "—")
-        lines.append("| " + " | ".join([row["probe"], lam, val, auc, conv, *(f"{row['auc_' + n]:.4f}" for n in names), *geo]) + " |")
-    lines.append("\n★ λ selected on validation AUC (its test AUC is the result); † test-argmax λ (oracle, not a result)"
-                 + ("; ⚠ probes that did not converge — their AUCs are not results" if result.n_unconverged else ""))
-    return "\n".join(lines)
+        body.append([row["probe"], lam, val, auc, conv, *(f"{row['auc_' + n]:.4f}" for n in names), *geo])
+    table = format_table(head, body, numeric=set(range(2, len(head))))  # the one table writer
+    return table + ("\n\n★ λ selected on validation AUC (its test AUC is the result); † test-argmax λ (oracle, not a result)"
+                    + ("; ⚠ probes that did not converge — their AUCs are not results" if result.n_unconverged else ""))
 
 
 def plot_auc_vs_lambda(result: SweepResult, path: str | Path | None = None, title: str = ""):
@@ -111,7 +105,7 @@ def plot_auc_vs_lambda(result: SweepResult, path: str | Path | None = None, titl
     The λ selected on validation AUC is starred; the test argmax is drawn as a hollow circle labelled as an
     oracle; λ values with unconverged probes are crossed.
     """
-    fig = _figure((5.5, 3.8))
+    fig = new_figure((5.5, 3.8))
     ax = fig.subplots()
     ax.errorbar(result.lambdas, result.auc_mean, yerr=result.auc_std, marker="o", capsize=3, label="early fusion (image ⧺ text)")
     ax.plot([result.best_lambda], [result.auc_mean[result.best_index]], marker="*", markersize=14, color="tab:red",
@@ -134,9 +128,8 @@ def plot_auc_vs_lambda(result: SweepResult, path: str | Path | None = None, titl
     ax.set(xlabel="λ (gap shift fraction)", ylabel="test AUC (macro)", title=title or "AUC vs λ")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path)
     return fig
 
 
@@ -160,7 +153,7 @@ def plot_shift_pca(
     """
     rows = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(len(v))[:max_points]))
     v, t = v[rows], t[rows]
-    fig = _figure((4.2 * len(lambdas), 4))
+    fig = new_figure((4.2 * len(lambdas), 4))
     axes = np.atleast_1d(fig.subplots(1, len(lambdas)))
     for ax, lam in zip(axes, lambdas):
         vs, ts = lambda_shift(v, t, lam, delta)
@@ -173,7 +166,6 @@ def plot_shift_pca(
         ax.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig

@@ -126,26 +126,17 @@ def fraction_sweep(
 
 
 def plot_fraction_sweep(sweep: dict[str, dict[str, Any]], path: str | Path, title: str = "linear probe") -> Path:
-    """Macro AUC vs training fraction (log x axis) as a PNG."""
-    try:
-        import matplotlib
+    """Macro AUC vs training fraction (log x axis) as a PNG (the one plot style: OO matplotlib)."""
+    from medalign.evaluation.plots.style import new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise ImportError("plots need matplotlib: pip install matplotlib") from err
     fractions = [v["fraction"] for v in sweep.values()]
     aucs = [v["macro_auc"] for v in sweep.values()]
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = new_figure((4.5, 3.2))
+    ax = fig.subplots()
     ax.plot(fractions, aucs, marker="o")
     ax.set_xscale("log")
     ax.set_xlabel("fraction of training rows")
     ax.set_ylabel("macro AUC")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
