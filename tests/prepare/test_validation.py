@@ -55,10 +55,17 @@ def test_failed_rerun_leaves_the_earlier_output_untouched(tmp_path):
     path = run(["chexpert", "--root", str(root), "--out", str(out)])
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     _set_cell(root / "valid.csv", 1, "Cardiomegaly", "maybe")
-    with pytest.raises(SystemExit, match=r"valid.csv row 1 \(line 2\), column 'Cardiomegaly': label 'maybe'"):
+    with pytest.raises(SystemExit, match=r"valid.csv row 1 \(line 2\), column 'Cardiomegaly': label 'maybe'") as err:
         run(["chexpert", "--root", str(root), "--out", str(out), "--views", "all"])
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and path.is_file()
+    # the earlier files are untouched, but the folder says the last run failed: the manifest is not current
+    assert "was NOT replaced" in str(err.value)
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(after) == set(before) | {"PREPARE_FAILED.txt"} and all(after[k] == v for k, v in before.items())
+    assert "FAILED" in (out / "PREPARE_FAILED.txt").read_text() and path.is_file()
     assert _leftovers(tmp_path) == []
+    _set_cell(root / "valid.csv", 1, "Cardiomegaly", "1.0")
+    run(["chexpert", "--root", str(root), "--out", str(out)])  # a successful rerun is current again
+    assert not (out / "PREPARE_FAILED.txt").exists()
 
 
 def test_writer_validates_in_memory_with_raw_rows(tmp_path):

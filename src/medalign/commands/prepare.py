@@ -66,7 +66,25 @@ def run(argv: list[str]) -> Path:
             options={k: v for k, v in vars(args).items()},
         )  # fmt: skip
     except AdapterError as err:
-        sys.exit(f"medalign prepare {args.dataset}: {err}")
+        sys.exit(f"medalign prepare {args.dataset}: {err}" + mark_failed(Path(args.out), args.dataset, str(err)))
+    (path.parent / FAILED_MARKER).unlink(missing_ok=True)  # this run succeeded: its manifest is current
     print(summary(path.parent / "prepare_report.json"))
     print(f"wrote {path}")
     return path
+
+
+FAILED_MARKER = "PREPARE_FAILED.txt"
+
+
+def mark_failed(out: Path, dataset: str, error: str) -> str:
+    """After a failed rerun, mark an earlier manifest in `out` as not current; the note for the error."""
+    if not (out / "manifest.csv").is_file():
+        return ""
+    import time
+
+    (out / FAILED_MARKER).write_text(
+        f"{time.strftime('%Y-%m-%dT%H:%M:%S')} medalign prepare {dataset} FAILED; manifest.csv here is from an "
+        f"earlier successful run and was not replaced.\n{error}\n"
+    )
+    return (f"\n(the manifest.csv in {out} is from an earlier successful run and was NOT replaced; "
+            f"{out / FAILED_MARKER} records this failure)")

@@ -96,6 +96,10 @@ def read_manifest(
             bad split, empty text, an unknown label value, a path outside the manifest's folder or
             a missing file; the message names the row and the value.
     """
+    failed = Path(path).parent / "PREPARE_FAILED.txt"
+    if failed.is_file():
+        log.warning("%s: the last `medalign prepare` into this folder failed (%s); this manifest is from an earlier run",
+                    path, failed)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
