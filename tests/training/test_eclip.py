@@ -332,3 +332,10 @@ def test_duplicate_masking_removes_the_other_copy_from_the_negatives():
             nll.append(torch.logsumexp(scale * keys[keep] @ q, 0) - scale * q @ keys[i])
     torch.testing.assert_close(terms["clip_loss"], torch.stack(nll).mean())
     assert abs(float(terms["clip_loss"]) - float(clip_loss(image, text, scale))) > 1e-4
+
+
+def test_duplicate_masking_refuses_siglip():
+    from medalign.training.eclip import ECLIPModule
+
+    with pytest.raises(ValueError, match="cannot be combined with model.loss: 'siglip'"):
+        ECLIPModule(vocab_size=50, mask_duplicate_positive=True, loss="siglip")

@@ -89,6 +89,9 @@ class ECLIPModule(ContrastiveModule):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise ValueError(f"model.method must be one of {METHODS}, got {method!r}")
+        if mask_duplicate_positive and kwargs.get("loss", "infonce") != "infonce":
+            raise ValueError("model.mask_duplicate_positive masks InfoNCE negatives; it cannot be combined with "
+                             f"model.loss: {kwargs['loss']!r} (set one of them back)")
         if mixup_alpha < 0 or not 0 <= priming_weight < 1 or not 0 <= (priming_fraction or 0) <= 1 or processor_lr_scale <= 0:
             raise ValueError(
                 f"need model.mixup_alpha ≥ 0 ({mixup_alpha}), 0 ≤ model.priming_weight < 1 ({priming_weight}), "
