@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from medalign.data.labels import apply_label_policy, single_label_rows
 from medalign.data.manifest import read_manifest
 from medalign.data.transforms import load_heatmap, load_image
 from medalign.evaluation.saliency import centre_prior, get_saliency_method
@@ -127,10 +129,12 @@ def saliency_agreement(
         if not prompts:
             raise ValueError("saliency text 'prompt' needs prompts (class → prompt strings)")
         classes = [c for c in prompts if c in frame.columns]
-        positive = frame[classes].apply(lambda r: [c for c in classes if str(r[c]) in ("1", "1.0")], axis=1)
-        keep = positive.apply(len) == 1
+        labels = apply_label_policy(frame[classes].to_numpy(dtype=np.float32))  # (N, C): the run's label rules
+        keep = single_label_rows(labels)  # the one single-label rule
         skipped = int((~keep).sum())
-        frame, positive = frame[keep], positive[keep]
+        owner = np.asarray(classes)[np.nan_to_num(labels[keep]).argmax(1)]
+        frame = frame[keep]
+        positive = pd.Series([[c] for c in owner], index=frame.index)
         class_emb = {c: torch.nn.functional.normalize(encoder.encode_texts(prompts[c]).mean(0), dim=0) for c in classes}
     else:
         texts = frame["text"].astype(str).tolist()
