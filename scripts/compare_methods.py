@@ -53,6 +53,10 @@ START, END = "<!-- compare_methods:start -->", "<!-- compare_methods:end -->"
 
 def run_one(method: str, seed: int, args) -> dict[str, float]:
     out = Path(args.out) / method / f"seed{seed}"
+    done = out / "result.json"
+    if done.exists() and not args.rerun:  # a finished run: the comparison resumes where it stopped
+        print(f"{method} seed {seed}: reusing {done}", flush=True)
+        return json.loads(done.read_text())
     common = ["--config", args.config, *METHODS[method], "--seed_everything", str(seed), "--data.seed", str(seed)]
     if method != "clip":
         common += ["--model.expert_seed", str(seed), "--model.mix_seed", str(seed)]
@@ -74,6 +78,9 @@ def run_one(method: str, seed: int, args) -> dict[str, float]:
     result.update(geometry)
     result.update(expert_pairs_seen=int(getattr(fit.model, "expert_pairs_seen", 0)), seconds=time.perf_counter() - start)
     print(json.dumps({"method": method, "seed": seed, **result}), flush=True)
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(done)
     return result
 
 
@@ -176,6 +183,7 @@ def main() -> None:
     parser.add_argument("--doc", default=str(DOC), help="markdown file with the compare_methods markers")
     parser.add_argument("--overhead", default=None, help="scripts/bench_methods.py --out JSON for the step-time column")
     parser.add_argument("--out", default=str(ROOT / "runs" / "compare_methods"))
+    parser.add_argument("--rerun", action="store_true", help="train again even where a run's result.json exists")
     parser.add_argument("--no-write", action="store_true", help=f"print the table only, leave {DOC} alone")
     args = parser.parse_args()
     if "m3mix" in args.methods and ("clip" not in args.methods or args.methods.index("clip") > args.methods.index("m3mix")):
