@@ -19,6 +19,7 @@ from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
+from medalign.training.skips import SkippedRows
 from medalign.training.evaluate import EvaluationSuite
 from medalign.training.module import ContrastiveModule
 from medalign.paths import resolve_config, resolve_config_args  # noqa: F401 - re-exported
@@ -65,8 +66,9 @@ class MedAlignCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
             checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
-        if not any(isinstance(c, ResumeGuard) for c in trainer.callbacks):
-            trainer.callbacks.append(ResumeGuard())
+        for default in (ResumeGuard, SkippedRows):  # always on, whatever trainer.callbacks says
+            if not any(isinstance(c, default) for c in trainer.callbacks):
+                trainer.callbacks.append(default())
         _share_run_directory(trainer)
         return trainer
 

@@ -50,8 +50,11 @@ class MedAlignDataModule(L.LightningDataModule):
         uncertain: policy for uncertain (-1) labels: ``zeros``, ``ones`` or ``ignore``.
         blank: policy for empty ("not mentioned") labels: ``zeros`` (default; CheXpert / MIMIC
             practice, see docs/datasets.md) or ``ignore`` (left out, NaN).
-        on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` (logged, counted).
-        max_skips: skips tolerated per worker before failing.
+        on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` it: replaced by a
+            readable row not already in the batch; distinct bad rows per epoch are logged as
+            ``data/skipped_rows`` and listed in ``<run folder>/bad_rows.csv`` (`SkippedRows`).
+        max_skip_share: the run stops when more than this share of a split is unreadable in
+            one epoch (0.01 = 1 %).
         check_files: check at start-up that every referenced file exists.
         allow_outside_paths: accept absolute image paths and ``../`` out of the manifest's folder.
         bit_depth: significant bits of 16-bit PNGs without an ``sBIT`` chunk (e.g. 12); default:
@@ -88,7 +91,7 @@ class MedAlignDataModule(L.LightningDataModule):
         uncertain: UncertainPolicy = "zeros",
         blank: BlankPolicy = "zeros",
         on_error: Literal["raise", "skip"] = "raise",
-        max_skips: int = 100,
+        max_skip_share: float = 0.01,
         check_files: bool = True,
         allow_outside_paths: bool = False,
         bit_depth: int | None = None,
@@ -115,6 +118,8 @@ class MedAlignDataModule(L.LightningDataModule):
         if views not in (1, 2):
             raise ValueError(f"data.views must be 1 or 2 (a second augmented view for model.slip_weight), got {views}")
         check_policies(uncertain, blank)
+        if not 0 <= max_skip_share <= 1:
+            raise ValueError(f"data.max_skip_share must be a share in [0, 1] (0.01 = 1 %), got {max_skip_share}")
         if bit_depth is not None and not 1 <= bit_depth <= 16:
             raise ValueError(f"data.bit_depth must be between 1 and 16 (or null), got {bit_depth}")
         self.manifest_path = Path(manifest)
@@ -191,7 +196,7 @@ class MedAlignDataModule(L.LightningDataModule):
     def _row_options(self) -> dict[str, Any]:
         """Label policies and error handling shared by every split's dataset."""
         hp = self.hparams
-        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skips=hp.max_skips, bit_depth=hp.bit_depth)
+        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skip_share=hp.max_skip_share, bit_depth=hp.bit_depth)
 
     def _loader_kwargs(self, num_workers: int | None = None) -> dict[str, Any]:
         hp = self.hparams

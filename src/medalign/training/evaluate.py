@@ -153,6 +153,8 @@ def run_test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, s
         prompts=hp.prompts,
         uncertain=hp.uncertain,
         blank=hp.get("blank", "zeros"),
+        on_error=hp.get("on_error", "raise"),
+        max_skip_share=hp.get("max_skip_share", 0.01),
     )
     device = suite.device
     if device is None:
