@@ -247,6 +247,7 @@ def load_checkpoint_encoder(
     image_size: int | None = None,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> MedAlignEncoder:
     """The one checkpoint → encoder path (``test``, ``geometry``, ``gap-sweep``, notebooks).
 
@@ -260,6 +261,8 @@ def load_checkpoint_encoder(
         manifest: the data manifest (only used to find a default tokenizer).
         preset: model preset for weights files without hyper-parameters.
         max_length, image_size, mean, std: override the checkpoint's data settings.
+        model_kwargs: `ModelSpec` fields (e.g. a run's model hyper-parameters) describing the
+            architecture of a weights file; they override a checkpoint's saved ones.
 
     Raises:
         FileNotFoundError: the checkpoint, or no tokenizer could be found (names where it looked).
@@ -291,4 +294,6 @@ def load_checkpoint_encoder(
             settings[key] = tuple(value if value is not None else data[key])
     if preset:
         settings["preset"] = preset
+    if model_kwargs:
+        settings["model_kwargs"] = model_kwargs
     return MedAlignEncoder.from_checkpoint(checkpoint, tokenizer, **settings)
