@@ -15,7 +15,9 @@ expert stream, and the bytes are decoded by the very same `load_image` / `load_h
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +29,8 @@ import torch
 from medalign.data.dataset import ImageTextDataset
 from medalign.data.manifest import Manifest
 from medalign.data.transforms import load_heatmap, load_image
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "medalign_shards.json"
 ROWS_FILE = "rows.jsonl"
@@ -94,6 +98,16 @@ class ShardSet:
                 "re-shard with --label-columns including them, or change data.label_columns"
             )
         self.label_columns = list(label_columns)
+
+    def check_manifest(self, manifest: Path) -> None:
+        """Warn when `manifest` (used by ``test``) is not the file the shards were written from."""
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        if digest != self.index["manifest_sha256"]:
+            log.warning(
+                "%s differs from the manifest the shards %s were written from (%s, sha256 %s…): training reads the "
+                "shards, `test` reads this manifest; re-run `medalign shard` if the manifest changed",
+                manifest, self.location, self.index["manifest"], self.index["manifest_sha256"][:12],
+            )
 
     @property
     def path(self) -> Path:

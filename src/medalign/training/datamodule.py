@@ -196,6 +196,8 @@ class MedAlignDataModule(L.LightningDataModule):
             from medalign.data.shards import ShardSet
 
             self.source = ShardSet(hp.shards, self.label_columns, cache_dir=hp.shard_cache)
+            if self._manifest_path is not None:
+                self.source.check_manifest(self._manifest_path)
         else:
             self.source = self.manifest = read_manifest(
                 self._manifest_path, self.label_columns, check_files=hp.check_files, allow_outside_paths=hp.allow_outside_paths
