@@ -22,6 +22,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "saliency": ("medalign.commands.saliency", "saliency–gaze agreement (NSS, CC, KLD, SIM, AUC) of a checkpoint"),
     "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study, resumable"),
     "export": ("medalign.commands.export", "checkpoint → open_clip folder (local-dir: / hf-hub: layout) + model card"),
+    "shard": ("medalign.commands.shard", "manifest → streaming shards per split (litdata) for data.format: shards"),
 }
 
 

@@ -140,7 +140,7 @@ class ImageTextDataset(Dataset):
     def _load(self, epoch: int, position: int) -> dict[str, Any]:
         row = int(self.rows[position])
         try:
-            image = load_image(self.images[position], self.bit_depth)
+            image = self._read_image(position)
         except Exception as err:  # PIL raises many types for corrupt files
             raise OSError(f"{self.manifest.path} row {row}: cannot read image {self.images[position]}: {err}") from err
         heatmap = self._heatmap(position, row, image.shape[-2:])
@@ -163,13 +163,21 @@ class ImageTextDataset(Dataset):
             sample["image_view2"] = self.view_transform(raw, None, view_generator)[0]
         return sample
 
+    def _read_image(self, position: int) -> torch.Tensor:
+        """The decoded image of one row, (1, H, W) in [0, 1] (shards override where the bytes come from)."""
+        return load_image(self.images[position], self.bit_depth)
+
+    def _read_heatmap(self, position: int) -> torch.Tensor:
+        """The raw heatmap of one row that has one, (1, H, W)."""
+        return load_heatmap(self.heatmaps[position])
+
     def _heatmap(self, position: int, row: int, image_shape: torch.Size) -> torch.Tensor | None:
         path = self.heatmaps[position]
         if not path:
             return None
         where = f"{self.manifest.path} row {row}: heatmap {path}"
         try:
-            heatmap = load_heatmap(path)
+            heatmap = self._read_heatmap(position)
         except Exception as err:
             raise OSError(f"{where}: cannot read: {err}") from err
         if heatmap.shape[-2:] != image_shape:
