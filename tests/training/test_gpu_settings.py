@@ -185,3 +185,37 @@ def test_fp16_config_asks_for_16_mixed_and_cpu_falls_back_to_bf16(tmp_path, synt
         cli = fit_tiny(tmp_path, synthetic_dir, "--config", "precision/fp16", "--trainer.max_steps", "1", config=TINY)
     assert cli.config["fit"]["trainer"]["precision"] == "16-mixed"
     assert cli.trainer.precision == "bf16-mixed" and cli.trainer.global_step == 1
+
+
+# ------------------------------------------------- throughput benchmark script
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_gpu_throughput.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_throughput_benchmark_refuses_without_cuda(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _bench().parse_args([])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no CUDA device" in err and "--tiny" in err
+
+
+def test_throughput_benchmark_compares_the_same_model_in_open_clip(tmp_path):
+    bench = _bench()
+    args = bench.parse_args(["--tiny"])
+    init, _, _ = bench.model_settings(args)
+    clip, _ = bench.build_open_clip(init, args, tmp_path)
+    ours = bench.build_medalign(init).model.eval()
+    batch = bench.make_batch(4, args.image_size, args.length, args.vocab, "cpu")
+    with torch.no_grad():
+        out = ours(batch["image"], batch["input_ids"], batch["attention_mask"])
+        theirs = clip.eval()(batch["image"], batch["input_ids"])
+    assert torch.allclose(theirs["image_features"], out.image_emb, atol=1e-5)
+    assert torch.allclose(theirs["text_features"], out.text_emb, atol=1e-5)
