@@ -18,6 +18,7 @@ import torch
 from medalign.evaluation.tasks.zero_shot import encode_prompts, zero_shot_classify
 from medalign.metrics.retrieval import report_keys, retrieval_metrics
 from medalign.models import DualEncoderOutput, ModelSpec, create_dual_encoder, load_weights
+from medalign.models.compile import compile_towers
 from medalign.rng import collect_rng_states, set_rng_states
 from medalign.training.hazards import warn_reproduction_hazards
 from medalign.training.objectives import ObjectiveMixin
@@ -53,7 +54,10 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         warmup_fraction: linear warmup share of the run before the cosine decay.
         min_lr_ratio: final learning rate as a fraction of `lr`.
         gradient_checkpointing: activation checkpointing in both towers.
-        channels_last: channels-last memory format for the image tower (GPU speed-up).
+        channels_last: channels-last memory format for the image tower and its input (faster
+            convolutions on GPUs with tensor cores; docs/gpu.md).
+        compile: ``torch.compile`` the image and text towers in place (checkpoint keys unchanged).
+        compile_kwargs: `torch.compile` arguments, e.g. ``{mode: max-autotune}`` or ``{backend: eager}``.
         zero_shot_aggregation: how prompts combine into a class (``embedding``, ``logits``, ``max``).
         open_clip_model: with ``preset: open_clip``: open_clip architecture, model-config JSON or
             hf-hub-layout directory to fine-tune (docs/weights.md).
@@ -87,6 +91,8 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         min_lr_ratio: float = 0.0,
         gradient_checkpointing: bool = False,
         channels_last: bool = False,
+        compile: bool = False,
+        compile_kwargs: dict[str, Any] | None = None,
         zero_shot_aggregation: str = "embedding",
         open_clip_model: str | None = None,
         open_clip_weights: str | None = None,
@@ -122,6 +128,8 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         self.model = create_dual_encoder(ModelSpec.from_hparams(self.hparams))
         if channels_last:
             self.model.image_encoder.to(memory_format=torch.channels_last)
+        if compile:  # lazy: compiles at the first step, on the device Lightning moved the model to
+            compile_towers(self.model, **(compile_kwargs or {}))
         self.configure_objectives()
         self._initialised = init_from is None
         self._rng_to_restore: dict | None = None
