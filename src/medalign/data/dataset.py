@@ -20,7 +20,7 @@ from medalign.data.labels import BlankPolicy, UncertainPolicy
 from medalign.data.manifest import Manifest
 from medalign.data.heatmaps import peak_normalise
 from medalign.data.text import clean_report  # noqa: F401 - re-exported
-from medalign.data.transforms import PairTransform, load_heatmap, load_image
+from medalign.data.transforms import PairTransform, decode_image, load_heatmap
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class ImageTextDataset(Dataset):
         bit_depth: significant bits of 16-bit images without an ``sBIT`` chunk (`load_image`).
         view_transform: if given, each sample also carries ``image_view2``: the same image under
             this transform with a generator seeded by (seed, epoch, row, 1) (SLIP's second view).
+        fast_decode: decode JPEGs at the largest 1/2^k reduction still ≥ the transforms' image
+            size (`medalign.data.decode`); same crops, pixels within the tolerance in
+            docs/data_loading.md. False: full-size decode.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class ImageTextDataset(Dataset):
         blank: BlankPolicy = "zeros",
         bit_depth: int | None = None,
         view_transform: PairTransform | None = None,
+        fast_decode: bool = True,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -69,6 +73,8 @@ class ImageTextDataset(Dataset):
         self.max_skips = max_skips
         self.bit_depth = bit_depth
         self.skipped = 0
+        sizes = [t.image_size for t in (transform, view_transform) if t is not None]
+        self.min_size = max(sizes) if fast_decode else None  # decode JPEGs down to this short side
         frame = manifest.frame
         self.rows = frame.index.to_numpy()
         self.images = [str(p) for p in manifest.image_paths()]
@@ -100,13 +106,13 @@ class ImageTextDataset(Dataset):
     def _load(self, epoch: int, position: int) -> dict[str, Any]:
         row = int(self.rows[position])
         try:
-            image = load_image(self.images[position], self.bit_depth)
+            image, source_size = decode_image(self.images[position], self.bit_depth, self.min_size)
         except Exception as err:  # PIL raises many types for corrupt files
             raise OSError(f"{self.manifest.path} row {row}: cannot read image {self.images[position]}: {err}") from err
-        heatmap = self._heatmap(position, row, image.shape[-2:])
+        heatmap = self._heatmap(position, row, source_size)
         generator = torch.Generator().manual_seed(hash((self.seed, epoch, row)) & 0x7FFF_FFFF_FFFF_FFFF)
         raw = image
-        image, heatmap = self.transform(raw, heatmap, generator)
+        image, heatmap = self.transform(raw, heatmap, generator, source_size)
         has_heatmap = heatmap is not None
         if heatmap is None:
             heatmap = torch.zeros(1, *image.shape[-2:])
@@ -120,10 +126,10 @@ class ImageTextDataset(Dataset):
         }
         if self.view_transform is not None:
             view_generator = torch.Generator().manual_seed(hash((self.seed, epoch, row, 1)) & 0x7FFF_FFFF_FFFF_FFFF)
-            sample["image_view2"] = self.view_transform(raw, None, view_generator)[0]
+            sample["image_view2"] = self.view_transform(raw, None, view_generator, source_size)[0]
         return sample
 
-    def _heatmap(self, position: int, row: int, image_shape: torch.Size) -> torch.Tensor | None:
+    def _heatmap(self, position: int, row: int, image_shape: tuple[int, int]) -> torch.Tensor | None:
         path = self.heatmaps[position]
         if not path:
             return None

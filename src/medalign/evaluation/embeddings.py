@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from medalign.data.dataset import clean_report
 from medalign.data.labels import BlankPolicy, UncertainPolicy
 from medalign.data.manifest import Manifest, read_manifest
-from medalign.data.transforms import PairTransform, load_image
+from medalign.data.transforms import PairTransform, decode_image
 from medalign.evaluation.encoders import Encoder, file_hash
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,10 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         try:
-            image = load_image(self.paths[i])
+            image, source_size = decode_image(self.paths[i], min_size=self.transform.image_size)  # DCT-reduced JPEGs
         except Exception as err:  # PIL raises many types for corrupt files
             raise OSError(f"cannot read image {self.paths[i]}: {err}") from err
-        return self.transform(image)[0], i
+        return self.transform(image, source_size=source_size)[0], i
 
 
 def data_fingerprint(manifest: Manifest, mode: Literal["stat", "content"] = "stat") -> str:
