@@ -16,6 +16,7 @@ image. Torch-free (numpy + Pillow) so ``medalign resize`` can use it.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +101,21 @@ def _simplejpeg(simplejpeg, path: Path, min_size: int | None) -> Decoded:
     # simplejpeg picks the smallest libjpeg-turbo factor M/8 whose floor(size·M/8) reaches these: exactly 1/scale.
     pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_height=height // scale, min_width=width // scale)[..., 0]
     return Decoded(np.ascontiguousarray(pixels), (height, width), scale)
+
+
+def png_significant_bits(path: str | Path) -> int | None:
+    """The first value of a PNG's ``sBIT`` chunk (significant bits per sample), or None without one."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while header := f.read(8):
+            if len(header) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"sBIT":
+                data = f.read(length)
+                return int(data[0]) if data else None
+            if kind in (b"IDAT", b"IEND"):  # sBIT must come before the image data
+                return None
+            f.seek(length + 4, 1)  # chunk data and CRC
+    return None

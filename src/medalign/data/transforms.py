@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from medalign.data.decode import decode_jpeg_gray, is_jpeg
+from medalign.data.decode import decode_jpeg_gray, is_jpeg, png_significant_bits  # noqa: F401 - re-exported
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,24 +56,6 @@ def decode_image(
         else:
             array = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     return torch.from_numpy(np.ascontiguousarray(array))[None], array.shape
-
-
-def png_significant_bits(path: str | Path) -> int | None:
-    """The first value of a PNG's ``sBIT`` chunk (significant bits per sample), or None without one."""
-    with open(path, "rb") as f:
-        if f.read(8) != b"\x89PNG\r\n\x1a\n":
-            return None
-        while header := f.read(8):
-            if len(header) < 8:
-                return None
-            length, kind = struct.unpack(">I4s", header)
-            if kind == b"sBIT":
-                data = f.read(length)
-                return int(data[0]) if data else None
-            if kind in (b"IDAT", b"IEND"):  # sBIT must come before the image data
-                return None
-            f.seek(length + 4, 1)  # chunk data and CRC
-    return None
 
 
 def _load_dicom(path: Path) -> torch.Tensor:
