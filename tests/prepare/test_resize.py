@@ -146,3 +146,22 @@ def test_resize_help_is_torch_free():
 
     result = _help("resize", "--help")
     assert result["code"] == 0 and result["heavy"] == [] and "--size" in result["out"]
+
+
+def test_prepare_resize_resamples_gaze_heatmaps_onto_resized_images(tmp_path):
+    # egd-cxr renders heatmaps in the original 30 x 40 frame; with --resize 15 they follow the 15 x 20 images.
+    from medalign.commands.prepare import run
+    from medalign.prepare.gaze import fixations_to_heatmap
+    from tests.prepare import fixtures
+
+    mimic = run(["mimic-cxr", "--root", str(fixtures.mimic(tmp_path / "mimic")), "--out", str(tmp_path / "m")])
+    egd = fixtures.egd_cxr(tmp_path / "egd", [("d1", 10, 20, 0.5, 1)])
+    path = run(["egd-cxr", "--root", str(egd), "--manifest", str(mimic), "--out", str(tmp_path / "o"), "--resize", "15",
+                "--sigma-px", "3"])  # fmt: skip
+    row = pd.read_csv(path).set_index("id").loc["d1"]
+    heatmap = np.load(path.parent / row["heatmap"])
+    assert heatmap.shape == load_image(path.parent / row["image"]).shape[-2:] == (15, 20)
+    full = fixations_to_heatmap([10], [20], [0.5], (30, 40), sigma=3.0)
+    reference = full.reshape(15, 2, 20, 2).mean(axis=(1, 3))  # independent 2 x 2 block mean
+    np.testing.assert_allclose(heatmap, reference / reference.max(), atol=0.05)
+    assert heatmap.max() == pytest.approx(1.0)
