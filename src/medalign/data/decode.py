@@ -9,7 +9,7 @@ the source at exactly ``1/s`` of its resolution, and the decode costs several ti
 `jpeg_scale` picks the largest ``s ∈ {8, 4, 2, 1}`` whose full blocks still cover `min_size`
 on the short side (``short // s ≥ min_size``, Pillow's ``draft`` rule), so the training resize
 that follows always *down*-samples. `decode_jpeg_gray` decodes with ``simplejpeg`` when it is
-installed (``pip install simplejpeg``; faster, reads bytes without Pillow's file machinery) and
+installed (``pip install simplejpeg``; the same libjpeg-turbo without Pillow's file machinery) and
 with Pillow's bundled libjpeg-turbo (``Image.draft``) otherwise: both produce the same reduced
 image. Torch-free (numpy + Pillow) so ``medalign resize`` can use it.
 """
