@@ -22,7 +22,7 @@ from medalign.data.manifest import Manifest
 from medalign.data.heatmaps import peak_normalise
 from medalign.data.skips import BAD_ROWS_KEY, BadRow, TooManyBadRows
 from medalign.data.text import clean_report  # noqa: F401 - re-exported
-from medalign.data.transforms import PairTransform, load_heatmap, load_image
+from medalign.data.transforms import PairTransform, decode_image, load_heatmap
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class ImageTextDataset(Dataset):
         bit_depth: significant bits of 16-bit images without an ``sBIT`` chunk (`load_image`).
         view_transform: if given, each sample also carries ``image_view2``: the same image under
             this transform with a generator seeded by (seed, epoch, row, 1) (SLIP's second view).
+        fast_decode: decode JPEGs at the largest 1/2^k reduction still ≥ the transforms' image
+            size (`medalign.data.decode`); same crops, pixels within the tolerance in
+            docs/data_loading.md. False: full-size decode.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class ImageTextDataset(Dataset):
         blank: BlankPolicy = "zeros",
         bit_depth: int | None = None,
         view_transform: PairTransform | None = None,
+        fast_decode: bool = True,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -74,6 +78,8 @@ class ImageTextDataset(Dataset):
         self.max_skip_share = max_skip_share
         self.bit_depth = bit_depth
         self.bad: dict[int, BadRow] = {}  # position → why it failed, known to this worker
+        sizes = [t.image_size for t in (transform, view_transform) if t is not None]
+        self.min_size = max(sizes) if fast_decode else None  # decode JPEGs down to this short side
         frame = manifest.frame
         self.rows = frame.index.to_numpy()
         self.images = [str(p) for p in manifest.image_paths()]
@@ -140,13 +146,13 @@ class ImageTextDataset(Dataset):
     def _load(self, epoch: int, position: int) -> dict[str, Any]:
         row = int(self.rows[position])
         try:
-            image = self._read_image(position)
+            image, source_size = self._read_image(position)
         except Exception as err:  # PIL raises many types for corrupt files
             raise OSError(f"{self.manifest.path} row {row}: cannot read image {self.images[position]}: {err}") from err
-        heatmap = self._heatmap(position, row, image.shape[-2:])
+        heatmap = self._heatmap(position, row, source_size)
         generator = torch.Generator().manual_seed(hash((self.seed, epoch, row)) & 0x7FFF_FFFF_FFFF_FFFF)
         raw = image
-        image, heatmap = self.transform(raw, heatmap, generator)
+        image, heatmap = self.transform(raw, heatmap, generator, source_size)
         has_heatmap = heatmap is not None
         if heatmap is None:
             heatmap = torch.zeros(1, *image.shape[-2:])
@@ -160,18 +166,21 @@ class ImageTextDataset(Dataset):
         }
         if self.view_transform is not None:
             view_generator = torch.Generator().manual_seed(hash((self.seed, epoch, row, 1)) & 0x7FFF_FFFF_FFFF_FFFF)
-            sample["image_view2"] = self.view_transform(raw, None, view_generator)[0]
+            sample["image_view2"] = self.view_transform(raw, None, view_generator, source_size)[0]
         return sample
 
-    def _read_image(self, position: int) -> torch.Tensor:
-        """The decoded image of one row, (1, H, W) in [0, 1] (shards override where the bytes come from)."""
-        return load_image(self.images[position], self.bit_depth)
+    def _read_image(self, position: int) -> tuple[torch.Tensor, tuple[int, int]]:
+        """One row's image, (1, h, w) in [0, 1] (a JPEG possibly DCT-reduced), and the file's full (H, W).
+
+        Shards override where the bytes come from.
+        """
+        return decode_image(self.images[position], self.bit_depth, self.min_size)
 
     def _read_heatmap(self, position: int) -> torch.Tensor:
         """The raw heatmap of one row that has one, (1, H, W)."""
         return load_heatmap(self.heatmaps[position])
 
-    def _heatmap(self, position: int, row: int, image_shape: torch.Size) -> torch.Tensor | None:
+    def _heatmap(self, position: int, row: int, image_shape: tuple[int, int]) -> torch.Tensor | None:
         path = self.heatmaps[position]
         if not path:
             return None

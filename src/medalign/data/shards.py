@@ -10,7 +10,7 @@ Items are read by index through `litdata.StreamingDataset` (its random access: a
 memory-mapped in place; an object-store URL fetches just the item's bytes), and their order comes
 from medalign's own samplers. A sample from shards is therefore the sample the manifest path
 makes for the same (seed, epoch, row): same rows per epoch, same DDP split, same resume, same
-expert stream, and the bytes are decoded by the very same `load_image` / `load_heatmap`.
+expert stream, and the bytes are decoded by the very same `decode_image` / `load_heatmap`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 
 from medalign.data.dataset import ImageTextDataset
 from medalign.data.manifest import Manifest
-from medalign.data.transforms import load_heatmap, load_image
+from medalign.data.transforms import decode_image, load_heatmap
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class ShardSet:
         return join(self.location, split)
 
 
-def decode_bytes(data: bytes | memoryview, name: str, reader: Callable[[str], torch.Tensor]) -> torch.Tensor:
+def decode_bytes(data: bytes | memoryview, name: str, reader: Callable[[str], Any]) -> Any:
     """Decode a file's bytes with a file-based `reader` (via a scratch file named like `name`).
 
     Going through the same loader as the manifest path keeps every format rule (16-bit ``sBIT``,
@@ -186,7 +186,7 @@ class ShardDataset(ImageTextDataset):
         return item
 
     def _read_image(self, position: int) -> torch.Tensor:
-        return decode_bytes(self._item(position)["image"], self.image_names[position], lambda p: load_image(p, self.bit_depth))
+        return decode_bytes(self._item(position)["image"], self.image_names[position], lambda p: decode_image(p, self.bit_depth, self.min_size))
 
     def _read_heatmap(self, position: int) -> torch.Tensor:
         return decode_bytes(self._item(position)["heatmap"], self.heatmap_names[position], load_heatmap)

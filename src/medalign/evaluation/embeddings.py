@@ -33,12 +33,12 @@ from medalign.data.dataset import clean_report
 from medalign.data.labels import BlankPolicy, UncertainPolicy
 from medalign.data.manifest import Manifest, read_manifest
 from medalign.data.skips import BadRow, SkipLedger
-from medalign.data.transforms import PairTransform, load_image
+from medalign.data.transforms import PairTransform, decode_image
 from medalign.evaluation.encoders import Encoder, file_hash
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # 2: the key covers the manifest folder and image files
+CACHE_VERSION = 3  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode)
 DEFAULT_CACHE_DIR = Path(os.environ.get("MEDALIGN_CACHE_DIR", "runs/cache"))
 
 
@@ -87,13 +87,13 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         try:
-            image = load_image(self.paths[i])
+            image, source_size = decode_image(self.paths[i], min_size=self.transform.image_size)  # DCT-reduced JPEGs
         except Exception as err:  # PIL raises many types for corrupt files
             if self.on_error == "raise":
                 raise OSError(f"cannot read image {self.paths[i]}: {err}") from err
             size, channels = getattr(self.transform, "image_size", 224), getattr(self.transform, "channels", 3)
             return torch.zeros(channels, size, size), i, f"cannot read image: {err}"
-        return self.transform(image)[0], i, ""
+        return self.transform(image, source_size=source_size)[0], i, ""
 
 
 def data_fingerprint(manifest: Manifest, mode: Literal["stat", "content"] = "stat") -> str:

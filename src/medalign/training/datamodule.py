@@ -59,6 +59,8 @@ class MedAlignDataModule(L.LightningDataModule):
         allow_outside_paths: accept absolute image paths and ``../`` out of the manifest's folder.
         bit_depth: significant bits of 16-bit PNGs without an ``sBIT`` chunk (e.g. 12); default:
             the chunk, else 16.
+        fast_decode: decode JPEGs at the largest 1/2^k DCT reduction still ≥ image_size
+            (docs/data_loading.md); false = full-size decode.
         seed: data-order and augmentation seed.
         train_fraction: train on a seeded share of the train split (data-efficiency studies);
             nested across fractions for one seed. Validation and test splits are untouched.
@@ -100,6 +102,7 @@ class MedAlignDataModule(L.LightningDataModule):
         check_files: bool = True,
         allow_outside_paths: bool = False,
         bit_depth: int | None = None,
+        fast_decode: bool = True,
         seed: int = 0,
         train_fraction: float = 1.0,
         expert_stream: bool = False,
@@ -253,7 +256,8 @@ class MedAlignDataModule(L.LightningDataModule):
     def _row_options(self) -> dict[str, Any]:
         """Label policies and error handling shared by every split's dataset."""
         hp = self.hparams
-        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skip_share=hp.max_skip_share, bit_depth=hp.bit_depth)
+        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skip_share=hp.max_skip_share,
+                    bit_depth=hp.bit_depth, fast_decode=hp.fast_decode)
 
     def _loader_kwargs(self, num_workers: int | None = None) -> dict[str, Any]:
         hp = self.hparams
