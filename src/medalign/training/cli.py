@@ -86,8 +86,17 @@ class MedAlignCLI(LightningCLI):
         if subcommand != "fit":
             super()._parse_ckpt_path()
 
+    def _attach_data(self) -> None:
+        """Hand the data module's `DataContext` to the model: the one data → model seam."""
+        if self.datamodule is not None and hasattr(self.model, "attach_data"):
+            self.model.attach_data(self.datamodule.context)
+
+    def before_validate(self) -> None:
+        self._attach_data()
+
     def before_fit(self) -> None:
         """Refuse a resume with changed architecture / data order before any weights are restored."""
+        self._attach_data()
         ckpt_path = self.config_init["fit"].get("ckpt_path")  # `last` is resolved by now
         if ckpt_path and ckpt_path not in ("best", "hpc", "registry"):
             checkpoint = load_checkpoint_file(ckpt_path, mmap=not str(ckpt_path).endswith(".safetensors"))

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from medalign.data.dataset import Collator, ImageTextDataset
 from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.manifest import Manifest, read_manifest
+from medalign.training.context import DataContext
 from medalign.training.sampler import EpochSampler, OversampledEpochSampler, ResumableDataLoader
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
 
@@ -190,6 +191,17 @@ class MedAlignDataModule(L.LightningDataModule):
         if is_remote(self.hparams.shards):
             raise ValueError(f"data.tokenizer is unset: with shards at a URL ({self.hparams.shards}) pass a local tokenizer folder")
         return Path(self.hparams.shards) / "tokenizer"
+
+    @property
+    def context(self) -> DataContext:
+        """What the model and callbacks need from the data (`DataContext`)."""
+        hp = self.hparams
+        val = getattr(self, "datasets", {}).get("val")
+        return DataContext(
+            tokenizer=self.tokenizer, max_length=hp.max_length, image_size=hp.image_size, mean=tuple(hp.mean),
+            std=tuple(hp.std), label_columns=list(self.label_columns), prompts=dict(self.prompts),
+            val_rows=None if val is None else np.asarray(val.rows, dtype=np.int64),
+        )
 
     @property
     def vocab_size(self) -> int:
