@@ -130,7 +130,7 @@ class MedAlignEncoder(_ModelEncoder):
         self.device = torch.device("cpu")
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, tokenizer: Any, **kwargs: Any) -> "MedAlignEncoder":
+    def from_checkpoint(cls, path: str | Path, tokenizer: Any, saved: Any = None, **kwargs: Any) -> "MedAlignEncoder":
         """Rebuild the dual encoder a Lightning checkpoint (or weights file + `preset`) describes.
 
         The checkpoint's saved hyper-parameters give the `ModelSpec` (any `ContrastiveModule`
@@ -141,7 +141,8 @@ class MedAlignEncoder(_ModelEncoder):
         from medalign.models import ModelSpec, create_dual_encoder, load_weights
         from medalign.models.checkpoint import load_checkpoint_file
 
-        saved = load_checkpoint_file(path, mmap=Path(path).suffix != ".safetensors")  # validates: names a damaged file
+        if saved is None:  # `saved`: the file already loaded by the caller (read once)
+            saved = load_checkpoint_file(path, mmap=Path(path).suffix != ".safetensors")  # validates: names a damaged file
         path = Path(path)
         hparams = dict(saved.get("hyper_parameters", {})) if isinstance(saved, dict) else {}
         hparams.update(kwargs.pop("model_kwargs", None) or {})
@@ -151,7 +152,7 @@ class MedAlignEncoder(_ModelEncoder):
         if spec.vocab_size is None and spec.preset != "open_clip":
             spec = ModelSpec.from_hparams(hparams, vocab_size=len(tokenizer)).for_weights_from_file()
         model = create_dual_encoder(spec)
-        load_weights(model, path, strict=True)
+        load_weights(model, saved if isinstance(saved, dict) else path, strict=True)
         return cls(model, tokenizer, fingerprint=file_hash(path), name=str(path), **kwargs)
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -269,10 +270,13 @@ def load_checkpoint_encoder(
     """
     from medalign.data.tokenizer import load_tokenizer
 
+    from medalign.models.checkpoint import load_checkpoint_file
+
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    _, data = checkpoint_hparams(checkpoint)
+    saved = load_checkpoint_file(checkpoint, mmap=checkpoint.suffix != ".safetensors")  # read once; names a damaged file
+    data = dict(saved.get("datamodule_hyper_parameters") or {}) if isinstance(saved, dict) else {}
     if tokenizer is None:
         saved = data.get("tokenizer")
         if saved and str(saved).startswith("open_clip:"):
@@ -296,4 +300,4 @@ def load_checkpoint_encoder(
         settings["preset"] = preset
     if model_kwargs:
         settings["model_kwargs"] = model_kwargs
-    return MedAlignEncoder.from_checkpoint(checkpoint, tokenizer, **settings)
+    return MedAlignEncoder.from_checkpoint(checkpoint, tokenizer, saved=saved, **settings)
