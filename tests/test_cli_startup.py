@@ -44,7 +44,7 @@ def _help(*argv: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["prepare", "--help"], ["geometry", "-h"], ["demo", "-h"]])
+@pytest.mark.parametrize("argv", [["--help"], ["prepare", "--help"], ["geometry", "-h"], ["demo", "-h"], ["gap-sweep", "-h"], ["resize", "-h"], ["shard", "-h"]])
 def test_help_imports_no_heavy_library(argv: list[str]) -> None:
     result = _help(*argv)
     assert result["code"] == 0

@@ -19,9 +19,11 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "geometry": ("medalign.commands.geometry", "geometry table and pictures for a checkpoint"),
     "gap-sweep": ("medalign.commands.gap_sweep", "λ-shift + linear-probe study (modality gap)"),
     "prepare": ("medalign.commands.prepare", "real dataset in its published layout → manifest"),
+    "resize": ("medalign.commands.resize", "resized copy (short side N) of any manifest's images and heatmaps"),
     "saliency": ("medalign.commands.saliency", "saliency–gaze agreement (NSS, CC, KLD, SIM, AUC) of a checkpoint"),
     "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study, resumable"),
     "export": ("medalign.commands.export", "checkpoint → open_clip folder (local-dir: / hf-hub: layout) + model card"),
+    "shard": ("medalign.commands.shard", "manifest → streaming shards per split (litdata) for data.format: shards"),
 }
 
 

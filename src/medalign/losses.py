@@ -18,6 +18,18 @@ def _check_pair(image_emb: torch.Tensor, text_emb: torch.Tensor, name: str = "")
         )
 
 
+def scaled_similarity(scale: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``scale · a @ bᵀ`` (M, N) from (M, D) and (N, D) in float32 (or float64), also inside an autocast region.
+
+    Under ``bf16-mixed`` the matmul would otherwise run in bfloat16 (8 significant bits):
+    cosine similarities carry errors of ~2⁻⁹ and, at logit scale 100, logits of ~0.2–0.4 —
+    the size of the differences InfoNCE learns from. The (M, N) product is cheap in float32.
+    """
+    dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)  # never below float32
+    with torch.autocast(a.device.type, enabled=False):
+        return scale.to(dtype) * a.to(dtype) @ b.to(dtype).T
+
+
 def contrastive_loss(
     image_local: torch.Tensor,
     text_local: torch.Tensor,
@@ -56,8 +68,8 @@ def contrastive_loss(
     if offset < 0 or offset + batch > total:
         raise ValueError(f"offset {offset} + local batch {batch} exceeds the global batch {total}")
     labels = torch.arange(offset, offset + batch, device=image_local.device)
-    logits_per_image = logit_scale * image_local @ text_all.T  # (B, N)
-    logits_per_text = logit_scale * text_local @ image_all.T  # (B, N)
+    logits_per_image = scaled_similarity(logit_scale, image_local, text_all)  # (B, N), ≥ float32
+    logits_per_text = scaled_similarity(logit_scale, text_local, image_all)  # (B, N), ≥ float32
     if mask is not None:
         if mask.shape != (batch, total) or mask.dtype != torch.bool:
             raise ValueError(f"mask must be a bool tensor of shape (B, N) = {(batch, total)}, got {mask.dtype} {tuple(mask.shape)}")
@@ -117,7 +129,8 @@ def siglip_contrastive_loss(
     batch = image_local.shape[0]
     if offset < 0 or offset + batch > text_all.shape[0]:
         raise ValueError(f"offset {offset} + local batch {batch} exceeds the global batch {text_all.shape[0]}")
-    logits = logit_scale * image_local @ text_all.T + logit_bias  # (B, N)
+    logits = scaled_similarity(logit_scale, image_local, text_all)  # (B, N), float32 or float64
+    logits = logits + logit_bias.to(logits.dtype)
     labels = -torch.ones_like(logits)
     labels[torch.arange(batch, device=logits.device), torch.arange(offset, offset + batch, device=logits.device)] = 1.0
     return -F.logsigmoid(labels * logits).sum() / batch

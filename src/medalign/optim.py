@@ -53,8 +53,33 @@ def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1, min_ratio: flo
     return factor
 
 
+FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)  # torch's fused AdamW kernel
+
+
+def fused_supported(params: Iterable[torch.Tensor]) -> bool:
+    """True when AdamW's fused CUDA kernel can take every tensor: all on CUDA, all in `FUSED_DTYPES`.
+
+    The fused kernel updates all parameters in one launch per group (PyTorch's fastest AdamW
+    on GPUs). On CPU it is not requested: ``foreach`` is PyTorch's default there, and a model
+    with some tensors elsewhere (e.g. on CPU while others are on CUDA) would be refused by it.
+    """
+    tensors = list(params)
+    return bool(tensors) and all(t.is_cuda and t.dtype in FUSED_DTYPES for t in tensors)
+
+
 def build_optimizer(
-    groups: list[dict], lr: float, betas: tuple[float, float], eps: float
+    groups: list[dict], lr: float, betas: tuple[float, float], eps: float, fused: bool | None = None
 ) -> torch.optim.Optimizer:
-    """AdamW over prepared groups (fused on CUDA when every tensor lives there)."""
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+    """AdamW over prepared groups; fused on CUDA when every tensor lives there.
+
+    Args:
+        groups: parameter groups (`param_groups`).
+        lr: peak learning rate.
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        fused: None = `fused_supported` decides (call this after the model is on its device, as
+            Lightning's ``configure_optimizers`` is); True forces it (PyTorch raises if unsupported).
+    """
+    if fused is None:
+        fused = fused_supported(p for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None)

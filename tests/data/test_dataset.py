@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +7,7 @@ from PIL import Image
 
 from medalign.data.dataset import Collator, ImageTextDataset, clean_report
 from medalign.data.manifest import read_manifest
+from medalign.data.skips import TooManyBadRows
 from medalign.training.sampler import EpochSampler
 from medalign.data.transforms import PairTransform, random_crop_box
 from tests.conftest import LABELS
@@ -74,15 +77,34 @@ def test_bad_heatmaps_name_the_row(tmp_path, heatmap, match):
         ds[0]
 
 
-def test_corrupt_image_raises_or_is_skipped_and_counted(tmp_path):
+def test_corrupt_image_raises_or_is_skipped_and_reported(tmp_path):
     manifest = _manifest(tmp_path, n=3)
     (tmp_path / "i1.png").write_bytes(b"not a png")
     with pytest.raises(OSError, match=r"row 1: cannot read image .*i1.png"):
         ImageTextDataset(manifest, PairTransform(32))[1]
-    ds = ImageTextDataset(manifest, PairTransform(32), on_error="skip", max_skips=1)
-    assert ds[1]["index"] == 2 and ds.skipped == 1  # replaced by the next readable row
-    with pytest.raises(RuntimeError, match="more than 1 unreadable rows"):
-        ds[1]
+    ds = ImageTextDataset(manifest, PairTransform(32), on_error="skip", max_skip_share=0.5)
+    sample = ds[1]
+    assert sample["index"] == 2  # replaced by the next readable row
+    assert [(r.row, Path(r.path).name) for r in sample["bad_rows"]] == [(1, "i1.png")]
+    assert "bad_rows" not in ds[0]
+    # a worker that knows more than the share of rows to be bad stops, naming the share
+    (tmp_path / "i2.png").write_bytes(b"")
+    with pytest.raises(TooManyBadRows, match=r"2 unreadable rows .*max_skip_share = 0.5 of 3 rows"):
+        ds[2]
+
+
+def test_skip_never_serves_a_row_twice_in_one_batch(tmp_path, tokenizer):
+    manifest = _manifest(tmp_path, n=6)
+    for i in (1, 2):
+        (tmp_path / f"i{i}.png").write_bytes(b"broken")
+    ds = ImageTextDataset(manifest, PairTransform(32), on_error="skip", max_skip_share=0.5)
+    # rows 1 and 2 are bad; the naive "next readable row" would give 3 three times
+    samples = ds.__getitems__([(0, 1), (0, 2), (0, 3)])
+    rows = [s["index"] for s in samples]
+    assert rows == [4, 5, 3]  # stand-ins skip the rows the batch asked for and each other
+    batch = Collator(tokenizer, max_length=16)(samples)
+    assert [r.row for r in batch["bad_rows"]] == [1, 2]
+    assert batch["index"].tolist() == [4, 5, 3]
 
 
 def test_sampler_shards_are_disjoint_equal_and_deterministic():

@@ -145,3 +145,42 @@ def test_an_image_rewritten_in_place_misses_the_cache(synthetic_dir, tokenizer, 
     enc2 = _encoder(tokenizer)
     c2 = get_embeddings(enc2, manifest, "test", cache_dir=tmp_path / "c", progress=False, image_fingerprint="content")
     assert enc2.images == 0 and c1.key == c2.key
+
+
+_CONCURRENT = """
+import sys, numpy as np, torch
+from medalign.data.tokenizer import load_tokenizer
+from medalign.evaluation.embeddings import get_embeddings
+from medalign.evaluation.encoders import MedAlignEncoder
+from medalign.models import create_dual_encoder
+tok = load_tokenizer(sys.argv[1] + "/tokenizer")
+torch.manual_seed(0)
+enc = MedAlignEncoder(create_dual_encoder("tiny", vocab_size=len(tok)), tok, max_length=32, image_size=64)
+emb = get_embeddings(enc, sys.argv[1] + "/manifest.csv", "test", cache_dir=sys.argv[2], progress=False)
+np.save(sys.argv[3], emb.image)
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_runs_write_one_complete_cache_entry(synthetic_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cache = tmp_path / "cache"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CONCURRENT, str(synthetic_dir), str(cache), str(tmp_path / f"out{i}.npy")],
+                         env=env, stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    entries = [p for p in cache.iterdir()]
+    assert len(entries) == 1 and not entries[0].name.startswith(".")  # one entry, no temporary leftovers
+    assert sorted(f.name for f in entries[0].iterdir()) == ["image.npy", "index.npy", "key.json", "labels.npy", "text.npy", "texts.json"]
+    outs = [np.load(tmp_path / f"out{i}.npy") for i in range(3)]
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    np.testing.assert_array_equal(np.load(entries[0] / "image.npy"), outs[0])

@@ -44,3 +44,21 @@ def test_missing_tokenizer_names_where_it_looked(tiny_ckpt, tmp_path):
     torch.save(saved, moved)
     with pytest.raises(FileNotFoundError, match="gone/tokenizer"):
         load_checkpoint_encoder(moved)
+
+
+def test_the_checkpoint_is_read_once(tiny_ckpt, tokenizer, monkeypatch):
+    import medalign.models.checkpoint as checkpoint_module
+
+    reads = []
+    original = checkpoint_module.load_checkpoint_file
+
+    def counting(path, *args, **kwargs):
+        reads.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint_file", counting)
+    monkeypatch.setattr("medalign.models.weights.load_checkpoint_file", counting)
+    encoder = load_checkpoint_encoder(tiny_ckpt, tokenizer)
+    saved = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    assert reads == [str(tiny_ckpt)]  # hyper-parameters and weights from one read
+    torch.testing.assert_close(encoder.model.state_dict()["logit_scale"], saved["model.logit_scale"])

@@ -35,7 +35,8 @@ def test_resume_mid_warmup_restores_p_curr_expert_count_and_weights(tmp_path, sy
 
     def recording(self, batch, out):
         terms = original(self, batch, out)
-        plans[run][self.global_step] = (self._step_logs["p_curr"], self._step_logs["expert_used"], int(self.expert_pairs_seen))
+        logs = self.step_logs(terms)  # what this step logs
+        plans[run][self.global_step] = (logs["p_curr"], logs["expert_used"], int(self.expert_pairs_seen))
         return terms
 
     monkeypatch.setattr(ECLIPModule, "compute_losses", recording)

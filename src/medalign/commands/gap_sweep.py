@@ -17,10 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import torch
-
-from medalign.evaluation.gap.batched_probe import ProbeConfig
+from medalign.evaluation.gap.probe_config import ProbeConfig  # torch-free: `gap-sweep -h` stays fast
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +125,8 @@ def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
 
 def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zeros") -> tuple[dict[str, Any], dict[str, int]]:
     """(v, t, labels) per split from the embedding cache; multiclass keeps single-label rows."""
+    import numpy as np
+
     from medalign.data.manifest import read_manifest
     from medalign.evaluation.embeddings import get_embeddings
     from medalign.data.labels import single_label_rows
@@ -150,10 +149,12 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zer
 
 def run(argv: list[str]) -> dict[str, Any]:
     """Entry point of ``medalign gap-sweep``; returns what it wrote to results.json."""
-    from medalign.evaluation.plots.gap import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
-    from medalign.evaluation.gap.sweep import run_gap_sweep
+    cfg = _parse(argv)  # before numpy and torch: `-h` and config errors answer at once
+    import numpy as np
 
-    cfg = _parse(argv)
+    from medalign.evaluation.gap.sweep import run_gap_sweep
+    from medalign.evaluation.plots.gap import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
+
     encoder, data = _encoder(cfg)
     policy = (cfg.uncertain or data.get("uncertain", "zeros"), cfg.blank or data.get("blank", "zeros"))
     splits, dropped = _splits(cfg, encoder, *policy)
@@ -177,6 +178,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{Path(cfg.manifest).name}: AUC vs λ")
     v, t, _ = splits["test"]
     pictured = sorted({0.0, result.best_lambda, 1.0})
+    import torch
+
     plot_shift_pca(torch.from_numpy(v), torch.from_numpy(t), torch.from_numpy(result.delta), pictured,
                    out / "pca_lambda.png", max_points=cfg.pca_points, title="test split, Δ from train")
     results = {

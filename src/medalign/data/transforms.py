@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +11,13 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
+from medalign.data.decode import decode_jpeg_gray, is_jpeg, png_significant_bits  # noqa: F401 - re-exported
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def load_image(path: str | Path, bit_depth: int | None = None) -> torch.Tensor:
+def load_image(path: str | Path, bit_depth: int | None = None, min_size: int | None = None) -> torch.Tensor:
     """Read a grayscale radiograph (8/16-bit PNG, JPEG, or DICOM with pydicom) as (1, H, W) in [0, 1].
 
     16-bit images are divided by ``2**bits - 1`` with `bits` from, in order: `bit_depth`, the
@@ -27,10 +28,25 @@ def load_image(path: str | Path, bit_depth: int | None = None) -> torch.Tensor:
         path: image file.
         bit_depth: significant bits of 16-bit files (e.g. 12 for 12-bit detector data stored in
             16-bit PNGs without an ``sBIT`` chunk); None = the file's ``sBIT`` or 16.
+        min_size: the training resolution: JPEGs are then decoded at the largest 1/2, 1/4 or 1/8
+            reduction still ≥ `min_size` on the short side (`medalign.data.decode`), so the
+            result can be smaller than the file; None = full size. Other formats ignore it.
     """
+    return decode_image(path, bit_depth, min_size)[0]
+
+
+def decode_image(
+    path: str | Path, bit_depth: int | None = None, min_size: int | None = None
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """`load_image` plus the file's full-resolution (H, W): the image may be a DCT-reduced JPEG decode."""
     path = Path(path)
     if path.suffix.lower() == ".dcm":
-        return _load_dicom(path)
+        image = _load_dicom(path)
+        return image, tuple(image.shape[-2:])
+    if min_size is not None and is_jpeg(path):
+        decoded = decode_jpeg_gray(path, min_size)
+        array = decoded.pixels.astype(np.float32) / 255.0
+        return torch.from_numpy(array)[None], decoded.source_size
     with Image.open(path) as img:
         img.load()
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -39,25 +55,7 @@ def load_image(path: str | Path, bit_depth: int | None = None) -> torch.Tensor:
             np.clip(array, 0.0, 1.0, out=array)
         else:
             array = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(array))[None]
-
-
-def png_significant_bits(path: str | Path) -> int | None:
-    """The first value of a PNG's ``sBIT`` chunk (significant bits per sample), or None without one."""
-    with open(path, "rb") as f:
-        if f.read(8) != b"\x89PNG\r\n\x1a\n":
-            return None
-        while header := f.read(8):
-            if len(header) < 8:
-                return None
-            length, kind = struct.unpack(">I4s", header)
-            if kind == b"sBIT":
-                data = f.read(length)
-                return int(data[0]) if data else None
-            if kind in (b"IDAT", b"IEND"):  # sBIT must come before the image data
-                return None
-            f.seek(length + 4, 1)  # chunk data and CRC
-    return None
+    return torch.from_numpy(np.ascontiguousarray(array))[None], array.shape
 
 
 def _load_dicom(path: Path) -> torch.Tensor:
@@ -112,24 +110,55 @@ class PairTransform:
     channels: int = 3
 
     def __call__(
-        self, image: torch.Tensor, heatmap: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        image: torch.Tensor,
+        heatmap: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        source_size: tuple[int, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Transform (1, H, W) image and optional (1, H, W) heatmap → (C, S, S), (1, S, S)."""
-        stacked = image if heatmap is None else torch.cat([image, heatmap], dim=0)  # (1 or 2, H, W)
-        h, w = stacked.shape[-2:]
+        """Transform (1, h, w) image and optional (1, H', W') heatmap → (C, S, S), (1, S, S).
+
+        The crop box is drawn in the source's (H, W) pixel frame (`source_size`, default the
+        image's own size) and mapped onto each input by its size ratio, so an image decoded at a
+        reduced size (`decode_image`) gets the same random crop, and stays aligned with a
+        heatmap stored at the source size.
+        """
+        h, w = image.shape[-2:]
+        source_h, source_w = source_size or (h, w)
         if self.train:
-            top, left, ch, cw = random_crop_box(h, w, self.crop_scale, self.crop_ratio, generator)
+            box = random_crop_box(source_h, source_w, self.crop_scale, self.crop_ratio, generator)
         else:
-            side = min(h, w)
-            top, left, ch, cw = (h - side) // 2, (w - side) // 2, side, side
-        size = [self.image_size, self.image_size]
-        stacked = TF.resized_crop(stacked, top, left, ch, cw, size, antialias=True)
+            side = min(source_h, source_w)
+            box = ((source_h - side) // 2, (source_w - side) // 2, side, side)
+        same_frame = heatmap is not None and heatmap.shape[-2:] == image.shape[-2:]
+        stacked = image if heatmap is None or not same_frame else torch.cat([image, heatmap], dim=0)  # (1 or 2, h, w)
+        stacked = self._crop(stacked, box, (source_h, source_w))
         out_image = stacked[:1]
-        out_heatmap = None if heatmap is None else stacked[1:].clamp_(0.0, 1.0)
+        out_heatmap = None
+        if heatmap is not None:
+            out_heatmap = stacked[1:] if same_frame else self._crop(heatmap, box, (source_h, source_w))
+            out_heatmap = out_heatmap.clamp_(0.0, 1.0)
         out_image = out_image.expand(self.channels, -1, -1)
         mean = torch.tensor(self.mean[: self.channels]).view(-1, 1, 1)
         std = torch.tensor(self.std[: self.channels]).view(-1, 1, 1)
         return (out_image - mean) / std, out_heatmap
+
+    def _crop(self, tensor: torch.Tensor, box: tuple[int, int, int, int], source: tuple[int, int]) -> torch.Tensor:
+        """Crop `box` (top, left, h, w in the `source` frame) out of `tensor` and resize it to (S, S)."""
+        size = [self.image_size, self.image_size]
+        h, w = tensor.shape[-2:]
+        if (h, w) != tuple(source):
+            box = scale_box(box, source, (h, w))
+        return TF.resized_crop(tensor, *box, size, antialias=True)
+
+
+def scale_box(box: tuple[int, int, int, int], source: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Map a (top, left, h, w) box from a `source` (H, W) pixel frame onto a `target` (h, w) frame of the same picture."""
+    fy, fx = target[0] / source[0], target[1] / source[1]
+    top, left = min(int(box[0] * fy + 0.5), target[0] - 1), min(int(box[1] * fx + 0.5), target[1] - 1)
+    bottom = min(max(int((box[0] + box[2]) * fy + 0.5), top + 1), target[0])
+    right = min(max(int((box[1] + box[3]) * fx + 0.5), left + 1), target[1])
+    return top, left, bottom - top, right - left
 
 
 def random_crop_box(

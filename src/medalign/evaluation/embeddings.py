@@ -32,12 +32,13 @@ from torch.utils.data import DataLoader, Dataset
 from medalign.data.dataset import clean_report
 from medalign.data.labels import BlankPolicy, UncertainPolicy
 from medalign.data.manifest import Manifest, read_manifest
-from medalign.data.transforms import PairTransform, load_image
+from medalign.data.skips import BadRow, SkipLedger
+from medalign.data.transforms import PairTransform, decode_image
 from medalign.evaluation.encoders import Encoder, file_hash
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # 2: the key covers the manifest folder and image files
+CACHE_VERSION = 3  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode)
 DEFAULT_CACHE_DIR = Path(os.environ.get("MEDALIGN_CACHE_DIR", "runs/cache"))
 
 
@@ -72,20 +73,27 @@ class EmbeddingSet:
 
 
 class _Images(Dataset):
-    """Images of a manifest split, preprocessed for one encoder; yields (image, position)."""
+    """Images of a manifest split, preprocessed for one encoder; yields (image, position, error).
 
-    def __init__(self, paths: list[str], transform: PairTransform) -> None:
-        self.paths, self.transform = paths, transform
+    Under ``skip`` an unreadable image yields zeros and its error message (the row is then
+    left out of the embeddings); under ``raise`` it raises naming the file.
+    """
+
+    def __init__(self, paths: list[str], transform: PairTransform, on_error: Literal["raise", "skip"] = "raise") -> None:
+        self.paths, self.transform, self.on_error = paths, transform, on_error
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         try:
-            image = load_image(self.paths[i])
+            image, source_size = decode_image(self.paths[i], min_size=self.transform.image_size)  # DCT-reduced JPEGs
         except Exception as err:  # PIL raises many types for corrupt files
-            raise OSError(f"cannot read image {self.paths[i]}: {err}") from err
-        return self.transform(image)[0], i
+            if self.on_error == "raise":
+                raise OSError(f"cannot read image {self.paths[i]}: {err}") from err
+            size, channels = getattr(self.transform, "image_size", 224), getattr(self.transform, "channels", 3)
+            return torch.zeros(channels, size, size), i, f"cannot read image: {err}"
+        return self.transform(image, source_size=source_size)[0], i, ""
 
 
 def data_fingerprint(manifest: Manifest, mode: Literal["stat", "content"] = "stat") -> str:
@@ -116,8 +124,8 @@ def data_fingerprint(manifest: Manifest, mode: Literal["stat", "content"] = "sta
     return digest.hexdigest()
 
 
-def cache_key(encoder: Encoder, manifest_hash: str, split: str) -> tuple[str, dict[str, Any]]:
-    """The hex key and the JSON-able description it hashes."""
+def cache_key(encoder: Encoder, manifest_hash: str, split: str, on_error: str = "raise") -> tuple[str, dict[str, Any]]:
+    """The hex key and the JSON-able description it hashes (a ``skip`` entry may lack rows)."""
     description = {
         "version": CACHE_VERSION,
         "encoder": encoder.fingerprint,
@@ -125,6 +133,8 @@ def cache_key(encoder: Encoder, manifest_hash: str, split: str) -> tuple[str, di
         "split": split,
         "settings": encoder.settings,
     }
+    if on_error != "raise":
+        description["on_error"] = on_error
     digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
     return digest, description
 
@@ -142,6 +152,9 @@ def get_embeddings(
     progress: bool = True,
     blank: BlankPolicy = "zeros",
     image_fingerprint: Literal["stat", "content"] = "stat",
+    on_error: Literal["raise", "skip"] = "raise",
+    max_skip_share: float = 0.01,
+    bad_rows_path: str | Path | None = None,
 ) -> EmbeddingSet:
     """Embeddings of one manifest split, from the cache or by running `encoder` once.
 
@@ -160,22 +173,32 @@ def get_embeddings(
         progress: show a tqdm bar while encoding.
         blank: policy for empty ("not mentioned") labels (`medalign.data.labels`).
         image_fingerprint: how images enter the key: ``stat`` (size, mtime) or ``content`` (bytes).
+        on_error: ``raise`` on an unreadable image, or ``skip``: leave its row out of the
+            embeddings (counted, logged, listed in `bad_rows_path`).
+        max_skip_share: under ``skip``, fail when more than this share of the split is unreadable.
+        bad_rows_path: CSV file the skipped rows are appended to (`medalign.data.skips`).
 
     Raises:
         ValueError: the split has no rows.
+        TooManyBadRows: more than `max_skip_share` of the split is unreadable.
     """
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path, list(label_columns), check_files=False).split(split)
     if len(manifest) == 0:
         raise ValueError(f"{manifest_path} has no rows with split {split!r}")
-    key, description = cache_key(encoder, data_fingerprint(manifest, image_fingerprint), split)
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    key, description = cache_key(encoder, data_fingerprint(manifest, image_fingerprint), split, on_error)
     folder = Path(cache_dir or DEFAULT_CACHE_DIR) / key
     labels = manifest.labels(uncertain, blank)
+    rows = manifest.frame.index.to_numpy()
     if (folder / "key.json").is_file():
         log.info("embeddings of %s[%s] from cache %s", manifest_path, split, folder)
-        return _read(folder, labels, list(label_columns), key)
-    image, text, index, texts = _encode(encoder, manifest, batch_size, num_workers, device, progress)
-    description.update(encoder_name=encoder.name, manifest_path=str(manifest_path), n=len(index))
+        return _read(folder, labels, rows, list(label_columns), key)
+    ledger = SkipLedger(split, len(manifest), max_skip_share, Path(bad_rows_path) if bad_rows_path else None)
+    image, text, index, texts = _encode(encoder, manifest, batch_size, num_workers, device, progress, on_error, ledger)
+    labels = labels[np.searchsorted(rows, index)] if len(index) < len(rows) else labels
+    description.update(encoder_name=encoder.name, manifest_path=str(manifest_path), n=len(index), skipped=ledger.count)
     _write(folder, image, text, index, texts, labels, list(label_columns), description)
     return EmbeddingSet(image, text, labels, list(label_columns), index, texts, key)
 
@@ -188,26 +211,41 @@ def _encode(
     num_workers: int,
     device: torch.device | str | None,
     progress: bool,
+    on_error: Literal["raise", "skip"] = "raise",
+    ledger: SkipLedger | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Run both towers over the split, batched, without gradients, autocast (bf16) on GPU."""
+    """Run both towers over the split's readable rows, batched, without gradients, autocast (bf16) on GPU."""
     from tqdm.auto import tqdm
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder.to(device)
-    texts = [clean_report(t) for t in manifest.frame["text"]]
+    rows = manifest.frame.index.to_numpy().astype(np.int64)
     paths = [str(p) for p in manifest.image_paths()]
-    loader = DataLoader(_Images(paths, encoder.transform), batch_size=batch_size, num_workers=num_workers, shuffle=False)
+    loader = DataLoader(_Images(paths, encoder.transform, on_error), batch_size=batch_size, num_workers=num_workers, shuffle=False)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    image_chunks, text_chunks = [], []
+    image_chunks, kept = [], []
     name = f"{manifest.path.name}[{manifest.frame['split'].iloc[0]}]"
     with autocast:
-        for images, _ in tqdm(loader, desc=f"images {name}", disable=not progress, leave=False):
-            image_chunks.append(encoder.encode_images(images.to(device, non_blocking=True)).float().cpu())
+        for images, positions, errors in tqdm(loader, desc=f"images {name}", disable=not progress, leave=False):
+            good = torch.tensor([not e for e in errors], dtype=torch.bool)
+            bad = [BadRow(int(rows[p]), paths[p], e) for p, e in zip(positions.tolist(), errors) if e]
+            if bad and ledger is not None:
+                ledger.record(bad)
+            if good.any():
+                image_chunks.append(encoder.encode_images(images[good].to(device, non_blocking=True)).float().cpu())
+                kept.extend(positions[good].tolist())
+        if not kept:
+            raise RuntimeError(f"no readable image in {name}")
+        texts = [clean_report(manifest.frame["text"].iloc[p]) for p in kept]
+        text_chunks = []
         for start in tqdm(range(0, len(texts), batch_size), desc=f"reports {name}", disable=not progress, leave=False):
             text_chunks.append(encoder.encode_texts(texts[start : start + batch_size]).float().cpu())
-    image = torch.cat(image_chunks).numpy().astype(np.float32)  # (N, D)
-    text = torch.cat(text_chunks).numpy().astype(np.float32)  # (N, D)
-    return image, text, manifest.frame.index.to_numpy().astype(np.int64), texts
+    if ledger is not None and ledger.count:
+        log.warning("%s: %d unreadable row(s) left out of the embeddings%s", name, ledger.count,
+                    f"; listed in {ledger.path}" if ledger.path else "")
+    image = torch.cat(image_chunks).numpy().astype(np.float32)  # (N', D)
+    text = torch.cat(text_chunks).numpy().astype(np.float32)  # (N', D)
+    return image, text, rows[kept], texts
 
 
 def encode_strings(
@@ -264,14 +302,19 @@ def _write(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _read(folder: Path, labels: np.ndarray, label_names: list[str], key: str) -> EmbeddingSet:
-    """Load a cache entry; labels come from the manifest so any label columns can be asked for."""
+def _read(folder: Path, labels: np.ndarray, rows: np.ndarray, label_names: list[str], key: str) -> EmbeddingSet:
+    """Load a cache entry; labels come from the manifest so any label columns can be asked for.
+
+    `rows` are the split's manifest rows (sorted), `labels` theirs; an entry that left rows out
+    (``skip``) gets the labels of the rows it kept.
+    """
+    index = np.load(folder / "index.npy")
     return EmbeddingSet(
         image=np.load(folder / "image.npy"),
         text=np.load(folder / "text.npy"),
-        labels=labels,
+        labels=labels if len(index) == len(rows) else labels[np.searchsorted(rows, index)],
         label_names=label_names,
-        index=np.load(folder / "index.npy"),
+        index=index,
         texts=json.loads((folder / "texts.json").read_text()),
         key=key,
     )

@@ -130,7 +130,7 @@ class MedAlignEncoder(_ModelEncoder):
         self.device = torch.device("cpu")
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, tokenizer: Any, **kwargs: Any) -> "MedAlignEncoder":
+    def from_checkpoint(cls, path: str | Path, tokenizer: Any, saved: Any = None, **kwargs: Any) -> "MedAlignEncoder":
         """Rebuild the dual encoder a Lightning checkpoint (or weights file + `preset`) describes.
 
         The checkpoint's saved hyper-parameters give the `ModelSpec` (any `ContrastiveModule`
@@ -141,7 +141,8 @@ class MedAlignEncoder(_ModelEncoder):
         from medalign.models import ModelSpec, create_dual_encoder, load_weights
         from medalign.models.checkpoint import load_checkpoint_file
 
-        saved = load_checkpoint_file(path, mmap=Path(path).suffix != ".safetensors")  # validates: names a damaged file
+        if saved is None:  # `saved`: the file already loaded by the caller (read once)
+            saved = load_checkpoint_file(path, mmap=Path(path).suffix != ".safetensors")  # validates: names a damaged file
         path = Path(path)
         hparams = dict(saved.get("hyper_parameters", {})) if isinstance(saved, dict) else {}
         hparams.update(kwargs.pop("model_kwargs", None) or {})
@@ -151,7 +152,7 @@ class MedAlignEncoder(_ModelEncoder):
         if spec.vocab_size is None and spec.preset != "open_clip":
             spec = ModelSpec.from_hparams(hparams, vocab_size=len(tokenizer)).for_weights_from_file()
         model = create_dual_encoder(spec)
-        load_weights(model, path, strict=True)
+        load_weights(model, saved if isinstance(saved, dict) else path, strict=True)
         return cls(model, tokenizer, fingerprint=file_hash(path), name=str(path), **kwargs)
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -247,6 +248,7 @@ def load_checkpoint_encoder(
     image_size: int | None = None,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> MedAlignEncoder:
     """The one checkpoint → encoder path (``test``, ``geometry``, ``gap-sweep``, notebooks).
 
@@ -260,16 +262,21 @@ def load_checkpoint_encoder(
         manifest: the data manifest (only used to find a default tokenizer).
         preset: model preset for weights files without hyper-parameters.
         max_length, image_size, mean, std: override the checkpoint's data settings.
+        model_kwargs: `ModelSpec` fields (e.g. a run's model hyper-parameters) describing the
+            architecture of a weights file; they override a checkpoint's saved ones.
 
     Raises:
         FileNotFoundError: the checkpoint, or no tokenizer could be found (names where it looked).
     """
     from medalign.data.tokenizer import load_tokenizer
 
+    from medalign.models.checkpoint import load_checkpoint_file
+
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    _, data = checkpoint_hparams(checkpoint)
+    saved = load_checkpoint_file(checkpoint, mmap=checkpoint.suffix != ".safetensors")  # read once; names a damaged file
+    data = dict(saved.get("datamodule_hyper_parameters") or {}) if isinstance(saved, dict) else {}
     if tokenizer is None:
         saved = data.get("tokenizer")
         if saved and str(saved).startswith("open_clip:"):
@@ -291,4 +298,6 @@ def load_checkpoint_encoder(
             settings[key] = tuple(value if value is not None else data[key])
     if preset:
         settings["preset"] = preset
-    return MedAlignEncoder.from_checkpoint(checkpoint, tokenizer, **settings)
+    if model_kwargs:
+        settings["model_kwargs"] = model_kwargs
+    return MedAlignEncoder.from_checkpoint(checkpoint, tokenizer, saved=saved, **settings)

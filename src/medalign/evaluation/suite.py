@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -37,6 +37,8 @@ class DataDefaults:
     prompts: str | None = None
     uncertain: UncertainPolicy = "zeros"
     blank: BlankPolicy = "zeros"
+    on_error: Literal["raise", "skip"] = "raise"
+    max_skip_share: float = 0.01
 
 
 def default_tasks(defaults: DataDefaults) -> list[Task]:
@@ -66,7 +68,9 @@ class SuiteRunner:
         """Cached embeddings; labels follow the task's label policies, else the run's."""
         uncertain, blank = self.label_policy(task)
         return get_embeddings(
-            self.encoder, manifest, split, classes, cache_dir=self.cache_dir, uncertain=uncertain, blank=blank, **self.loader
+            self.encoder, manifest, split, classes, cache_dir=self.cache_dir, uncertain=uncertain, blank=blank,
+            on_error=self.defaults.on_error, max_skip_share=self.defaults.max_skip_share,
+            bad_rows_path=self.out_dir / "bad_rows.csv", **self.loader,
         )
 
     def label_policy(self, task: Task | None) -> tuple[UncertainPolicy, BlankPolicy]:

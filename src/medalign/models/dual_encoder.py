@@ -18,8 +18,8 @@ class DualEncoderOutput:
     """What `DualEncoder.forward` returns; the loss is computed elsewhere.
 
     Attributes:
-        image_emb: L2-normalised image embeddings (B, D).
-        text_emb: L2-normalised text embeddings (B, D).
+        image_emb: L2-normalised image embeddings (B, D), float32 also under mixed precision.
+        text_emb: L2-normalised text embeddings (B, D), float32 also under mixed precision.
         logit_scale: the exponentiated temperature, a scalar tensor.
         image_tokens: normalised patch embeddings (B, P, D), only with ``tokens=True``.
         text_tokens: normalised token embeddings (B, L, D), only with ``tokens=True``.
@@ -62,12 +62,12 @@ class DualEncoder(nn.Module):
         self.embed_dim = embed_dim
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) → normalised embeddings (B, D)."""
-        return F.normalize(self.image_projection(self.image_encoder(image)), dim=-1)
+        """Images (B, C, H, W) → normalised float32 embeddings (B, D), also under autocast."""
+        return F.normalize(self.image_projection(self.image_encoder(image)).float(), dim=-1)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Token ids and mask (B, L) → normalised embeddings (B, D)."""
-        return F.normalize(self.text_projection(self.text_encoder(input_ids, attention_mask)), dim=-1)
+        """Token ids and mask (B, L) → normalised float32 embeddings (B, D), also under autocast."""
+        return F.normalize(self.text_projection(self.text_encoder(input_ids, attention_mask)).float(), dim=-1)
 
     def encode_image_tokens(self, image: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) → normalised, projected patch embeddings (B, P, D) (FILIP's image tokens)."""
@@ -116,8 +116,8 @@ class DualEncoder(nn.Module):
         image_tokens, image_pooled = self._image_tokens_and_pooled(image)
         text_tokens, text_pooled = self._text_tokens_and_pooled(input_ids, attention_mask)
         return DualEncoderOutput(
-            image_emb=F.normalize(self.image_projection(image_pooled), dim=-1),
-            text_emb=F.normalize(self.text_projection(text_pooled), dim=-1),
+            image_emb=F.normalize(self.image_projection(image_pooled).float(), dim=-1),
+            text_emb=F.normalize(self.text_projection(text_pooled).float(), dim=-1),
             logit_scale=self.logit_scale.exp(),
             image_tokens=image_tokens,
             text_tokens=text_tokens,

@@ -49,8 +49,9 @@ class TextEncoder(nn.Module):
             if vocab_size is None:
                 raise ValueError("a randomly initialised text tower needs vocab_size (the tokenizer's size)")
             self.model = BertModel(BertConfig(vocab_size=vocab_size, **(config or {})), add_pooling_layer=False)
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+        if gradient_checkpointing:  # transformers ≥ 5 renamed it; older releases have only the first name
+            enable = getattr(self.model, "activation_checkpointing_enable", None) or self.model.gradient_checkpointing_enable
+            enable()
         self.num_features: int = self.model.config.hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

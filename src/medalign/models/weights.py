@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,9 +32,13 @@ def require_offline_ok(what: str, option: str, host: str = "huggingface.co", tim
         raise RuntimeError(message.format(f"{host} is unreachable ({err})")) from err
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read weights from a Lightning checkpoint, a torch state dict or a safetensors file."""
-    obj = load_checkpoint_file(path)
+def load_state_dict_file(path: str | Path | Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Read weights from a Lightning checkpoint, a torch state dict or a safetensors file.
+
+    An already loaded checkpoint or state dict (a mapping) is used as is: callers that read the
+    file for its hyper-parameters pass it on instead of reading it again.
+    """
+    obj = path if isinstance(path, Mapping) else load_checkpoint_file(path)
     if "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -60,7 +66,7 @@ def strip_prefixes(state: dict[str, torch.Tensor], own: set[str]) -> dict[str, t
 
 
 def load_weights(
-    model: nn.Module, path: str | Path, strict: bool = False, min_match: float = 0.5
+    model: nn.Module, path: str | Path | Mapping[str, Any], strict: bool = False, min_match: float = 0.5
 ) -> tuple[list[str], list[str]]:
     """Load weights only (no optimizer or schedule) into `model`, reporting partial matches.
 
@@ -70,7 +76,7 @@ def load_weights(
 
     Args:
         model: the module to fill.
-        path: a checkpoint or weights file.
+        path: a checkpoint or weights file, or one already loaded (`load_checkpoint_file`).
         strict: raise when any key is missing or unexpected.
         min_match: smallest share of the model's tensors the file must fill.
 
@@ -82,6 +88,8 @@ def load_weights(
     """
     own = model.state_dict()
     state = strip_prefixes(load_state_dict_file(path), set(own))
+    if isinstance(path, Mapping):
+        path = "the given checkpoint"
     matched = own.keys() & state.keys()
     if len(matched) < min_match * len(own) or (own and not matched):
         file_keys = sorted(state)[:3]

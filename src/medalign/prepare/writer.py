@@ -25,6 +25,7 @@ import pandas as pd
 
 from medalign.data.manifest import read_manifest
 from medalign.prepare.base import MANIFEST_COLUMNS, SOURCE_COLUMNS, AdapterError, Drops, Prepared, clean_text, drop, where
+from medalign.prepare.resize import image_size, resize_heatmap, resize_image
 from medalign.prepare.validate import validate_frame
 
 MissingPolicy = Literal["error", "drop"]
@@ -93,7 +94,7 @@ def write_manifest(
     staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        _render_heatmaps(prepared, frame, staging)
+        _render_heatmaps(prepared, frame, staging, out if resize else None)
         frame.to_csv(staging / name, index=False)
         (staging / REPORT).write_text(json.dumps(report, indent=2, default=str))
         read_manifest(staging / name, prepared.label_columns, check_files=False)  # what training will read
@@ -141,13 +142,23 @@ def _report(prepared: Prepared, frame: pd.DataFrame, dropped, check_images: bool
     return report
 
 
-def _render_heatmaps(prepared: Prepared, frame: pd.DataFrame, staging: Path) -> None:
-    """Render the heatmaps the manifest references into ``staging`` (paths relative to the output folder)."""
+def _render_heatmaps(prepared: Prepared, frame: pd.DataFrame, staging: Path, resized_in: Path | None = None) -> None:
+    """Render the heatmaps the manifest references into ``staging`` (paths relative to the output folder).
+
+    With `resized_in` (the output folder of a ``--resize`` run) a heatmap rendered in the original
+    image's frame is resampled onto its resized image (`medalign.prepare.resize.resize_heatmap`).
+    """
     used = set(frame["heatmap"]) & set(prepared.heatmaps)
+    images = dict(zip(frame["heatmap"], frame["image"]))
     for rel in sorted(used):
         path = staging / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, prepared.heatmaps[rel]())
+        heatmap = prepared.heatmaps[rel]()
+        if resized_in is not None:
+            shape = image_size(resized_in / images[rel])
+            if heatmap.shape[-2:] != shape:
+                heatmap = resize_heatmap(heatmap, shape)
+        np.save(path, heatmap)
 
 
 def _commit(staging: Path, out: Path, name: str) -> None:
@@ -198,34 +209,14 @@ def _materialise(paths: list[str], root: Path, out: Path, resize: int | None) ->
 
     def one(path: str) -> str:
         dest = target(path)
-        if not dest.is_file():
+        if resize and not dest.is_file():
+            resize_image(path, dest, resize)  # medalign.prepare.resize: 16-bit and sBIT kept, atomic
+        elif not dest.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(dest.name + ".tmp")
-            if resize:
-                _resized(Path(path), resize).save(tmp, format="PNG")
-            else:
-                shutil.copyfile(path, tmp)
+            shutil.copyfile(path, tmp)
             os.replace(tmp, dest)
         return str(dest)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(pool.map(one, paths))
-
-
-def _resized(path: Path, short_side: int):
-    """The image at `path` with its short side scaled to `short_side` (never upscaled)."""
-    from PIL import Image
-
-    if path.suffix.lower() == ".dcm":
-        from medalign.data.transforms import load_image
-
-        img = Image.fromarray((load_image(path)[0].numpy() * 255).round().astype(np.uint8))
-    else:
-        img = Image.open(path)
-        img.load()
-        if img.mode not in ("L", "RGB", "I;16"):
-            img = img.convert("RGB")
-    scale = short_side / min(img.size)
-    if scale < 1:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
-    return img

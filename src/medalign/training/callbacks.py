@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from medalign.evaluation.geometry import geometry_metrics
 from medalign.evaluation.plots.geometry import plot_geometry
+from medalign.training.context import context_of
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,8 @@ class GeometryCallback(L.Callback):
         metrics["n_pairs"] = float(len(packed))
         self.last = {"index": packed[:, -1].round().long(), "image": image, "text": text, "labels": labels, "metrics": metrics}
         if log_dir is not None:
-            names = getattr(getattr(trainer, "datamodule", None), "label_columns", None)
+            data = getattr(trainer.lightning_module, "data_context", None) or context_of(trainer)
+            names = data.label_columns if data is not None else None
             path = Path(log_dir) / "geometry" / f"epoch_{trainer.current_epoch:03d}.png"
             plot_geometry(
                 image, text, labels.numpy(), names, path, title=f"epoch {trainer.current_epoch}",
@@ -180,10 +182,9 @@ class GeometryCallback(L.Callback):
 
 
 def _validation_indices(trainer: L.Trainer) -> np.ndarray | None:
-    """Manifest rows of the validation split when the data module exposes them (MedAlignDataModule)."""
-    datasets = getattr(getattr(trainer, "datamodule", None), "datasets", None) or {}
-    rows = getattr(datasets.get("val"), "rows", None)
-    return None if rows is None else np.asarray(rows, dtype=np.int64)
+    """Manifest rows of the validation split, from the module's (or data module's) `DataContext`."""
+    data = getattr(trainer.lightning_module, "data_context", None) or context_of(trainer)
+    return None if data is None else data.val_rows
 
 
 def _gather_rows(

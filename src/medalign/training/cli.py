@@ -19,6 +19,7 @@ from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
+from medalign.training.skips import SkippedRows
 from medalign.training.evaluate import EvaluationSuite
 from medalign.training.module import ContrastiveModule
 from medalign.paths import resolve_config, resolve_config_args  # noqa: F401 - re-exported
@@ -65,8 +66,9 @@ class MedAlignCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
             checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
-        if not any(isinstance(c, ResumeGuard) for c in trainer.callbacks):
-            trainer.callbacks.append(ResumeGuard())
+        for default in (ResumeGuard, SkippedRows):  # always on, whatever trainer.callbacks says
+            if not any(isinstance(c, default) for c in trainer.callbacks):
+                trainer.callbacks.append(default())
         _share_run_directory(trainer)
         return trainer
 
@@ -84,8 +86,17 @@ class MedAlignCLI(LightningCLI):
         if subcommand != "fit":
             super()._parse_ckpt_path()
 
+    def _attach_data(self) -> None:
+        """Hand the data module's `DataContext` to the model: the one data → model seam."""
+        if self.datamodule is not None and hasattr(self.model, "attach_data"):
+            self.model.attach_data(self.datamodule.context)
+
+    def before_validate(self) -> None:
+        self._attach_data()
+
     def before_fit(self) -> None:
         """Refuse a resume with changed architecture / data order before any weights are restored."""
+        self._attach_data()
         ckpt_path = self.config_init["fit"].get("ckpt_path")  # `last` is resolved by now
         if ckpt_path and ckpt_path not in ("best", "hpc", "registry"):
             checkpoint = load_checkpoint_file(ckpt_path, mmap=not str(ckpt_path).endswith(".safetensors"))

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from medalign.data.dataset import Collator, ImageTextDataset
 from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.manifest import Manifest, read_manifest
+from medalign.training.context import DataContext
 from medalign.training.sampler import EpochSampler, OversampledEpochSampler, ResumableDataLoader
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
 
@@ -50,12 +51,17 @@ class MedAlignDataModule(L.LightningDataModule):
         uncertain: policy for uncertain (-1) labels: ``zeros``, ``ones`` or ``ignore``.
         blank: policy for empty ("not mentioned") labels: ``zeros`` (default; CheXpert / MIMIC
             practice, see docs/datasets.md) or ``ignore`` (left out, NaN).
-        on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` (logged, counted).
-        max_skips: skips tolerated per worker before failing.
+        on_error: ``raise`` on a corrupt image / bad heatmap, or ``skip`` it: replaced by a
+            readable row not already in the batch; distinct bad rows per epoch are logged as
+            ``data/skipped_rows`` and listed in ``<run folder>/bad_rows.csv`` (`SkippedRows`).
+        max_skip_share: the run stops when more than this share of a split is unreadable in
+            one epoch (0.01 = 1 %).
         check_files: check at start-up that every referenced file exists.
         allow_outside_paths: accept absolute image paths and ``../`` out of the manifest's folder.
         bit_depth: significant bits of 16-bit PNGs without an ``sBIT`` chunk (e.g. 12); default:
             the chunk, else 16.
+        fast_decode: decode JPEGs at the largest 1/2^k DCT reduction still ≥ image_size
+            (docs/data_loading.md); false = full-size decode.
         seed: data-order and augmentation seed.
         train_fraction: train on a seeded share of the train split (data-efficiency studies);
             nested across fractions for one seed. Validation and test splits are untouched.
@@ -67,6 +73,11 @@ class MedAlignDataModule(L.LightningDataModule):
             image–image term, ``model.slip_weight``); 1 = off.
         view_crop_scale: crop area range of the second view (default `crop_scale`; SLIP/SimCLR
             use stronger crops, e.g. [0.3, 1.0]).
+        format: ``manifest`` (read image files) or ``shards`` (read the litdata shards of
+            `medalign shard`, docs/shards.md): same samples, order, DDP split and resume.
+        shards: with ``format: shards``, the shard folder or its object-store URL. `manifest` is
+            then optional for training and still needed by ``test``.
+        shard_cache: litdata's local cache for a shard URL; default a folder in the temp dir.
     """
 
     def __init__(
@@ -88,10 +99,11 @@ class MedAlignDataModule(L.LightningDataModule):
         uncertain: UncertainPolicy = "zeros",
         blank: BlankPolicy = "zeros",
         on_error: Literal["raise", "skip"] = "raise",
-        max_skips: int = 100,
+        max_skip_share: float = 0.01,
         check_files: bool = True,
         allow_outside_paths: bool = False,
         bit_depth: int | None = None,
+        fast_decode: bool = True,
         seed: int = 0,
         train_fraction: float = 1.0,
         expert_stream: bool = False,
@@ -99,10 +111,17 @@ class MedAlignDataModule(L.LightningDataModule):
         expert_num_workers: int | None = None,
         views: int = 1,
         view_crop_scale: tuple[float, float] | None = None,
+        format: Literal["manifest", "shards"] = "manifest",
+        shards: str | None = None,
+        shard_cache: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if manifest is None:
+        if format not in ("manifest", "shards"):
+            raise ValueError(f"data.format must be 'manifest' or 'shards', got {format!r}")
+        if format == "shards" and not shards:
+            raise ValueError("data.format is 'shards' but data.shards is unset; pass the folder `medalign shard` wrote (or its URL)")
+        if manifest is None and format == "manifest":
             raise ValueError(f"no dataset given: {NO_MANIFEST_HELP}")
         if batch_size < 1 or image_size < 1 or max_length < 2:
             raise ValueError(
@@ -115,16 +134,19 @@ class MedAlignDataModule(L.LightningDataModule):
         if views not in (1, 2):
             raise ValueError(f"data.views must be 1 or 2 (a second augmented view for model.slip_weight), got {views}")
         check_policies(uncertain, blank)
+        if not 0 <= max_skip_share <= 1:
+            raise ValueError(f"data.max_skip_share must be a share in [0, 1] (0.01 = 1 %), got {max_skip_share}")
         if bit_depth is not None and not 1 <= bit_depth <= 16:
             raise ValueError(f"data.bit_depth must be between 1 and 16 (or null), got {bit_depth}")
-        self.manifest_path = Path(manifest)
-        if synthetic is not None and not self.manifest_path.exists():
-            from medalign.synthetic.sources import ensure_embedded
+        self._manifest_path = Path(manifest) if manifest else None
+        if manifest is not None:
+            if synthetic is not None and not self._manifest_path.exists():
+                from medalign.synthetic.sources import ensure_embedded
 
-            ensure_embedded(self.manifest_path.parent, synthetic)
-        if not self.manifest_path.is_file():
-            raise FileNotFoundError(f"manifest {manifest} does not exist: {NO_MANIFEST_HELP}")
-        self.tokenizer_path = Path(tokenizer) if tokenizer else self.manifest_path.parent / "tokenizer"
+                ensure_embedded(self._manifest_path.parent, synthetic)
+            if not self._manifest_path.is_file():
+                raise FileNotFoundError(f"manifest {manifest} does not exist: {NO_MANIFEST_HELP}")
+        self.tokenizer_path = self._default_tokenizer(tokenizer)
         from medalign.data.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.tokenizer_path)
@@ -136,6 +158,7 @@ class MedAlignDataModule(L.LightningDataModule):
 
             self.prompts = load_prompts(resolve_config(prompts, (".json",)), classes=self.label_columns)
         self.manifest: Manifest | None = None
+        self.source: Manifest | Any = None  # the Manifest, or the opened `ShardSet`
         self.datasets: dict[str, ImageTextDataset] = {}
         self.expert_dataset: ImageTextDataset | None = None
         self._train_loader: ResumableDataLoader | None = None
@@ -143,17 +166,62 @@ class MedAlignDataModule(L.LightningDataModule):
         self._resume_state: dict[str, int] | None = None
 
     @property
+    def manifest_path(self) -> Path:
+        """The manifest (``test`` evaluates from it, also with ``data.format: shards``)."""
+        if self._manifest_path is None:
+            raise ValueError(
+                f"this run reads shards ({self.hparams.shards}) without a manifest, but evaluation (`test`) reads the "
+                "manifest: pass --data.manifest as well (the one the shards were written from)"
+            )
+        return self._manifest_path
+
+    @property
+    def _where(self) -> str:
+        """The data source, for messages."""
+        return str(self.hparams.shards if self.hparams.format == "shards" else self._manifest_path)
+
+    def _default_tokenizer(self, tokenizer: str | None) -> Path:
+        """`tokenizer`, else ``tokenizer/`` next to the manifest, else in a local shard folder."""
+        if tokenizer:
+            return Path(tokenizer)
+        if self._manifest_path is not None:
+            return self._manifest_path.parent / "tokenizer"
+        from medalign.data.shards import is_remote
+
+        if is_remote(self.hparams.shards):
+            raise ValueError(f"data.tokenizer is unset: with shards at a URL ({self.hparams.shards}) pass a local tokenizer folder")
+        return Path(self.hparams.shards) / "tokenizer"
+
+    @property
+    def context(self) -> DataContext:
+        """What the model and callbacks need from the data (`DataContext`)."""
+        hp = self.hparams
+        val = getattr(self, "datasets", {}).get("val")
+        return DataContext(
+            tokenizer=self.tokenizer, max_length=hp.max_length, image_size=hp.image_size, mean=tuple(hp.mean),
+            std=tuple(hp.std), label_columns=list(self.label_columns), prompts=dict(self.prompts),
+            val_rows=None if val is None else np.asarray(val.rows, dtype=np.int64),
+        )
+
+    @property
     def vocab_size(self) -> int:
         """Tokenizer size, linked to the model so a fresh text tower has the right embedding."""
         return len(self.tokenizer)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.manifest is not None:
+        if self.source is not None:
             return
         hp = self.hparams
-        self.manifest = read_manifest(
-            self.manifest_path, self.label_columns, check_files=hp.check_files, allow_outside_paths=hp.allow_outside_paths
-        )
+        if hp.format == "shards":
+            from medalign.data.shards import ShardSet
+
+            self.source = ShardSet(hp.shards, self.label_columns, cache_dir=hp.shard_cache)
+            if self._manifest_path is not None:
+                self.source.check_manifest(self._manifest_path)
+        else:
+            self.source = self.manifest = read_manifest(
+                self._manifest_path, self.label_columns, check_files=hp.check_files, allow_outside_paths=hp.allow_outside_paths
+            )
         common = dict(image_size=hp.image_size, mean=tuple(hp.mean), std=tuple(hp.std))
         transforms = {
             "train": PairTransform(train=True, crop_scale=tuple(hp.crop_scale), **common),
@@ -161,25 +229,34 @@ class MedAlignDataModule(L.LightningDataModule):
             "test": PairTransform(**common),
         }
         for split, transform in transforms.items():
-            rows = self.manifest.split(split)
+            rows = self.source.split(split)
             if split == "train" and hp.train_fraction < 1:
                 rows = subsample_rows(rows, hp.train_fraction, hp.seed)
             if len(rows):
                 view = self._view_transform(common) if split == "train" else None
-                self.datasets[split] = ImageTextDataset(rows, transform, seed=hp.seed, view_transform=view, **self._row_options())
+                self.datasets[split] = self._dataset(rows, split, transform, view)
         if "train" not in self.datasets and stage in (None, "fit"):
-            raise ValueError(f"{self.manifest_path} has no rows with split 'train'")
+            raise ValueError(f"{self._where} has no rows with split 'train'")
         if hp.expert_stream and "train" in self.datasets:
-            train = self.manifest.split("train")
+            train = self.source.split("train")
             annotated = Manifest(train.path, train.frame[train.frame["heatmap"].astype(bool)], train.label_columns)
             if not len(annotated):
                 raise ValueError(
-                    f"data.expert_stream is on but {self.manifest_path} has no train rows with a heatmap "
+                    f"data.expert_stream is on but {self._where} has no train rows with a heatmap "
                     "(column 'heatmap'); fill it for the annotated subset or set data.expert_stream: false"
                 )
-            self.expert_dataset = ImageTextDataset(annotated, transforms["train"], seed=hp.seed, **self._row_options())
+            self.expert_dataset = self._dataset(annotated, "train", transforms["train"], None)
             log.info("expert stream: %d annotated train rows", len(annotated))
-        log.info("manifest %s: %s", self.manifest_path, {k: len(v) for k, v in self.datasets.items()})
+        log.info("%s %s: %s", hp.format, self._where, {k: len(v) for k, v in self.datasets.items()})
+
+    def _dataset(self, rows: Manifest, split: str, transform: PairTransform, view: PairTransform | None) -> ImageTextDataset:
+        """A split's dataset over `rows`: image files (manifest) or the split's shards."""
+        options = dict(seed=self.hparams.seed, view_transform=view, **self._row_options())
+        if self.hparams.format == "shards":
+            from medalign.data.shards import ShardDataset
+
+            return ShardDataset(rows, self.source.url(split), transform, cache_dir=self.hparams.shard_cache, **options)
+        return ImageTextDataset(rows, transform, **options)
 
     def _view_transform(self, common: dict[str, Any]) -> PairTransform | None:
         """The second view's transform (``data.views: 2``), else None."""
@@ -191,7 +268,8 @@ class MedAlignDataModule(L.LightningDataModule):
     def _row_options(self) -> dict[str, Any]:
         """Label policies and error handling shared by every split's dataset."""
         hp = self.hparams
-        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skips=hp.max_skips, bit_depth=hp.bit_depth)
+        return dict(uncertain=hp.uncertain, blank=hp.blank, on_error=hp.on_error, max_skip_share=hp.max_skip_share,
+                    bit_depth=hp.bit_depth, fast_decode=hp.fast_decode)
 
     def _loader_kwargs(self, num_workers: int | None = None) -> dict[str, Any]:
         hp = self.hparams
@@ -273,7 +351,7 @@ class MedAlignDataModule(L.LightningDataModule):
 
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
-            raise ValueError(f"{self.manifest_path} has no rows with split {split!r}")
+            raise ValueError(f"{self._where} has no rows with split {split!r}")
         return DataLoader(
             self.datasets[split],
             batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,

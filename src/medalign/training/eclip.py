@@ -105,7 +105,6 @@ class ECLIPModule(ContrastiveModule):
         # Global count of expert pairs trained on; a buffer so checkpoints carry it.
         self.register_buffer("expert_pairs_seen", torch.zeros((), dtype=torch.long))
         self.total_steps: int | None = None  # progress denominator, set at train start
-        self._step_logs: dict[str, float | torch.Tensor] = {}
         self._micro = 0  # micro-batch within the optimizer step (gradient accumulation)
         self._processor_ran = False  # in any micro-batch of the current optimizer step
 
@@ -172,8 +171,6 @@ class ECLIPModule(ContrastiveModule):
             )
         else:
             clip = self.pair_loss(image_emb, text_emb, out.logit_scale)
-        # tensors stay on the device: logged (and synced) only on logging steps
-        self._step_logs = {"p_curr": p_curr, "expert_used": float(used), "expert_pairs_seen": self.expert_pairs_seen.detach().float()}
         priming = self.priming_active(step)
         if self.processor is not None and not used and not priming:
             clip = clip + self._idle_processor_term()
@@ -183,7 +180,6 @@ class ECLIPModule(ContrastiveModule):
         image = batch["image"]
         reconstruction = self.processor(image, torch.ones_like(image[:, :1]))  # all-ones heatmap
         priming_mse = F.mse_loss(reconstruction, image)
-        self._step_logs["priming_mse"] = priming_mse.detach()  # a tensor: no host sync off logging steps
         w = hp.priming_weight
         return {"clip_loss": (1 - w) * clip, "priming_loss": w * priming_mse}
 
@@ -272,13 +268,22 @@ class ECLIPModule(ContrastiveModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         if "main" in batch:  # the data module's expert stream is on
             batch = {**batch["main"], "expert": batch.get("expert")}
-        self._step_logs = {}
         accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
         self._micro = batch_idx % accumulate  # Lightning accumulates over consecutive batch indices of an epoch
-        loss = super().training_step(batch, batch_idx)
-        if self._logging_step:
-            self.log_dict({f"train/{k}": v for k, v in self._step_logs.items()}, on_step=True, on_epoch=False, batch_size=1)
-        return loss
+        return super().training_step(batch, batch_idx)
+
+    def step_logs(self, terms: dict[str, torch.Tensor]) -> dict[str, float | torch.Tensor]:
+        """The curriculum's state at this step (recomputed: the draw is a pure function of the step)."""
+        hp, step = self.hparams, self.global_step
+        p_curr = self.expert_probability_at(step)
+        logs: dict[str, float | torch.Tensor] = {
+            "p_curr": p_curr,
+            "expert_used": float(expert_decision(hp.expert_seed, step, p_curr)),
+            "expert_pairs_seen": self.expert_pairs_seen.detach().float(),
+        }
+        if "priming_loss" in terms and hp.priming_weight > 0:
+            logs["priming_mse"] = terms["priming_loss"].detach() / hp.priming_weight
+        return logs
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         super().on_train_batch_end(outputs, batch["main"] if "main" in batch else batch, batch_idx)

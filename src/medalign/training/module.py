@@ -18,7 +18,9 @@ import torch
 from medalign.evaluation.tasks.zero_shot import encode_prompts, zero_shot_classify
 from medalign.metrics.retrieval import report_keys, retrieval_metrics
 from medalign.models import DualEncoderOutput, ModelSpec, create_dual_encoder, load_weights
+from medalign.models.compile import compile_towers
 from medalign.rng import collect_rng_states, set_rng_states
+from medalign.training.context import DataContext, context_of
 from medalign.training.hazards import warn_reproduction_hazards
 from medalign.training.objectives import ObjectiveMixin
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
@@ -53,7 +55,10 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         warmup_fraction: linear warmup share of the run before the cosine decay.
         min_lr_ratio: final learning rate as a fraction of `lr`.
         gradient_checkpointing: activation checkpointing in both towers.
-        channels_last: channels-last memory format for the image tower (GPU speed-up).
+        channels_last: channels-last memory format for the image tower and its input (faster
+            convolutions on GPUs with tensor cores; docs/gpu.md).
+        compile: ``torch.compile`` the image and text towers in place (checkpoint keys unchanged).
+        compile_kwargs: `torch.compile` arguments, e.g. ``{mode: max-autotune}`` or ``{backend: eager}``.
         zero_shot_aggregation: how prompts combine into a class (``embedding``, ``logits``, ``max``).
         open_clip_model: with ``preset: open_clip``: open_clip architecture, model-config JSON or
             hf-hub-layout directory to fine-tune (docs/weights.md).
@@ -87,6 +92,8 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         min_lr_ratio: float = 0.0,
         gradient_checkpointing: bool = False,
         channels_last: bool = False,
+        compile: bool = False,
+        compile_kwargs: dict[str, Any] | None = None,
         zero_shot_aggregation: str = "embedding",
         open_clip_model: str | None = None,
         open_clip_weights: str | None = None,
@@ -122,23 +129,30 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         self.model = create_dual_encoder(ModelSpec.from_hparams(self.hparams))
         if channels_last:
             self.model.image_encoder.to(memory_format=torch.channels_last)
+        if compile:  # lazy: compiles at the first step, on the device Lightning moved the model to
+            compile_towers(self.model, **(compile_kwargs or {}))
         self.configure_objectives()
         self._initialised = init_from is None
         self._rng_to_restore: dict | None = None
         self._eval_outputs: list[dict[str, torch.Tensor]] = []
         self._clock: tuple[float, int] | None = None
         self._logging_step = True
+        self.data_context: DataContext | None = None  # `attach_data`, or the data module's at setup
 
     # ----------------------------------------------------------------- set-up
+    def attach_data(self, context: DataContext) -> None:
+        """Tell the module about its data (tokenizer, prompts, label columns); see `DataContext`."""
+        self.data_context = context
+
     def setup(self, stage: str) -> None:
         if stage == "fit":  # paper presets without ImageNet/ClinicalBERT weights or at another global batch
             warn_reproduction_hazards(self.hparams, self.trainer)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if hasattr(self.model, "check_data") and datamodule is not None:  # open_clip: image size, tokenizer
-            hp = datamodule.hparams
-            self.model.check_data(hp.image_size, tuple(hp.mean), tuple(hp.std), datamodule.tokenizer)
-        if datamodule is not None and hasattr(datamodule, "tokenizer"):
-            self.set_mlm_tokenizer(datamodule.tokenizer)
+        data = self.data_context or context_of(self.trainer)  # attached by the CLI, else the data module's
+        self.data_context = data
+        if hasattr(self.model, "check_data") and data is not None:  # open_clip: image size, tokenizer
+            self.model.check_data(data.image_size, data.mean, data.std, data.tokenizer)
+        if data is not None:
+            self.set_mlm_tokenizer(data.tokenizer)
         if not self._initialised:  # before Lightning restores --ckpt_path, which then wins
             load_weights(self.model, self.hparams.init_from)
             self._initialised = True
@@ -191,9 +205,14 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
             if self.logit_bias is not None:
                 logs["train/logit_bias"] = self.logit_bias.detach()
             logs["train/lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
+            logs.update({f"train/{k}": v for k, v in self.step_logs(terms).items()})
             self.log_dict(logs, on_step=True, on_epoch=False, batch_size=len(out.image_emb))
         self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=len(out.image_emb))
         return loss
+
+    def step_logs(self, terms: dict[str, torch.Tensor]) -> dict[str, float | torch.Tensor]:
+        """Extra ``train/`` values for a logging step, besides the loss terms (subclasses add theirs)."""
+        return {}
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
         self.model.clamp_logit_scale(self.hparams.max_logit_scale)
@@ -252,12 +271,12 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         """Zero-shot and retrieval scores on one evaluation split's embeddings."""
         retrieval = retrieval_metrics(emb["image"], emb["text"], emb["report_key"])  # the `test` retrieval task's numbers
         metrics = {k: float(v) for k, v in retrieval.items() if "R@" in k or k.endswith("_rank")}
-        datamodule = getattr(self.trainer, "datamodule", None)
-        prompts = getattr(datamodule, "prompts", None)
+        data = self.data_context
+        prompts = data.prompts if data is not None else None
         if prompts:
-            columns = [datamodule.label_columns.index(c) for c in prompts]
+            columns = [data.label_columns.index(c) for c in prompts]
             labels = emb["labels"][:, columns].cpu().numpy()
-            prompt_emb = encode_prompts(self.model, datamodule.tokenizer, prompts, self.device, datamodule.hparams.max_length)
+            prompt_emb = encode_prompts(self.model, data.tokenizer, prompts, self.device, data.max_length)
             try:
                 result = zero_shot_classify(emb["image"], labels, prompt_emb, list(prompts), self.hparams.zero_shot_aggregation)
                 metrics["zero_shot_macro_f1"] = result["macro_f1"]

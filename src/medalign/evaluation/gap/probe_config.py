@@ -28,12 +28,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+# torch is imported inside the functions, so `medalign gap-sweep -h` stays torch-free (jsonargparse
+# executes `if TYPE_CHECKING:` blocks of a config class's module, so no typing-only import either).
+Tensor = Any  # annotations: torch.Tensor
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +121,7 @@ def class_weights(y: Tensor, task: Task, n_classes: int) -> Tensor:
     Returns:
         (C,) float32.
     """
+    import torch
     if task == "multilabel":
         y = y.float()
         positives = (y == 1).sum(0).float()
@@ -133,6 +133,7 @@ def class_weights(y: Tensor, task: Task, n_classes: int) -> Tensor:
 
 def loss_weights(y: Tensor, task: Task, n_classes: int, class_weight: ClassWeight) -> Tensor:
     """The (C,) weights the loss uses for fit labels `y`: `class_weights`, or ones when unweighted."""
+    import torch
     return class_weights(y, task, n_classes) if weighted(task, class_weight) else torch.ones(n_classes)
 
 
@@ -142,6 +143,7 @@ def split_rows(n_train: int, n_val: int, seed: int, fraction: float) -> tuple[np
     With a validation split (n_val > 0) every seed fits on all train rows; otherwise a seeded
     `fraction` of train (at least one row) is held out.
     """
+    import numpy as np
     if n_val > 0:
         return np.arange(n_train), n_train + np.arange(n_val)
     if not 0 < fraction < 1:
@@ -153,6 +155,7 @@ def split_rows(n_train: int, n_val: int, seed: int, fraction: float) -> tuple[np
 
 def init_probe(seed: int, lam_index: int, in_dim: int, out_dim: int) -> tuple[Tensor, Tensor]:
     """``nn.Linear``'s uniform(±1/√in) initialisation from a generator seeded by (seed, λ index)."""
+    import torch
     g = torch.Generator().manual_seed(seed * 10_007 + lam_index)
     bound = 1 / math.sqrt(in_dim)
     weight = (torch.rand(in_dim, out_dim, generator=g) * 2 - 1) * bound  # (in, out)
@@ -162,13 +165,15 @@ def init_probe(seed: int, lam_index: int, in_dim: int, out_dim: int) -> tuple[Te
 
 def targets_and_mask(y: Tensor, task: Task) -> tuple[Tensor, Tensor]:
     """(targets, known mask): NaN-free (N, C) floats and their mask, or (N,) ids and all-true."""
+    import torch
     if task == "multilabel":
         return torch.nan_to_num(y.float()), ~torch.isnan(y.float())
     return y.long(), torch.ones(len(y), dtype=torch.bool)
 
 
-def make_optimizer(params: list[Tensor] | list[dict], cfg: ProbeConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: list[Tensor] | list[dict], cfg: ProbeConfig) -> "torch.optim.Optimizer":
     """SGD (momentum) or AdamW over tensors or param-group dicts, with the config's lr / weight decay."""
+    import torch
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -183,6 +188,7 @@ def probe_loss(z: Tensor, y: Tensor, known: Tensor, weight: Tensor, task: Task) 
         z: (B, C) logits. y: (B, C) float targets or (B,) ids. known: (B, C) mask (multilabel).
         weight: (C,) positive weights (multilabel) or class weights (multiclass); ones: unweighted.
     """
+    import torch.nn.functional as F
     if task == "multiclass":
         return F.cross_entropy(z, y, weight=weight)
     bce = F.binary_cross_entropy_with_logits(z, y, pos_weight=weight, reduction="none")
@@ -201,6 +207,7 @@ def early_stop(val_loss: float, best: float, stale: int, cfg: ProbeConfig) -> tu
 
 def warn_unconverged(what: str, converged: np.ndarray, cfg: ProbeConfig) -> None:
     """Log one warning naming how many of `what`'s probes did not converge and what to change."""
+    import numpy as np
     bad = int((~np.asarray(converged, bool)).sum())
     if bad:
         log.warning("%s: %d of %d probes did not converge (early stopping never fired within %s); their AUCs are "
