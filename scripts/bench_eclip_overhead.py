@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import lightning as L
 import torch
 
+from bench_common import module_step
 from medalign.training.eclip import ECLIPModule
 from medalign.models import get_preset
 from medalign.training.module import ContrastiveModule
@@ -55,18 +56,6 @@ def build(kind: str, args) -> L.LightningModule:
     return module
 
 
-def step(module, batch: dict) -> None:
-    out = module(batch)
-    loss = torch.stack(list(module.compute_losses(batch, out).values())).sum()
-    module.bench_optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if isinstance(module, ECLIPModule):
-        module.on_before_optimizer_step(module.bench_optimizer)  # drops an idle processor's zero gradients
-    module.bench_optimizer.step()
-    if batch["image"].is_cuda:
-        torch.cuda.synchronize()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny")
@@ -83,12 +72,12 @@ def main() -> None:
     variants = {k: build(k, args) for k in ("clip", "eclip_p0", "eclip_p1")}
     for module in variants.values():
         for _ in range(3):
-            step(module, batch)
+            module_step(module, module.bench_optimizer, batch)
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.steps):  # interleaved so load drifts hit every variant alike
         for kind, module in variants.items():
             start = time.perf_counter()
-            step(module, batch)
+            module_step(module, module.bench_optimizer, batch)
             times[kind].append(time.perf_counter() - start)
     clip = statistics.median(times["clip"])
     print(f"preset {args.preset}, batch N={args.batch}, expert sub-batch M={args.expert_batch}, device {args.device}, "

@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
+from bench_common import add_model_arguments, module_step
 from medalign.training.module import ContrastiveModule
 
 VARIANTS = {  # name → ContrastiveModule options (as in configs/methods/*.yaml)
@@ -40,23 +41,9 @@ def build(options: dict, args) -> tuple[ContrastiveModule, torch.optim.Optimizer
     return module, optimizer
 
 
-def step(module: ContrastiveModule, optimizer: torch.optim.Optimizer, batch: dict) -> None:
-    out = module(batch)
-    terms = {**module.compute_losses(batch, out), **module.objective_terms(batch, out)}
-    torch.stack(list(terms.values())).sum().backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    if batch["image"].is_cuda:
-        torch.cuda.synchronize()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--vocab", type=int, default=1000)
+    add_model_arguments(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per variant")
     parser.add_argument("--out", default=None, help="write the ratios as JSON here")
@@ -72,11 +59,11 @@ def main() -> None:
     modules = {name: build(options, args) for name, options in VARIANTS.items()}
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for name, (module, optimizer) in modules.items():  # warm-up
-        step(module, optimizer, batch)
+        module_step(module, optimizer, batch)
     for _ in range(args.repeats):
         for name, (module, optimizer) in modules.items():
             start = time.perf_counter()
-            step(module, optimizer, batch)
+            module_step(module, optimizer, batch)
             times[name].append(time.perf_counter() - start)
     clip = statistics.median(times["clip"])
     result = {

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from bench_common import add_model_arguments
 from medalign.losses import clip_loss
 from medalign.training.module import ContrastiveModule
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
@@ -92,11 +93,7 @@ def bare_steps(args, batch) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--vocab", type=int, default=500)
+    add_model_arguments(parser, vocab=500)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--trials", type=int, default=3)

@@ -14,8 +14,9 @@ not load torch. The training layer (LightningModules, datamodule, callbacks, CLI
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from medalign._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -88,14 +89,4 @@ _HOME: dict[str, str] = {
 __all__ = list(_HOME)
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access and cache the name here."""
-    if name not in _HOME:
-        raise AttributeError(f"module 'medalign' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -6,8 +6,9 @@ torch (``medalign prepare`` uses it).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from medalign._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from medalign.data.dataset import Collator, ImageTextDataset, clean_report
@@ -16,23 +17,20 @@ if TYPE_CHECKING:
     from medalign.data.transforms import PairTransform, load_heatmap, load_image
 
 _HOME = {
-    "Collator": "dataset",
-    "ImageTextDataset": "dataset",
-    "clean_report": "dataset",
-    "LabelPolicy": "labels",
-    "apply_label_policy": "labels",
-    "single_label_rows": "labels",
-    "Manifest": "manifest",
-    "ManifestError": "manifest",
-    "read_manifest": "manifest",
-    "PairTransform": "transforms",
-    "load_heatmap": "transforms",
-    "load_image": "transforms",
+    "Collator": "medalign.data.dataset",
+    "ImageTextDataset": "medalign.data.dataset",
+    "clean_report": "medalign.data.dataset",
+    "LabelPolicy": "medalign.data.labels",
+    "apply_label_policy": "medalign.data.labels",
+    "single_label_rows": "medalign.data.labels",
+    "Manifest": "medalign.data.manifest",
+    "ManifestError": "medalign.data.manifest",
+    "read_manifest": "medalign.data.manifest",
+    "PairTransform": "medalign.data.transforms",
+    "load_heatmap": "medalign.data.transforms",
+    "load_image": "medalign.data.transforms",
 }
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

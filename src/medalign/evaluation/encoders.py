@@ -278,12 +278,12 @@ def load_checkpoint_encoder(
     saved = load_checkpoint_file(checkpoint, mmap=checkpoint.suffix != ".safetensors")  # read once; names a damaged file
     data = dict(saved.get("datamodule_hyper_parameters") or {}) if isinstance(saved, dict) else {}
     if tokenizer is None:
-        saved = data.get("tokenizer")
-        if saved and str(saved).startswith("open_clip:"):
-            tokenizer = load_tokenizer(saved)
+        saved_tokenizer = data.get("tokenizer")
+        if saved_tokenizer and str(saved_tokenizer).startswith("open_clip:"):
+            tokenizer = load_tokenizer(saved_tokenizer)
         else:
             manifests = [m for m in (manifest, data.get("manifest")) if m]
-            candidates = [Path(p) for p in (saved, *(Path(m).parent / "tokenizer" for m in manifests)) if p]
+            candidates = [Path(p) for p in (saved_tokenizer, *(Path(m).parent / "tokenizer" for m in manifests)) if p]
             found = next((c for c in candidates if c.is_dir()), None)
             if found is None:
                 where = ", ".join(str(c) for c in candidates) or "nowhere (no data.tokenizer or manifest saved or given)"

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from medalign._lazy import lazy_exports
+
 if TYPE_CHECKING:  # re-exported lazily below
     from medalign.prepare.base import AdapterError, Prepared
     from medalign.prepare.subsets import single_label_subset
@@ -124,10 +126,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:  # PEP 562: pandas/torch load only when these are used
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)  # PEP 562: pandas/torch load only when these are used
 
 
 __all__ = ["ADAPTERS", "REGISTRY", "AdapterError", "AdapterSpec", "Prepared", "SubsetSpec", "load_adapter",
