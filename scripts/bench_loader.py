@@ -4,10 +4,10 @@ Generates (once, cached under ``--cache``) a few hundred full-size synthetic rad
 (2,500 × 3,000, quality 95, as MIMIC-CXR-JPG) with reports and a tokenizer, then times every
 variant × worker count, alternating variants inside each trial; prints medians over trials and
 the ratio loader pairs/s ÷ model pairs/s (≥ 1: the loader keeps up). Variants are a table
-(`VARIANTS`): add one with a name and a dataset factory, e.g. streaming shards.
+(`VARIANTS`): add one with a name and a dataset factory.
 
     python scripts/bench_loader.py [--n 256] [--image-size 224] [--batch 32] [--workers 1 2 all]
-        [--variants full-decode fast-decode resized-512] [--trials 3] [--model-preset tiny]
+        [--variants full-decode fast-decode resized-512 shards] [--trials 3] [--model-preset tiny]
 
 Results: docs/data_loading.md.
 """
@@ -47,10 +47,24 @@ def _manifest_dataset(which: str, fast_decode: bool) -> Callable[[argparse.Names
     return make
 
 
+def _shard_dataset(args: argparse.Namespace, cache: Path) -> Dataset:
+    """The full-size JPEGs packed by `medalign shard` (litdata chunks), read like `data.format: shards`."""
+    from medalign.data.shard_writer import write_shards
+    from medalign.data.shards import ShardDataset, ShardSet
+    from medalign.data.transforms import PairTransform
+
+    folder = cache / "shards_full"
+    if not (folder / "medalign_shards.json").is_file():
+        write_shards(cache / "full" / "manifest.csv", folder, num_workers=os.cpu_count() or 1)
+    shards = ShardSet(str(folder))
+    return ShardDataset(shards.split("train"), shards.url("train"), PairTransform(args.image_size, train=True), fast_decode=True)
+
+
 VARIANTS: dict[str, Variant] = {
     "full-decode": Variant("full-size JPEG, PIL full decode (data.fast_decode: false)", _manifest_dataset("full", False)),
     "fast-decode": Variant("full-size JPEG, DCT-reduced decode (data.fast_decode: true)", _manifest_dataset("full", True)),
     "resized-512": Variant("`medalign resize --size 512` PNG cache", _manifest_dataset("resized", True)),
+    "shards": Variant("the full-size JPEGs in `medalign shard` chunks, fast decode (data.format: shards)", _shard_dataset),
 }
 
 
