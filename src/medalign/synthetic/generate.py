@@ -5,7 +5,7 @@ Layout written under `out_dir`:
     manifest.csv        image,text,split,heatmap,id,study_id,subject_id,<LABELS>,No Finding
     images/00000.png    8-bit grayscale, image_size x image_size
     heatmaps/00000.npy  float32 (image_size, image_size) in [0, 1]; heatmap subset only
-    tokenizer/          WordPiece tokenizer trained on the train reports (save_pretrained)
+    tokenizer/          WordPiece tokenizer built from the train reports (save_pretrained; deterministic)
     synthetic.json      the SyntheticConfig used and counts per label and split
 
 Pair `i` is drawn from `np.random.default_rng([seed, i, stream])`, so its findings, image
