@@ -41,7 +41,7 @@ def _mean_rank_ratios(encoder, manifest: Path, cache: Path) -> tuple[float, floa
 def test_tiny_model_fits_rendered_openi_far_above_chance(tmp_path):
     manifest = generate_openi(tmp_path / "openi", OpenIConfig(image_size=64, seed=0, max_reports=1000, heatmap_fraction=0.0,
                                                              vocab_size=1500), progress=False)  # fmt: skip
-    cli = fit_tiny(tmp_path / "run", manifest.parent, "--trainer.max_epochs", "6", "--trainer.limit_val_batches", "0",
+    cli = fit_tiny(tmp_path / "run", manifest.parent, "--trainer.max_epochs", "8", "--trainer.limit_val_batches", "0",
                    "--checkpoint.every_n_train_steps", "1000")  # fmt: skip
     trained = load_checkpoint_encoder(tmp_path / "run" / "ckpt" / "last.ckpt")
     torch.manual_seed(0)
@@ -51,5 +51,6 @@ def test_tiny_model_fits_rendered_openi_far_above_chance(tmp_path):
     base_i2t, base_t2i, _ = _mean_rank_ratios(untrained, manifest, tmp_path / "cache")
     assert n_reports > 600  # real, varied report text (normal boilerplate merges a few)
     assert base_i2t > 0.85 and base_t2i > 0.85  # the untrained model is at chance: the bound below discriminates
-    assert i2t < 0.75 and t2i < 0.75, (i2t, t2i)  # 200 steps: ≈ 0.52 / 0.56 measured
-    assert cli.trainer.global_step == 150
+    print(f"train-split mean rank ÷ chance: i2t {i2t:.3f}, t2i {t2i:.3f} (untrained {base_i2t:.3f}, {base_t2i:.3f})")  # 0.54, 0.52 (0.97, 0.96)
+    assert i2t < 0.75 and t2i < 0.75, (i2t, t2i)
+    assert cli.trainer.global_step == 200
