@@ -249,6 +249,7 @@ def load_checkpoint_encoder(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    weights_file_model: dict[str, Any] | None = None,
 ) -> MedAlignEncoder:
     """The one checkpoint → encoder path (``test``, ``geometry``, ``gap-sweep``, notebooks).
 
@@ -264,6 +265,8 @@ def load_checkpoint_encoder(
         max_length, image_size, mean, std: override the checkpoint's data settings.
         model_kwargs: `ModelSpec` fields (e.g. a run's model hyper-parameters) describing the
             architecture of a weights file; they override a checkpoint's saved ones.
+        weights_file_model: `ModelSpec` fields used only when the file has no hyper-parameters
+            (a plain weights file): e.g. the run's configured model in `test`.
 
     Raises:
         FileNotFoundError: the checkpoint, or no tokenizer could be found (names where it looked).
@@ -298,6 +301,8 @@ def load_checkpoint_encoder(
             settings[key] = tuple(value if value is not None else data[key])
     if preset:
         settings["preset"] = preset
+    has_hparams = isinstance(saved, dict) and bool(saved.get("hyper_parameters"))
+    model_kwargs = model_kwargs or (None if has_hparams else weights_file_model)
     if model_kwargs:
         settings["model_kwargs"] = model_kwargs
     return MedAlignEncoder.from_checkpoint(checkpoint, tokenizer, saved=saved, **settings)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from medalign.evaluation.embeddings import DEFAULT_CACHE_DIR
-from medalign.evaluation.encoders import Encoder, MedAlignEncoder, OpenClipEncoder, checkpoint_hparams, load_checkpoint_encoder
+from medalign.evaluation.encoders import Encoder, MedAlignEncoder, OpenClipEncoder, load_checkpoint_encoder
 from medalign.evaluation.results import markdown_table, write_results
 from medalign.evaluation.suite import DataDefaults, SuiteRunner, Task, default_tasks, parse_task
 
@@ -115,11 +115,8 @@ def encoder_from_cli(model: Any, datamodule: Any, ckpt_path: str | None, suite: 
         return OpenClipEncoder.from_pretrained(suite.weights, suite.arch, suite.text_config_dir)
     hp = datamodule.hparams
     settings = dict(max_length=hp.max_length, image_size=hp.image_size, mean=tuple(hp.mean), std=tuple(hp.std))
-    if ckpt_path:
-        saved, _ = checkpoint_hparams(ckpt_path)
-        if not saved:  # a plain weights file: its architecture is the config's --model
-            log.info("%s has no hyper-parameters: building the config's model (%s) for it", ckpt_path, model.hparams.get("preset"))
-        return load_checkpoint_encoder(ckpt_path, datamodule.tokenizer, model_kwargs=None if saved else dict(model.hparams), **settings)
+    if ckpt_path:  # a plain weights file (no hyper-parameters) is built as the config's --model
+        return load_checkpoint_encoder(ckpt_path, datamodule.tokenizer, weights_file_model=dict(model.hparams), **settings)
     init_from = getattr(model.hparams, "init_from", None)
     if init_from:
         from medalign.models import load_weights
