@@ -241,3 +241,15 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process():
     assert single["geometry/n_pairs"] == SUBSET and ddp["geometry/n_pairs"] == SUBSET
     for key in single:
         assert ddp[key] == pytest.approx(single[key], rel=1e-4, abs=1e-5), key
+
+
+def test_module_sees_the_data_context_after_the_data_module_set_up(tmp_path, synthetic_dir):
+    import pandas as pd
+
+    from tests.helpers import fit_tiny
+
+    cli = fit_tiny(tmp_path, synthetic_dir, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1")
+    frame = pd.read_csv(synthetic_dir / "manifest.csv")
+    context = cli.model.data_context
+    assert sorted(context.val_rows.tolist()) == frame.index[frame["split"] == "val"].tolist()  # from the manifest itself
+    assert list(context.prompts) == context.label_columns and context.tokenizer is cli.datamodule.tokenizer

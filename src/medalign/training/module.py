@@ -147,7 +147,8 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":  # paper presets without ImageNet/ClinicalBERT weights or at another global batch
             warn_reproduction_hazards(self.hparams, self.trainer)
-        data = self.data_context or context_of(self.trainer)  # attached by the CLI, else the data module's
+        # the data module's context after its setup (val rows known), else the one attached by hand
+        data = context_of(self.trainer) or self.data_context
         self.data_context = data
         if hasattr(self.model, "check_data") and data is not None:  # open_clip: image size, tokenizer
             self.model.check_data(data.image_size, data.mean, data.std, data.tokenizer)

@@ -44,7 +44,9 @@ class SkippedRows(L.Callback):
         return self.ledgers[split]
 
     def _take(self, trainer: L.Trainer, batch: Any, split: str, epoch: int) -> None:
-        for part in (batch, *(batch.get(k) for k in ("main", "expert"))) if isinstance(batch, dict) else ():
+        if not isinstance(batch, dict):
+            return
+        for part in (batch, batch.get("main"), batch.get("expert")):  # plain, or the eCLIP {"main", "expert"} batch
             if isinstance(part, dict) and BAD_ROWS_KEY in part:
                 self._ledger(trainer, split).record(part.pop(BAD_ROWS_KEY), epoch)
 
