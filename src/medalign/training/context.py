@@ -1,9 +1,9 @@
 """`DataContext`: what the model and its callbacks need to know about the data, in one typed object.
 
-The data module builds it (`MedAlignDataModule.context`); the CLI hands it to the module
-(`ContrastiveModule.attach_data`) before `fit` / `validate` / `test`. Nothing else in the model
-or the callbacks reads data-module attributes, so any data module (or none, in a notebook) works
-as long as someone attaches a context.
+The data module builds it (`MedAlignDataModule.context`); the module takes it in `setup` (after
+the data module's, so the validation rows are known), and without a data module that offers one
+uses what was attached with `ContrastiveModule.attach_data` (the CLI attaches one before `fit` and
+`validate`; a notebook can too). The model and the geometry callback read only this object.
 """
 
 from __future__ import annotations
