@@ -11,7 +11,7 @@ before the change store the flat keys; the module migrates them when it is rebui
 from __future__ import annotations
 
 import warnings
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -96,9 +96,12 @@ def migrate_model_args(args: Mapping[str, Any], source: str = "model.init_args",
 
 def comparable_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
     """A module's hyper-parameters (old or new form), flat: the `ModelSpec` fields at the top (resume checks)."""
+    from medalign.methods.base import build_objective
+
     new = migrate_model_args(hparams, warn=False)
-    spec = new.pop("model", None) or {}
-    return {**new, **(spec if isinstance(spec, Mapping) else vars(spec))}
+    spec = asdict(ModelSpec.from_hparams({"model": new.pop("model", None) or {}}))  # defaults filled in
+    new["objectives"] = [build_objective(o).config() for o in new.get("objectives") or []]
+    return {**new, **spec}
 
 
 def migrate_cli_args(args: list[str]) -> list[str]:

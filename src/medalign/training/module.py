@@ -185,12 +185,17 @@ class ContrastiveModule(L.LightningModule):
             return x
         return self.all_gather(x, sync_grads=True).flatten(0, 1)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        out = self(batch)
+    def loss_terms(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
+        """All named, weighted terms of a training step: `compute_losses` plus each objective's `terms`."""
         terms, ctx = self.compute_losses(batch, out), self.step_context()
         for objective in self.objectives:  # the pair term is in `compute_losses`
             if not isinstance(objective, PairLoss):
                 terms.update(objective.terms(batch, out, ctx))
+        return terms
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self(batch)
+        terms = self.loss_terms(batch, out)
         loss = torch.stack(list(terms.values())).sum()
         if not torch.isfinite(loss):
             values = {k: float(v) for k, v in terms.items()}

@@ -23,6 +23,8 @@ from typing import Any
 
 import lightning as L
 
+from medalign.methods.legacy import comparable_hparams
+
 log = logging.getLogger(__name__)
 
 ARCHITECTURE_KEYS = (
@@ -96,7 +98,8 @@ def check_resume(
     Raises:
         ValueError: an architecture or data-order key differs; the message names each one.
     """
-    model = changed_settings(dict(checkpoint.get("hyper_parameters") or {}), dict(model_hparams))
+    saved = comparable_hparams(checkpoint.get("hyper_parameters") or {})  # old flat or current form, flat
+    model = changed_settings(saved, comparable_hparams(model_hparams))
     data = {}
     if data_hparams is not None and "datamodule_hyper_parameters" in checkpoint:
         data = changed_settings(dict(checkpoint["datamodule_hyper_parameters"]), dict(data_hparams))
