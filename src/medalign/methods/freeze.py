@@ -67,7 +67,7 @@ def block_layout(model: nn.Module) -> tuple[list[nn.Module], list[nn.Module]]:
     Raises:
         ValueError: a layout with no known block list, naming the children it has.
     """
-    stems = [m for m in (_get(model, name) for name in _STEMS) if m is not None]
+    stems = [m for m in (_get(model, name) for name in _STEMS) if m is not None and any(True for _ in m.parameters())]
     for name in _BLOCK_LISTS:
         blocks = _get(model, name)
         if blocks is not None and len(list(blocks.children())):
