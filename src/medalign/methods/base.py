@@ -1,16 +1,7 @@
 """`Objective`: one training method as a class — its typed config, any head, and its loss term(s).
 
-A run lists its objectives in YAML and `ContrastiveModule` loops over them::
-
-    model:
-      class_path: medalign.training.module.ContrastiveModule
-      init_args:
-        model: {preset: tiny}
-        objectives:
-          - class_path: medalign.methods.dacl.DACL
-            init_args: {weight: 1.0}
-
-Every objective may build heads once the model exists (`setup`), add optimizer groups
+A run lists its objectives in YAML (``model.init_args.objectives``, by ``class_path``) and
+`ContrastiveModule` loops over them (docs/architecture.md, "Add a method"). Every objective may build heads once the model exists (`setup`), add optimizer groups
 (`param_groups`), and return named, already weighted loss terms at each training step
 (`terms`). One of them is the pair loss (`PairLoss`: CLIP's InfoNCE unless a SigLIP is listed);
 the others add to it. No Lightning here: `StepContext` carries what a term needs from the
@@ -105,9 +96,6 @@ class Objective(nn.Module):
     def config(self) -> dict[str, Any]:
         """``{class_path, init_args}``: how YAML and checkpoints name this objective."""
         return {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": self.init_args()}
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.init_args().items())
 
 
 class PairLoss(Objective):

@@ -327,12 +327,10 @@ def _batch_report_keys(batch: dict[str, Any]) -> torch.Tensor:
 
 def _resolve(model: ModelSpec | Mapping[str, Any] | None, objectives: list | None,
              legacy: Mapping[str, Any]) -> tuple[ModelSpec, list[Objective]]:
-    """The spec and objectives from the arguments, their plain (checkpoint) form, and old flat keys."""
+    """The spec and objectives from the arguments (objects or their plain form) and old flat keys."""
     migrated = migrate_model_args(legacy, source="ContrastiveModule arguments") if legacy else {}
-    unknown = sorted(set(migrated) - {"model", "objectives"})
-    if unknown:
-        raise TypeError(f"ContrastiveModule got unknown arguments {unknown}")
+    if set(migrated) - {"model", "objectives"}:
+        raise TypeError(f"ContrastiveModule got unknown arguments {sorted(set(migrated) - {'model', 'objectives'})}")
     spec = model if isinstance(model, ModelSpec) else ModelSpec.from_hparams({"model": model or {}})
-    spec = replace(spec, **migrated.get("model", {}))
-    given = [build_objective(o) for o in [*(objectives or []), *migrated.get("objectives", [])]]
-    return spec, given
+    objectives = [*(objectives or []), *migrated.get("objectives", [])]
+    return replace(spec, **migrated.get("model", {})), [build_objective(o) for o in objectives]
