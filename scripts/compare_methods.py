@@ -59,7 +59,7 @@ def run_one(method: str, seed: int, args) -> dict[str, float]:
         return json.loads(done.read_text())
     common = ["--config", args.config, *METHODS[method], "--seed_everything", str(seed), "--data.seed", str(seed)]
     if method != "clip":
-        common += ["--model.expert_seed", str(seed), "--model.mix_seed", str(seed)]
+        common += ["--model.expert_seed", str(seed)]  # objectives draw with their own seed (init_args.seed)
     if method == "m3mix":  # a fine-tune of this seed's final CLIP weights
         common += ["--model.init_from", str(Path(args.out) / "clip" / f"seed{seed}" / "final.ckpt")]
     epochs = args.finetune_epochs if method == "m3mix" else args.max_epochs
