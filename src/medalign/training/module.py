@@ -93,7 +93,8 @@ class ContrastiveModule(L.LightningModule):
         kinds = [type(o).__name__ for o in given]
         if len(pairs) > 1 or len(set(kinds)) < len(kinds):
             raise ValueError(f"model.objectives lists {kinds}: each objective at most once, and one pair loss (CLIP or SigLIP)")
-        self.objectives = nn.ModuleList(given if pairs else [CLIP(), *given])
+        others = [o for o in given if not isinstance(o, PairLoss)]  # the pair loss first: a stable state / optimizer layout
+        self.objectives = nn.ModuleList([*(pairs or [CLIP()]), *others])
         for objective in self.objectives:
             objective.setup(self.model)
         self.total_steps: int | None = None  # the run's optimizer steps, set at train start
