@@ -29,7 +29,7 @@ class StepContext:
     Attributes:
         model: the dual encoder (for extra forwards, e.g. DACL's mixed images).
         step: optimizer step.
-        progress: share of training done, in [0, 1] (1 without a finite run length).
+        total_steps: optimizer steps of the run (None outside a fit or for an endless run).
         rank: this process's rank (its rows start at ``rank · B`` of the global batch).
         world_size: number of processes.
         gather: all ranks' rows (world·B, ...) with gradients flowing back to this rank's own.
@@ -39,12 +39,17 @@ class StepContext:
 
     model: nn.Module
     step: int = 0
-    progress: float = 0.0
+    total_steps: int | None = None
     rank: int = 0
     world_size: int = 1
     gather: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
     pair_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     channels_last: bool = False
+
+    @property
+    def progress(self) -> float:
+        """Share of training done, in [0, 1]; 1 without a known run length."""
+        return min(1.0, self.step / max(self.total_steps, 1)) if self.total_steps else 1.0
 
     def offset(self, batch: int) -> int:
         """Row of the global batch where this rank's `batch` rows start."""

@@ -117,7 +117,7 @@ class ContrastiveModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit":  # paper presets without ImageNet/ClinicalBERT weights or at another global batch
-            warn_reproduction_hazards({**self.hparams.model, "init_from": self.hparams.init_from}, self.trainer)
+            warn_reproduction_hazards(self.hparams, self.trainer)
         # the data module's context after its setup (val rows known), else the one attached by hand
         data = context_of(self.trainer) or self.data_context
         self.data_context = data
@@ -166,7 +166,7 @@ class ContrastiveModule(L.LightningModule):
         """What the objectives' terms need from the training loop at this step."""
         trained = self._trainer is not None
         return StepContext(
-            model=self.model, step=self.global_step, progress=self.progress(self.global_step),
+            model=self.model, step=self.global_step, total_steps=self.total_steps,
             rank=self.trainer.global_rank if trained else 0, world_size=self.trainer.world_size if trained else 1,
             gather=self.gather, pair_loss=self.pair_loss, channels_last=self.hparams.channels_last,
         )
