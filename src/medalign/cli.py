@@ -24,6 +24,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study, resumable"),
     "export": ("medalign.commands.export", "checkpoint → open_clip folder (local-dir: / hf-hub: layout) + model card"),
     "shard": ("medalign.commands.shard", "manifest → streaming shards per split (litdata) for data.format: shards"),
+    "tokenizer": ("medalign.commands.tokenizer", "WordPiece tokenizer from a manifest's train reports"),
 }
 
 
