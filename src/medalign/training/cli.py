@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
+from medalign.training.cli_errors import ConciseParser
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.skips import SkippedRows
@@ -136,6 +137,7 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI
         ContrastiveModule,
         MedAlignDataModule,
         subclass_mode_model=True,
+        parser_class=ConciseParser,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
