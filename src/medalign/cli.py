@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv = [a for a in argv if a != DEBUG_FLAG]
         os.environ["MEDALIGN_DEBUG"] = "1"  # DDP ranks re-run argv without the flag; they inherit this
         sys.argv = [sys.argv[0], *argv]
+    _show_progress_logs()
     try:
         _dispatch(argv)
     except USER_ERRORS as error:
@@ -53,6 +54,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  (a bug? rerun with {DEBUG_FLAG} for the traceback)\n")
         sys.exit(1)
+
+
+def _show_progress_logs() -> None:
+    """medalign's INFO lines (generation announced, per-epoch summaries) go to stderr, like Lightning's."""
+    import logging
+
+    logger = logging.getLogger("medalign")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def one_line(error: BaseException) -> str:

@@ -5,6 +5,7 @@ Bare config names resolve in the repository's ``configs/``: ``--config demo.yaml
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from typing import Sequence
@@ -18,6 +19,7 @@ from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
 from medalign.training.cli_errors import ConciseParser
+from medalign.training.epoch_summary import EpochSummary
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.skips import SkippedRows
@@ -28,6 +30,9 @@ from medalign.paths import resolve_config, resolve_config_args  # noqa: F401 - r
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # The CSV logger shares the TensorBoard run folder on purpose (see `_share_run_directory`).
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# Console noise that is not ours to act on: Lightning's internal pytree deprecation and its LitLogger advert.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
 
 
 class MedAlignCLI(LightningCLI):
@@ -67,7 +72,7 @@ class MedAlignCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
             checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
-        for default in (ResumeGuard, SkippedRows):  # always on, whatever trainer.callbacks says
+        for default in (ResumeGuard, SkippedRows, EpochSummary):  # always on, whatever trainer.callbacks says
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
         _share_run_directory(trainer)
