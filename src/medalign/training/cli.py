@@ -20,6 +20,7 @@ from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
 from medalign.training.cli_errors import ConciseParser
 from medalign.training.epoch_summary import EpochSummary
+from medalign.training.run_history import AppendingCSVLogger, HistoryConfigCallback
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.skips import SkippedRows
@@ -119,15 +120,16 @@ class MedAlignCLI(LightningCLI):
 
 
 def _share_run_directory(trainer) -> None:
-    """Make a CSV logger write into the TensorBoard logger's run folder (runs/<name>/version_N)."""
+    """CSV logging that survives a resume (`AppendingCSVLogger`), in the TensorBoard run folder when there is one."""
     tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-    if tensorboard is None:
-        return
-    loggers = [
-        CSVLogger(tensorboard.save_dir, name=tensorboard.name, version=tensorboard.version) if isinstance(lg, CSVLogger) else lg
-        for lg in trainer.loggers
-    ]
-    trainer.loggers = loggers
+
+    def appending(csv_logger: CSVLogger) -> AppendingCSVLogger:
+        if tensorboard is not None:
+            return AppendingCSVLogger(tensorboard.save_dir, name=tensorboard.name, version=tensorboard.version)
+        return AppendingCSVLogger(csv_logger.save_dir, name=csv_logger.name, version=csv_logger._version)
+
+    trainer.loggers = [appending(lg) if isinstance(lg, CSVLogger) and not isinstance(lg, AppendingCSVLogger) else lg
+                       for lg in trainer.loggers]
 
 
 def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI:
@@ -144,6 +146,7 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI
         subclass_mode_model=True,
         parser_class=ConciseParser,
         seed_everything_default=0,
+        save_config_callback=HistoryConfigCallback,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
             "default_root_dir": "runs",
