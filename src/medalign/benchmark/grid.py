@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.paths import resolve_config
+from medalign.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,11 @@ def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
             "--seed_everything", str(seed), "--data.seed", str(seed), "--data.train_fraction", f"{fraction:g}",
         )
         fit = ("fit", *common, "--trainer.default_root_dir", str(folder), "--trainer.logger", "false",
-               "--checkpoint.dirpath", str(folder / "checkpoints"))
+               "--checkpoint.dirpath", str(RunFolder(folder).checkpoints))
         evaluation = ("--config", cfg.evaluation) if cfg.evaluation else ()
         test = ("test", *common, *evaluation, "--trainer.logger", "false", "--evaluation.progress", "false",
-                "--evaluation.output_dir", str(folder / "eval"), "--ckpt_path", str(folder / "checkpoints" / "last.ckpt"))
+                "--evaluation.output_dir", str(RunFolder(folder).eval_root),
+                "--ckpt_path", str(RunFolder(folder).last_checkpoint))
         files = _config_files(fit) + _config_files(test)
         cells.append(Cell(method.name, seed, fraction, folder, fit, test, _hash(fit + test, files)))
     return cells
