@@ -15,6 +15,9 @@ A study config (YAML, see ``configs/benchmark/demo.yaml``)::
     questions:                         # paired differences reported in benchmark.md
       - {question: "Does X help?", baseline: clip, method: eclip, metric: zero_shot.macro_f1}
 
+In `args`, ``${seed}`` is the cell's seed and ``${out}`` the study's folder (e.g. a fine-tune
+starting from ``${out}/clip/fraction1/seed${seed}/checkpoints/last.ckpt``).
+
 A cell's identity is the hash of its two command lines and the contents of every config file
 they name, so editing a config re-runs exactly the cells it touches.
 """
@@ -180,7 +183,7 @@ def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
         for extra in method.configs:
             configs += ["--config", extra]
         common = (
-            *configs, *cfg.args, *method.args,
+            *(arg.replace("${seed}", str(seed)).replace("${out}", str(root)) for arg in (*configs, *cfg.args, *method.args)),
             "--seed_everything", str(seed), "--data.seed", str(seed), "--data.train_fraction", f"{fraction:g}",
         )
         fit = ("fit", *common, "--trainer.default_root_dir", str(folder), "--trainer.logger", "false",
