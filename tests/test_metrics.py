@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import resource
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -175,18 +172,26 @@ def test_chunked_equals_unchunked(metric, chunk_size, dtype):
     np.testing.assert_allclose(metric(v, t, chunk_size), metric(v, t, 10_000), **TOL[dtype])
 
 
-@pytest.mark.slow
-def test_large_set_runs_chunked_without_n_squared_memory():
-    n, d = 50_000, 64
+def test_large_set_runs_chunked_without_n_squared_memory(monkeypatch):
+    """The pairwise terms never hold more than chunk_size × N logits at once (counted, every block)
+    and cover every row once; no time bound (speed is measured by scripts/, not asserted)."""
+    import medalign.metrics.geometry as geometry
+
+    n, d, chunk = 6_000, 16, 512
     v, t = make_pair(n, d, torch.float32, seed=5)
-    rss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    align, uniform = alignment(v, t, chunk_size=2048), uniformity(v, t, chunk_size=2048)
-    elapsed = time.perf_counter() - start
-    growth_gib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before_kib) / 2**20
+    blocks = []
+    original = geometry._logit_blocks
+
+    def counted(a, b, chunk_size):
+        for start, logits in original(a, b, chunk_size):
+            blocks.append((start, tuple(logits.shape)))
+            yield start, logits
+
+    monkeypatch.setattr(geometry, "_logit_blocks", counted)
+    align, uniform = alignment(v, t, chunk_size=chunk), uniformity(v, t, chunk_size=chunk)
     assert np.isfinite(align) and np.isfinite(uniform)
-    assert growth_gib < 2.0, f"peak RSS grew {growth_gib:.2f} GiB; one 50k² float32 matrix is 9.3 GiB"
-    assert elapsed < 120, f"took {elapsed:.1f} s"
+    assert max(rows * cols for _, (rows, cols) in blocks) <= chunk * n  # an unchunked pass: n × n
+    assert sum(rows for _, (rows, _) in blocks) == 2 * n  # each call covers every row once
 
 
 # ------------------------------------------------------------ known cases
