@@ -16,6 +16,7 @@ from medalign.data.dataset import Collator, ImageTextDataset
 from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.manifest import Manifest, read_manifest
 from medalign.training.context import DataContext
+from medalign.training.hazards import paper_expert_batch_size
 from medalign.training.sampler import EpochSampler, OversampledEpochSampler, ResumableDataLoader
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
 
@@ -67,7 +68,9 @@ class MedAlignDataModule(L.LightningDataModule):
             nested across fractions for one seed. Validation and test splits are untouched.
         expert_stream: also serve the train rows that have a heatmap from a second, oversampled
             loader (eCLIP); training batches then are ``{"main": batch, "expert": batch}``.
-        expert_batch_size: per-process expert sub-batch; default half of `batch_size`.
+        expert_batch_size: per-process expert sub-batch M; None (default) = half of `batch_size`, the
+            released code's rule (`medalign.training.hazards.paper_expert_batch_size`); another value
+            is used and named by the reproduction-hazard warning of a paper preset.
         expert_num_workers: expert loader workers; default `num_workers`.
         views: 2 adds a second augmented view of each train image, ``image_view2`` (SLIP's
             image–image term, ``model.slip_weight``); 1 = off.
@@ -315,8 +318,8 @@ class MedAlignDataModule(L.LightningDataModule):
 
     @property
     def expert_batch_size(self) -> int:
-        """Per-process expert sub-batch (default: half the main batch)."""
-        return self.hparams.expert_batch_size or max(self.hparams.batch_size // 2, 1)
+        """Per-process expert sub-batch (default: half the main batch, `paper_expert_batch_size`)."""
+        return self.hparams.expert_batch_size or paper_expert_batch_size(self.hparams.batch_size)
 
     def _expert_dataloader(self, main_batches: int, world: int, rank: int) -> ResumableDataLoader:
         """The oversampled expert stream, exactly as many batches per epoch as the main stream."""
