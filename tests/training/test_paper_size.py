@@ -1,0 +1,71 @@
+"""The paper configs at full size on CPU: Swin-T / ViT-B/16 at 224 px and a BERT-base text folder.
+
+A paper config that breaks at full size (a shape, the processor at 224 px, bf16-mixed, a
+loaded BERT folder) is caught here instead of on a GPU allocation. The towers are randomly
+initialised — the image tower with ``image_weights`` unset, the text tower from a folder laid
+out like Bio_ClinicalBERT (``config.json``, weights and tokenizer files, built here with
+``save_pretrained``) — so nothing is downloaded. Batch 2, two optimizer steps, one validation
+batch; timings and peak memory are in docs/gpu.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from transformers import BertConfig, BertModel
+
+from medalign.models.presets import get_preset
+from medalign.training.cli import cli_main
+
+BIO_CLINICAL_BERT_VOCAB = 28996  # Bio_ClinicalBERT's (cased BERT-base) vocabulary
+EXPERT_AT_STEP_1 = "{cold_start: 0.5, warmup: 0.0, cooldown: 0.0, floor: 1.0}"  # of 2 steps: priming, then experts
+
+
+@pytest.fixture(autouse=True)
+def _keep_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+
+
+@pytest.fixture(scope="module")
+def clinical_bert(tmp_path_factory, synthetic_dir):
+    """A randomly initialised BERT-base folder with its tokenizer, laid out like Bio_ClinicalBERT."""
+    import pandas as pd
+
+    from medalign.data.tokenizer import train_wordpiece_tokenizer
+
+    folder = tmp_path_factory.mktemp("models") / "Bio_ClinicalBERT"
+    reports = pd.read_csv(synthetic_dir / "manifest.csv", keep_default_na=False)["text"]
+    train_wordpiece_tokenizer(reports, folder, vocab_size=BIO_CLINICAL_BERT_VOCAB)
+    config = BertConfig(vocab_size=BIO_CLINICAL_BERT_VOCAB, max_position_embeddings=512, **get_preset("swin_t").text_config)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["eclip_swin.yaml", "clip_vit_b.yaml"])
+def test_paper_config_trains_at_full_size_on_cpu(tmp_path, synthetic_dir, clinical_bert, config):
+    extra = ["--model.init_args.curriculum", EXPERT_AT_STEP_1] if config.startswith("eclip") else []
+    cli = cli_main([
+        "fit", "--config", config, *extra,
+        "--data.manifest", str(synthetic_dir / "manifest.csv"),
+        "--data.tokenizer", str(clinical_bert), "--model.init_args.text_model", str(clinical_bert),
+        "--data.batch_size", "2", "--data.num_workers", "0",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+        "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.num_sanity_val_steps", "0", "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.default_root_dir", str(tmp_path),
+        "--checkpoint.dirpath", str(tmp_path / "ckpt"), "--checkpoint.monitor", "null",
+        "--checkpoint.save_top_k", "0", "--checkpoint.save_last", "false",
+    ])
+    trainer, module = cli.trainer, cli.model
+    assert trainer.global_step == 2 and trainer.precision == "bf16-mixed"
+    assert module.hparams.preset == ("swin_t" if "swin" in config else "vit_b")
+    assert cli.datamodule.hparams.image_size == 224 and cli.datamodule.hparams.max_length == 256
+    assert module.model.text_encoder.model.config.hidden_size == 768
+    assert module.model.text_encoder.model.config.num_hidden_layers == 12
+    assert "val/loss" in trainer.callback_metrics
+    if config.startswith("eclip"):
+        assert cli.datamodule.expert_batch_size == 1  # half the batch of 2
+        assert int(module.expert_pairs_seen) == 1  # step 0 primed, step 1 appended the expert pair
