@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-SOURCES = ("synthetic", "openi")
+SOURCES = ("synthetic", "openi", "gaze")
 
 
 def ensure_embedded(out_dir: str | Path, spec: dict[str, Any]) -> Path:
@@ -25,4 +25,8 @@ def ensure_embedded(out_dir: str | Path, spec: dict[str, Any]) -> Path:
         from medalign.synthetic.openi import OpenIConfig, ensure_openi
 
         return ensure_openi(out_dir, OpenIConfig(**spec))
+    if source == "gaze":  # the gaze test bed (docs/testbed.md)
+        from medalign.synthetic.testbed.generate import TestbedConfig, ensure_testbed
+
+        return ensure_testbed(out_dir, TestbedConfig(**spec))
     raise ValueError(f"data.synthetic.source {source!r} is not an embedded dataset; expected one of {SOURCES}")
