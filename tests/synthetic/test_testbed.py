@@ -43,14 +43,15 @@ def test_manifest_columns_and_real_geometry(tmp_path):
     assert list(frame.columns[:7]) == ["image", "text", "split", "heatmap", "id", "study_id", "subject_id"]
     assert set(TESTBED_LABELS) | {"No Finding", "lesions", "markers"} <= set(frame.columns)
     assets = load_assets()
-    for cell, row in zip(frame["lesions"], frame.itertuples()):
-        for item in filter(None, cell.split("|")):
-            label, _, _, _, box = item.split(":")
+    for row in frame.to_dict("records"):
+        drawn = [item.split(":") for item in row["lesions"].split("|") if item]
+        for label, _, _, _, box in drawn:
             box = np.array([float(v) for v in box.split(",")])
             pool = assets.boxes[label]  # every drawn lesion is a real box of its class (4-decimal cells)
             assert np.abs(pool - box).max(axis=1).min() < 1e-4
-        present = {item.split(":")[0] for item in cell.split("|") if item} - {"distractor"}
-        assert {name for name in TESTBED_LABELS if getattr(row, name.replace(" ", "_"), None) == 1} <= present | set()
+        reported = {item[0] for item in drawn} - {"distractor"}
+        assert {name for name in TESTBED_LABELS if row[name] == 1} == reported
+        assert row["No Finding"] == int(not reported)
 
 
 def test_distractors_in_the_image_never_in_report_or_gaze(tmp_path):

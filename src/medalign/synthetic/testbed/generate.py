@@ -104,8 +104,7 @@ def sample_lesions(config: TestbedConfig, i: int, assets: Assets) -> tuple[int, 
     for label in labels:
         box = _place(label, assets, lung, rng)
         reader = jitter_box(box, assets.reader_jitter[int(rng.integers(len(assets.reader_jitter)))])
-        omitted = assets.localised and (1 - assets.localised[label]) if config.location_omitted is None \
-            else config.location_omitted
+        omitted = 1 - assets.localised[label] if config.location_omitted is None else config.location_omitted
         side, zone = side_and_zone(label, box)
         lesions.append(Lesion(label, box, reader, side, zone, located=bool(rng.random() >= omitted)))
     for _ in range(int(rng.poisson(config.distractors))):
