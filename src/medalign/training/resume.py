@@ -31,6 +31,8 @@ from typing import Any
 
 import lightning as L
 
+from medalign.run_folder import RunFolder
+
 log = logging.getLogger(__name__)
 
 ARCHITECTURE_KEYS = (
@@ -58,9 +60,9 @@ def find_last_checkpoint(trainer: L.Trainer, dirpath: str | None) -> tuple[Path 
     elif trainer.loggers:
         logger = trainer.loggers[0]
         root = Path(logger.save_dir or trainer.default_root_dir) / (logger.name or "")
-        candidates = list(root.glob("version_*/checkpoints/last*.ckpt"))
+        candidates = [c for version in root.glob("version_*") for c in RunFolder(version).last_checkpoints()]
     else:
-        candidates = list((Path(trainer.default_root_dir) / "checkpoints").glob("last*.ckpt"))
+        candidates = RunFolder(trainer.default_root_dir).last_checkpoints()
     candidates = [c for c in candidates if c.is_file()]
     if not candidates:
         return None, None
