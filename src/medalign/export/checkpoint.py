@@ -23,13 +23,9 @@ from medalign.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("open_clip",)
-
-
 def export_checkpoint(
     ckpt: str | Path,
     out: str | Path,
-    format: str = "open_clip",
     results: str | Path | None = None,
     force: bool = False,
     hub_id: str | None = None,
@@ -40,7 +36,6 @@ def export_checkpoint(
     Args:
         ckpt: a medalign Lightning checkpoint (``.ckpt`` written by ``fit``).
         out: the folder to write (must be new or empty unless `force`).
-        format: ``open_clip`` (the only one).
         results: a ``results.json`` of ``medalign test`` to put in the model card.
         force: replace a non-empty `out`.
         hub_id: ``org/name`` of the Hugging Face repository the folder will be uploaded to: the
@@ -58,8 +53,6 @@ def export_checkpoint(
     """
     from medalign.evaluation.encoders import load_checkpoint_encoder
 
-    if format not in FORMATS:
-        raise ValueError(f"--format {format!r} is not supported; choose one of {list(FORMATS)}")
     ckpt, out = Path(ckpt), Path(out)
     if not ckpt.is_file():
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
