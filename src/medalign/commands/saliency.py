@@ -43,8 +43,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     ckpt = Path(args.ckpt)
     encoder = load_checkpoint_encoder(ckpt, load_tokenizer(args.tokenizer) if args.tokenizer else None, manifest=args.manifest)
     prompts = None
+    _, data = checkpoint_hparams(ckpt)
     if args.text == "prompt":
-        _, data = checkpoint_hparams(ckpt)
         source = args.prompts or data.get("prompts")
         if not source:
             raise SystemExit("medalign saliency: --text prompt needs --prompts (none saved in the checkpoint)")
@@ -54,6 +54,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     result = saliency_agreement(
         encoder, args.manifest, args.split, args.method, args.text, prompts, batch_size=args.batch_size,
         device=args.device, limit=args.limit, baselines=not args.no_baselines, panels=args.panels, out_dir=out,
+        uncertain=data.get("uncertain", "zeros"), blank=data.get("blank", "zeros"),  # the checkpoint's label policy
     )
     result.update(checkpoint=str(ckpt), manifest=str(args.manifest), split=args.split)
     (out / "saliency.json").write_text(json.dumps(result, indent=2))

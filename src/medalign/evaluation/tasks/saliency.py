@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medalign.data.labels import apply_label_policy, single_label_rows
+from medalign.data.labels import BlankPolicy, UncertainPolicy, apply_label_policy, single_label_rows
 from medalign.data.manifest import read_manifest
 from medalign.data.transforms import load_heatmap, load_image
 from medalign.evaluation.saliency import centre_prior, get_saliency_method
@@ -81,6 +81,8 @@ def saliency_agreement(
     out_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    uncertain: UncertainPolicy = "zeros",
+    blank: BlankPolicy = "zeros",
 ) -> dict[str, Any]:
     """Score the model's saliency against the expert heatmaps of a split's gaze rows.
 
@@ -101,6 +103,8 @@ def saliency_agreement(
         out_dir: folder for the panels.
         seed: seed of the random-model baseline.
         progress: tqdm bar.
+        uncertain: label policy for -1 cells (``text: prompt``): the run's ``data.uncertain``.
+        blank: label policy for blank cells (``text: prompt``): the run's ``data.blank``.
 
     Returns:
         ``n``, ``skipped``, per-source ``{metric}_mean`` / ``{metric}_sd`` under ``model``,
@@ -129,7 +133,7 @@ def saliency_agreement(
         if not prompts:
             raise ValueError("saliency text 'prompt' needs prompts (class → prompt strings)")
         classes = [c for c in prompts if c in frame.columns]
-        labels = apply_label_policy(frame[classes].to_numpy(dtype=np.float32))  # (N, C): the run's label rules
+        labels = apply_label_policy(frame[classes].to_numpy(dtype=np.float32), uncertain, blank)  # (N, C)
         keep = single_label_rows(labels)  # the one single-label rule
         skipped = int((~keep).sum())
         owner = np.asarray(classes)[np.nan_to_num(labels[keep]).argmax(1)]
