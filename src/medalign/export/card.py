@@ -32,6 +32,7 @@ class CardInfo:
         results: a ``medalign test`` results dict.
         hub_id: the repository the folder is meant for.
         differences: round-trip max abs differences (``image``, ``text``) and open_clip's logit scale.
+        logit_bias: SigLIP's learned bias b (exported as open_clip's ``logit_bias``), None for InfoNCE.
     """
 
     checkpoint: str
@@ -51,6 +52,7 @@ class CardInfo:
     results: dict[str, Any] | None = None
     hub_id: str | None = None
     differences: dict[str, float] = field(default_factory=dict)
+    logit_bias: float | None = None
 
 
 def training_config(ckpt: Path, hparams: dict[str, Any], data: dict[str, Any]) -> str:
@@ -102,6 +104,8 @@ def model_card(info: CardInfo, name: str) -> str:
         f"- text tower: {info.towers.get('text', '?')}",
         f"- shared space: {info.embed_dim}-d, L2-normalised; temperature {info.temperature:.4g} "
         f"(logit scale {1 / info.temperature:.4g}, stored as its log)",
+        *([f"- SigLIP bias b = {info.logit_bias:.6g}, exported as open_clip's `logit_bias` (`model(image, text)` returns "
+            "it): a pair's match probability is σ(logit scale · cos + b)"] if info.logit_bias is not None else []),
         f"- training method: `{info.method}`"
         + (f"; left out (training-only): {', '.join(f'`{p}`' for p in info.left_out)}" if info.left_out else ""),
     ]
@@ -133,7 +137,8 @@ def model_card(info: CardInfo, name: str) -> str:
         d = info.differences
         lines += ["## Export check", "",
                   f"open_clip's embeddings of this folder vs medalign's on fixed inputs (fp32, max abs difference): "
-                  f"image {d['image']:.2e}, text {d['text']:.2e}; logit scale {d['logit_scale']:.6g}.", ""]
+                  f"image {d['image']:.2e}, text {d['text']:.2e}; logit scale {d['logit_scale']:.6g}"
+                  + (f"; logit bias {d['logit_bias']:.6g} (equal to the checkpoint's)" if "logit_bias" in d else "") + ".", ""]
     lines += [
         "## Intended use and limits", "",
         "- Research on image–text representation learning for medical images (retrieval, zero-shot "

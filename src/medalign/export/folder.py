@@ -105,7 +105,8 @@ def verify(
         atol: largest max-abs difference accepted.
 
     Returns:
-        ``image``, ``text`` (max abs differences) and ``logit_scale`` (open_clip's exp value).
+        ``image``, ``text`` (max abs differences), ``logit_scale`` (open_clip's exp value) and,
+        when the weights have one (SigLIP), ``logit_bias`` (open_clip's value, equal to the written one).
 
     Raises:
         ExportError: open_clip's model differs by more than `atol`.
@@ -131,6 +132,12 @@ def verify(
             "text": float((theirs_text - encode_text(texts)).abs().max()),
             "logit_scale": float(clip.logit_scale.exp()),
         }
+    ours_bias, theirs_bias = parts.state_dict.get("logit_bias"), getattr(clip, "logit_bias", None)
+    if (theirs_bias is None) != (ours_bias is None) or (ours_bias is not None and not torch.equal(theirs_bias.detach(), ours_bias.float())):
+        raise ExportError(f"round trip: open_clip's logit_bias from {folder} is {theirs_bias}, the checkpoint's {ours_bias}; "
+                          "nothing was exported — please report this")
+    if theirs_bias is not None:
+        diffs["logit_bias"] = float(theirs_bias)
     if not diffs["image"] <= atol or not diffs["text"] <= atol or abs(diffs["logit_scale"] - logit_scale) > 1e-6 * logit_scale:
         raise ExportError(
             f"round trip: open_clip's model from {folder} differs from the checkpoint (max abs difference image "
