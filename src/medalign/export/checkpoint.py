@@ -98,7 +98,7 @@ def export_checkpoint(
         write_files(stage, parts, preprocess_config(settings["image_size"], settings["mean"], settings["std"]))
         with torch.no_grad():
             info.differences = verify(stage, parts, encoder.encode_images, encoder.encode_texts,
-                                      float(encoder.model.logit_scale.detach().exp()))
+                                      float(encoder.model.logit_scale.detach().exp()), transform=encoder.transform)
         (stage / "README.md").write_text(model_card(info, out.name))
         put_in_place(stage, out)
     except BaseException:
