@@ -249,6 +249,7 @@ class SaliencyTask(LabelledTask):
         limit: at most this many gaze rows.
         panels: rows drawn in the PNG.
         baselines: also score a centre prior and a randomly initialised model.
+        metrics_variant: ``mit`` (the MIT benchmark's definitions) or ``medalign`` (docs/gaze.md).
     """
 
     type: ClassVar[str] = "saliency"
@@ -258,6 +259,7 @@ class SaliencyTask(LabelledTask):
     limit: int | None = None
     panels: int = 6
     baselines: bool = True
+    metrics_variant: str = "mit"
 
     def run(self, runner: "SuiteRunner", manifest: str) -> TaskOutput:
         from medalign.evaluation.tasks.saliency import saliency_agreement
@@ -268,6 +270,7 @@ class SaliencyTask(LabelledTask):
             runner.encoder, manifest, self.split, self.method, self.text, prompts, device=runner.loader.get("device"),
             limit=self.limit, baselines=self.baselines, panels=self.panels, out_dir=runner.out_dir,
             progress=runner.loader.get("progress", True), uncertain=uncertain, blank=blank,
+            variant=self.metrics_variant,
         )
         files = {"panels": result.pop("panels")} if "panels" in result else {}
         return result, result["n"], files
