@@ -100,7 +100,7 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         open_clip_text_config_dir: str | None = None,
         # objective: see the docstring's last group
         loss: str = "infonce",
-        init_logit_bias: float = -10.0,
+        init_logit_bias: float | None = None,
         align_weight: float = 0.0,
         centroid_uniformity_weight: float = 0.0,
         centroid_uniformity_t: float = 2.0,

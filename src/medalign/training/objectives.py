@@ -8,7 +8,8 @@ inherits them). Every term is off at its default and all compose.
 Options (``model.init_args.*``):
     loss: pair loss, ``infonce`` (CLIP) or ``siglip`` (sigmoid loss, Zhai et al. 2023; set
         ``init_temperature: 0.1`` for SigLIP's logit scale 10).
-    init_logit_bias: SigLIP's learnable bias at start (−10); unused for ``infonce``.
+    init_logit_bias: SigLIP's learnable bias at start; None (default): −log(global batch) at the
+        first training step (`siglip_bias_init`; SigLIP's −10 is that rule at batch 32k); unused for ``infonce``.
     align_weight: weight of `align_true_pairs_loss` (gap-closing paper, 2026).
     centroid_uniformity_weight: weight of `centroid_uniformity_loss` over the global batch.
     centroid_uniformity_t: its kernel sharpness t (2).
@@ -40,7 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from medalign.losses import (
-    align_true_pairs_loss, centroid_uniformity_loss, contrastive_loss, filip_loss, nt_xent_loss, siglip_contrastive_loss,
+    align_true_pairs_loss, centroid_uniformity_loss, contrastive_loss, filip_loss, nt_xent_loss, siglip_bias_init,
+    siglip_contrastive_loss,
 )
 from medalign.methods.dacl import dacl_mix
 from medalign.methods.freeze import freeze_tower, keep_frozen_in_eval, parse_freeze
@@ -61,7 +63,9 @@ class ObjectiveMixin:
         hp = self.hparams
         check_objective(hp)
         # SigLIP's learnable bias; absent for InfoNCE so CLIP checkpoints keep their keys.
-        self.logit_bias = torch.nn.Parameter(torch.tensor(float(hp.init_logit_bias))) if hp.loss == "siglip" else None
+        start = -10.0 if hp.init_logit_bias is None else float(hp.init_logit_bias)  # None: set from the first batch
+        self.logit_bias = torch.nn.Parameter(torch.tensor(start)) if hp.loss == "siglip" else None
+        self._bias_from_batch = hp.loss == "siglip" and hp.init_logit_bias is None
         timm_bert = isinstance(self.model, DualEncoder)
         needs_towers = {"slip_weight": hp.slip_weight, "mlm_weight": hp.mlm_weight, "local_weight": hp.local_weight}
         needs_towers["text_freeze"] = parse_freeze(hp.text_freeze, "model.text_freeze") != "none"
@@ -113,7 +117,12 @@ class ObjectiveMixin:
         """InfoNCE (or SigLIP, ``loss: siglip``) of this rank's pairs against the global batch (docs/architecture.md, "DDP")."""
         rank = self._mix_rank()
         if self.hparams.loss == "siglip":
-            return siglip_contrastive_loss(image_emb, self.gather(text_emb), logit_scale, self.logit_bias, offset=rank * len(image_emb))
+            text_all = self.gather(text_emb)
+            if self._bias_from_batch and self.training and self.global_step == 0:  # fresh run; a resumed one keeps its bias
+                with torch.no_grad():
+                    self.logit_bias.fill_(siglip_bias_init(len(text_all)))
+                self._bias_from_batch = False
+            return siglip_contrastive_loss(image_emb, text_all, logit_scale, self.logit_bias, offset=rank * len(image_emb))
         return contrastive_loss(
             image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), logit_scale, offset=rank * len(image_emb)
         )
