@@ -6,7 +6,7 @@ DACL adds an image forward of the mixed batch; m³-mix, SigLIP and the gap-closi
 add B×B work on the embeddings.
 
     python scripts/bench_methods.py                                  # tiny preset, CPU, prints JSON
-    python scripts/bench_methods.py --out runs/bench_methods.json    # for compare_methods.py --overhead
+    python scripts/bench_methods.py --out runs/bench_methods.json    # the step-time overhead table in docs/methods.md
 """
 
 from __future__ import annotations

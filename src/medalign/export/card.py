@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-CONFIG_NAMES = ("config.yaml",)  # Lightning's SaveConfigCallback writes the resolved config into the run folder
+from medalign.run_folder import RunFolder, file_sha256
 
 
 @dataclass
@@ -59,22 +59,19 @@ def training_config(ckpt: Path, hparams: dict[str, Any], data: dict[str, Any]) -
     """The run's resolved ``config.yaml`` (next to the checkpoint or one folder up), else the saved hyper-parameters as YAML."""
     import yaml
 
-    for folder in (ckpt.parent, ckpt.parent.parent):
-        for name in CONFIG_NAMES:
-            if (folder / name).is_file():
-                return f"# {folder / name}\n" + (folder / name).read_text()
+    config = RunFolder.config_of_checkpoint(ckpt)
+    if config is not None:
+        return f"# {config}\n" + config.read_text()
     plain = json.loads(json.dumps({"model": hparams, "data": data}, default=str))  # YAML-safe scalars only
     return "# the checkpoint's hyper_parameters / datamodule_hyper_parameters\n" + yaml.safe_dump(plain, sort_keys=False)
 
 
 def _manifest_line(manifest: str | None) -> str:
-    from medalign.evaluation.encoders import file_hash
-
     if not manifest:
         return "not recorded in the checkpoint"
     if not Path(manifest).is_file():
         return f"`{manifest}` (not found at export time: no hash)"
-    return f"`{manifest}`, sha256 `{file_hash(manifest)}`"
+    return f"`{manifest}`, sha256 `{file_sha256(manifest)}`"
 
 
 def model_card(info: CardInfo, name: str) -> str:

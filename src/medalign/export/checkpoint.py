@@ -24,14 +24,12 @@ from medalign.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("open_clip",)
 SIGLIP_BIAS_KEY = "logit_bias"  # the training module's SigLIP bias (a top-level parameter, or an objective's)
 
 
 def export_checkpoint(
     ckpt: str | Path,
     out: str | Path,
-    format: str = "open_clip",
     results: str | Path | None = None,
     force: bool = False,
     hub_id: str | None = None,
@@ -42,7 +40,6 @@ def export_checkpoint(
     Args:
         ckpt: a medalign Lightning checkpoint (``.ckpt`` written by ``fit``).
         out: the folder to write (must be new or empty unless `force`).
-        format: ``open_clip`` (the only one).
         results: a ``results.json`` of ``medalign test`` to put in the model card.
         force: replace a non-empty `out`.
         hub_id: ``org/name`` of the Hugging Face repository the folder will be uploaded to: the
@@ -60,8 +57,6 @@ def export_checkpoint(
     """
     from medalign.evaluation.encoders import load_checkpoint_encoder
 
-    if format not in FORMATS:
-        raise ValueError(f"--format {format!r} is not supported; choose one of {list(FORMATS)}")
     ckpt, out = Path(ckpt), Path(out)
     if not ckpt.is_file():
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")

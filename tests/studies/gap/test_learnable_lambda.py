@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medalign.evaluation.gap.batched_probe import ProbeConfig, train_probes
-from medalign.evaluation.plots.gap import markdown_table, sweep_table
-from medalign.evaluation.gap.sweep import lambda_features, run_gap_sweep
-from medalign.evaluation.gap.learnable_lambda import train_learnable_lambda
+from medalign.studies.gap.batched_probe import ProbeConfig, train_probes
+from medalign.studies.gap.plots import markdown_table, sweep_table
+from medalign.studies.gap.sweep import lambda_features, run_gap_sweep
+from medalign.studies.gap.learnable_lambda import train_learnable_lambda
 from medalign.metrics.geometry import gap_vector, lambda_shift
 
 

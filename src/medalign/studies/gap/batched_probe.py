@@ -25,20 +25,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from medalign.evaluation.gap.probe_config import (
+from medalign.studies.gap.probe_config import (
     ProbeConfig,
     Task,
     class_weights,
     init_probe,
     loss_weights,
     make_optimizer,
+    probe_loss,
     split_rows,
     targets_and_mask,
 )
-from medalign.evaluation.gap.probe_loop import train_one_probe
+from medalign.studies.gap.probe_loop import train_one_probe
 
 __all__ = ["ProbeConfig", "ProbeFit", "ShiftedFeatures", "Task", "class_weights", "init_probe", "predict_proba",
            "split_rows", "train_probes"]
@@ -145,19 +145,13 @@ def train_probes(
 
 
 def _probe_losses(z: Tensor, y: Tensor, known: Tensor, weights: Tensor, task: Task) -> Tensor:
-    """Per-probe weighted loss, (S, L), from logits z (S, B, L, C) of each seed's rows (`probe_loss`, batched).
+    """`probe_loss` of every probe, (S, L), from logits z (S, B, L, C) of each seed's rows.
 
     Args:
         y: (S, B, C) float targets (multilabel) or (S, B) ids. known: (S, B, C) mask (multilabel).
         weights: (S, C) per seed: positive weights (multilabel) or class weights (multiclass).
     """
-    if task == "multilabel":
-        bce = F.binary_cross_entropy_with_logits(z, y[:, :, None].expand_as(z), pos_weight=weights[:, None, None, :],
-                                                 reduction="none")  # (S, B, L, C)
-        return (bce * known[:, :, None].float()).sum((1, 3)) / known.sum((1, 2)).clamp(min=1)[:, None]
-    nll = -F.log_softmax(z, dim=-1).gather(-1, y[:, :, None, None].expand(*z.shape[:3], 1)).squeeze(-1)  # (S, B, L)
-    w = weights.gather(1, y)  # (S, B)
-    return (nll * w[:, :, None]).sum(1) / w.sum(1)[:, None]
+    return probe_loss(z.transpose(1, 2), y[:, None], known[:, None], weights[:, None], task)  # probes (S, L), rows B
 
 
 def _batched_logits(x: list[Tensor], a: list[Tensor], feats: ShiftedFeatures, weight: Tensor, bias: Tensor) -> Tensor:

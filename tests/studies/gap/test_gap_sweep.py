@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from medalign.evaluation.gap.batched_probe import ProbeConfig
-from medalign.evaluation.plots.gap import markdown_table, plot_auc_vs_lambda, plot_shift_pca, sweep_table, write_csv
-from medalign.evaluation.gap.sweep import probe_auc, run_gap_sweep
+from medalign.studies.gap.batched_probe import ProbeConfig
+from medalign.studies.gap.plots import markdown_table, plot_auc_vs_lambda, plot_shift_pca, sweep_table, write_csv
+from medalign.studies.gap.sweep import probe_auc, run_gap_sweep
 
 FAST = ProbeConfig(optimizer="sgd", min_delta=0.0, lr=0.5, max_epochs=30, patience=5, batch_size=64)
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from medalign.data.manifest import read_manifest
-from medalign.evaluation.builders import balanced_single_label
+from tests.oracles.builders import balanced_single_label
 from medalign.prepare.subsets import eligible_counts
 
 CLASSES = ["A", "B", "C"]

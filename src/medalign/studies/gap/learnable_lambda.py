@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from medalign.evaluation.gap.probe_config import ProbeConfig, Task, loss_weights, split_rows, targets_and_mask
-from medalign.evaluation.gap.probe_loop import train_one_probe
+from medalign.studies.gap.probe_config import ProbeConfig, Task, loss_weights, split_rows, targets_and_mask
+from medalign.studies.gap.probe_loop import train_one_probe
 from medalign.metrics.geometry import lambda_shift
 
 

@@ -22,7 +22,7 @@ from torch.distributed.run import get_args_parser
 from medalign.training import cli as cli_module
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "scripts" / "slurm").glob("*.sbatch"))
 PAPER_GLOBAL_BATCH = 512  # eCLIP §4.1
 ENV = {"MANIFEST": "/data/mimic/manifest.csv", "BERT": "/models/Bio_ClinicalBERT"}  # the recipes' required inputs

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medalign.evaluation.gap.batched_probe import (
+from medalign.studies.gap.batched_probe import (
     ProbeConfig,
     ShiftedFeatures,
     class_weights,
@@ -15,7 +15,7 @@ from medalign.evaluation.gap.batched_probe import (
     split_rows,
     train_probes,
 )
-from medalign.evaluation.gap.sweep import lambda_features
+from medalign.studies.gap.sweep import lambda_features
 from medalign.metrics.geometry import gap_vector
 
 

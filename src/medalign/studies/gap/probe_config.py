@@ -1,7 +1,7 @@
 """How a gap-sweep probe is trained: the protocol, its loss, and when it counts as converged.
 
 Shared by the batched trainer (`batched_probe`), the one-probe loop (`probe_loop`, also the
-learnable λ) and the plain reference (`reference_probe`).
+learnable λ) and the tests' plain reference (`tests/oracles/gap_probe.py`).
 
 Protocols (``ProbeConfig.protocol``; docs/gap_sweep.md):
 
@@ -182,17 +182,30 @@ def make_optimizer(params: list[Tensor] | list[dict], cfg: ProbeConfig) -> "torc
 
 
 def probe_loss(z: Tensor, y: Tensor, known: Tensor, weight: Tensor, task: Task) -> Tensor:
-    """Weighted BCE over known labels (mean over known entries) or weighted CE, from torch's built-ins.
+    """The probes' loss, one value per probe: the one definition every gap-study trainer uses.
+
+    Multilabel: BCE with positive weights, averaged over the known labels of the batch.
+    Multiclass: class-weighted cross-entropy, Σ_i w_{y_i} nll_i / Σ_i w_{y_i} (torch's weighted mean).
+    Leading probe dimensions P (none for one probe; (S, L) for a batch of probes) broadcast.
 
     Args:
-        z: (B, C) logits. y: (B, C) float targets or (B,) ids. known: (B, C) mask (multilabel).
-        weight: (C,) positive weights (multilabel) or class weights (multiclass); ones: unweighted.
+        z: (*P, B, C) logits.
+        y: (*P, B, C) NaN-free float targets (multilabel) or (*P, B) class ids.
+        known: (*P, B, C) mask of the known labels (multilabel; unused for multiclass).
+        weight: (*P, C) positive weights (multilabel) or class weights (multiclass); ones: unweighted.
+
+    Returns:
+        (*P,) losses (a scalar for one probe).
     """
     import torch.nn.functional as F
     if task == "multiclass":
-        return F.cross_entropy(z, y, weight=weight)
-    bce = F.binary_cross_entropy_with_logits(z, y, pos_weight=weight, reduction="none")
-    return (bce * known).sum() / known.sum().clamp(min=1)
+        ids = y.expand(z.shape[:-1])[..., None]  # (*P, B, 1)
+        nll = -F.log_softmax(z, dim=-1).gather(-1, ids).squeeze(-1)  # (*P, B)
+        w = weight[..., None, :].expand(z.shape).gather(-1, ids).squeeze(-1)  # (*P, B): weight of each row's class
+        return (nll * w).sum(-1) / w.sum(-1)
+    bce = F.binary_cross_entropy_with_logits(z, y.expand_as(z), pos_weight=weight[..., None, :], reduction="none")  # (*P, B, C)
+    known = known.to(bce.dtype)
+    return (bce * known).sum((-2, -1)) / known.sum((-2, -1)).clamp(min=1)
 
 
 def early_stop(val_loss: float, best: float, stale: int, cfg: ProbeConfig) -> tuple[bool, int, bool]:

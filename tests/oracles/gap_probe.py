@@ -17,33 +17,19 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from medalign.evaluation.gap.batched_probe import ProbeConfig, Task, split_rows
+from medalign.studies.gap.batched_probe import ProbeConfig, Task, split_rows
+from medalign.studies.gap.probe_config import probe_loss, targets_and_mask
+from medalign.metrics.classification import macro_auc
 from medalign.metrics.geometry import gap_vector, lambda_shift
 
 
 def _loss(logits: Tensor, y: Tensor, weight: Tensor | None, task: Task) -> Tensor:
-    """BCE with positive weights over the known (non-NaN) labels, or (weighted) cross-entropy."""
-    if task == "multiclass":
-        return F.cross_entropy(logits, y, weight=weight)
-    known = ~torch.isnan(y)
-    bce = F.binary_cross_entropy_with_logits(logits, torch.nan_to_num(y), pos_weight=weight, reduction="none")
-    return bce[known].mean()
-
-
-def _auc(y: np.ndarray, proba: np.ndarray, task: Task) -> float:
-    """Macro ROC AUC over classes with both outcomes (one-vs-rest for multiclass)."""
-    aucs = []
-    for c in range(proba.shape[1]):
-        truth = (y == c).astype(float) if task == "multiclass" else y[:, c]
-        known = ~np.isnan(truth)
-        if len(np.unique(truth[known])) == 2:
-            aucs.append(roc_auc_score(truth[known], proba[known, c]))
-    return float(np.mean(aucs)) if aucs else float("nan")
+    """The study's one `probe_loss` on raw labels (NaN = unknown); `weight` None: unweighted."""
+    targets, known = targets_and_mask(y, task)
+    return probe_loss(logits, targets, known, torch.ones(logits.shape[-1]) if weight is None else weight, task)
 
 
 def reference_probe(
@@ -101,7 +87,7 @@ def reference_probe(
     with torch.no_grad():
         logits = probe(x_te)
         proba = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
-    return _auc(y_te.numpy(), proba.numpy(), task), converged
+    return macro_auc(y_te.numpy(), proba.numpy()), converged
 
 
 def reference_sweep(

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from medalign.evaluation.gap.sweep import SweepResult
+from medalign.studies.gap.sweep import SweepResult
 from medalign.evaluation.plots.style import new_figure, save_figure
 from medalign.evaluation.results import format_table
 from medalign.evaluation.geometry import joint_pca

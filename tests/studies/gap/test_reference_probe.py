@@ -1,4 +1,4 @@
-"""The plain reference probe (nn.Linear + DataLoader + sklearn) against the batched trainer."""
+"""The plain reference probe (nn.Linear + DataLoader) against the batched trainer, and the one probe loss."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medalign.evaluation.gap.batched_probe import ProbeConfig, _probe_losses, class_weights
-from medalign.evaluation.gap.sweep import probe_auc, run_gap_sweep
-from medalign.evaluation.gap.reference_probe import _auc, _loss, reference_sweep
+from medalign.studies.gap.batched_probe import ProbeConfig, _probe_losses, class_weights
+from medalign.studies.gap.probe_config import probe_loss
+from medalign.studies.gap.sweep import run_gap_sweep
+from tests.oracles.gap_probe import _loss, reference_sweep
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -46,18 +47,31 @@ def test_reference_and_batched_probes_reach_the_same_auc(task):
 
 
 @pytest.mark.parametrize("task", ["multilabel", "multiclass"])
-def test_reference_loss_and_auc_equal_the_batched_trainers(task):
+def test_the_one_probe_loss_equals_torchs_builtins_for_one_probe_and_for_a_batch(task):
+    """`probe_loss` (used by the batched, one-probe and reference trainers) against F.cross_entropy /
+    masked F.binary_cross_entropy_with_logits, probe by probe."""
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(50, 3, generator=g)
     if task == "multilabel":
         y = (torch.rand(50, 3, generator=g) < 0.3).float()
-        y[::6, 2] = float("nan")  # unknown labels: both ignore them
+        y[::6, 2] = float("nan")  # unknown labels are ignored
         known, target = ~torch.isnan(y), torch.nan_to_num(y)
     else:
         y = torch.randint(0, 3, (50,), generator=g)
         known, target = torch.ones(50, dtype=torch.bool), y
     w = class_weights(y, task, 3)
-    batched = _probe_losses(z[None, :, None], target[None], known[None], w[None], task)  # one seed, one λ
-    torch.testing.assert_close(_loss(z, y, w, task), batched[0, 0])
-    proba = torch.sigmoid(z) if task == "multilabel" else torch.softmax(z, dim=1)
-    assert _auc(y.numpy(), proba.numpy(), task) == pytest.approx(probe_auc(y.numpy(), proba.numpy(), task)[0])
+
+    def builtin(z):
+        if task == "multiclass":
+            return F.cross_entropy(z, y, weight=w)
+        return F.binary_cross_entropy_with_logits(z, target, pos_weight=w, reduction="none")[known].mean()
+
+    z = torch.randn(50, 3, generator=g)
+    torch.testing.assert_close(probe_loss(z, target, known, w, task), builtin(z))
+    torch.testing.assert_close(_loss(z, y, w, task), builtin(z))  # the reference's call: raw labels
+    zs = torch.randn(2, 50, 4, 3, generator=g)  # (S seeds, B rows, L λs, C)
+    batched = _probe_losses(zs, target[None].expand(2, *target.shape), known[None].expand(2, *known.shape),
+                            w[None].expand(2, 3), task)
+    assert batched.shape == (2, 4)
+    for s in range(2):
+        for lam in range(4):
+            torch.testing.assert_close(batched[s, lam], builtin(zs[s, :, lam]))

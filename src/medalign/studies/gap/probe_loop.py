@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from medalign.evaluation.gap.probe_config import ProbeConfig, Task, early_stop, init_probe, make_optimizer, probe_loss
+from medalign.studies.gap.probe_config import ProbeConfig, Task, early_stop, init_probe, make_optimizer, probe_loss
 
 # inputs(rows (B,), λ 0-d tensor or None) → probe inputs (B, in)
 Inputs = Callable[[Tensor, Tensor | None], Tensor]

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from medalign.evaluation.gap.batched_probe import ShiftedFeatures, train_probes
-from medalign.evaluation.gap.probe_config import ProbeConfig
-from medalign.evaluation.gap.sweep import SweepResult, probe_auc
-from medalign.evaluation.plots.gap import markdown_table
+from medalign.studies.gap.batched_probe import ShiftedFeatures, train_probes
+from medalign.studies.gap.probe_config import ProbeConfig
+from medalign.studies.gap.sweep import SweepResult, probe_auc
+from medalign.studies.gap.plots import markdown_table
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,7 +99,7 @@ def test_the_best_lambda_is_chosen_on_validation_and_the_test_argmax_is_only_an_
 
 
 def test_validation_auc_is_measured_on_each_probes_validation_rows():
-    from medalign.evaluation.gap.sweep import run_gap_sweep
+    from medalign.studies.gap.sweep import run_gap_sweep
 
     x, y = _centre_biased(400, 3)
     xv, yv = _centre_biased(200, 4)

@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
-from medalign.evaluation.gap.batched_probe import ProbeConfig, ProbeFit, ShiftedFeatures, Task, predict_proba, train_probes
-from medalign.evaluation.gap.learnable_lambda import predict_learned, train_learnable_lambda
-from medalign.evaluation.gap.probe_config import warn_unconverged
+from medalign.studies.gap.batched_probe import ProbeConfig, ProbeFit, ShiftedFeatures, Task, predict_proba, train_probes
+from medalign.studies.gap.learnable_lambda import predict_learned, train_learnable_lambda
+from medalign.studies.gap.probe_config import warn_unconverged
+from medalign.metrics.classification import macro_average, per_class_auc
 from medalign.metrics.geometry import gap_vector, lambda_shift, mean_resultant_length, modality_gap
 
 DEFAULT_LAMBDAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -152,17 +152,10 @@ def probe_auc(y: np.ndarray, proba: np.ndarray, task: Task) -> tuple[float, np.n
     Returns:
         (macro AUC, per-class AUCs (C,) with NaN where undefined).
     """
-    per_class = np.full(proba.shape[1], np.nan)
-    for c in range(proba.shape[1]):
-        if task == "multilabel":
-            known = ~np.isnan(y[:, c])
-            truth, score = y[known, c], proba[known, c]
-        else:
-            truth, score = (y == c).astype(float), proba[:, c]
-        if len(np.unique(truth)) == 2:
-            per_class[c] = roc_auc_score(truth, score)
-    defined = per_class[~np.isnan(per_class)]
-    return (float(defined.mean()) if len(defined) else float("nan")), per_class
+    if task == "multiclass" and y.ndim != 1:
+        raise ValueError(f"multiclass truth must be (N,) class ids, got shape {y.shape}")
+    per_class = per_class_auc(y, proba)
+    return macro_average(per_class), per_class
 
 
 def _as_split(split: Split, task: Task, name: str) -> tuple[Tensor, Tensor, Tensor]:
