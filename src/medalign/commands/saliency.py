@@ -14,6 +14,8 @@ from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
+    from medalign.data.manifest import add_outside_paths_flag
+
     p = argparse.ArgumentParser(prog="medalign saliency", description=__doc__)
     p.add_argument("--ckpt", required=True, help="medalign checkpoint (.ckpt)")
     p.add_argument("--manifest", required=True, help="manifest with a heatmap column (EGD-CXR / REFLACX / synthetic)")
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true", help="skip the centre-prior and random-model rows")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/saliency_<split>)")
+    add_outside_paths_flag(p)
     return p
 
 
@@ -54,6 +57,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     result = saliency_agreement(
         encoder, args.manifest, args.split, args.method, args.text, prompts, batch_size=args.batch_size,
         device=args.device, limit=args.limit, baselines=not args.no_baselines, panels=args.panels, out_dir=out,
+        allow_outside_paths=args.allow_outside_paths,
     )
     result.update(checkpoint=str(ckpt), manifest=str(args.manifest), split=args.split)
     (out / "saliency.json").write_text(json.dumps(result, indent=2))

@@ -67,7 +67,7 @@ def write_shards(
     num_workers: int = 1,
     chunk_bytes: str = "64MB",
     overwrite: bool = False,
-    allow_outside_paths: bool = True,
+    allow_outside_paths: bool = False,
 ) -> dict[str, Any]:
     """Write the shards of every split of `manifest` into the folder `out`, atomically.
 
