@@ -16,7 +16,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
-from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
+from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint, PreemptionSync
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.skips import SkippedRows
@@ -66,7 +66,7 @@ class MedAlignCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
             checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
-        for default in (ResumeGuard, SkippedRows):  # always on, whatever trainer.callbacks says
+        for default in (ResumeGuard, SkippedRows, PreemptionSync):  # always on, whatever trainer.callbacks says
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
         _share_run_directory(trainer)
