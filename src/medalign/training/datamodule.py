@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +18,10 @@ from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.manifest import Manifest, read_manifest
 from medalign.training.checkpointing import ignore_sigterm
 from medalign.training.context import DataContext
-from medalign.training.sampler import EpochSampler, OversampledEpochSampler, ResumableDataLoader
+from medalign.training.hazards import paper_expert_batch_size
+from medalign.training.sampler import (
+    EpochSampler, GatedCollate, OversampledEpochSampler, ResumableDataLoader, StepGatedDataset,
+)
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
 
 log = logging.getLogger(__name__)
@@ -34,9 +38,10 @@ class MedAlignDataModule(L.LightningDataModule):
 
     Args:
         manifest: path to the manifest (CSV or Parquet).
-        synthetic: if set and `manifest` does not exist yet, generate an embedded dataset in the
-            manifest's folder first: `SyntheticConfig` fields, or ``source: openi`` and
-            `OpenIConfig` fields for the rendered Open-I set (`synthetic.sources`).
+        synthetic: the embedded dataset this config may generate: ``manifest`` (where it lives) plus
+            `SyntheticConfig` fields, or ``source: openi`` and `OpenIConfig` fields for the rendered
+            Open-I set (`synthetic.sources`). It is generated (and announced in the log) only when
+            `manifest` is that path and does not exist yet; any other missing path is an error.
         tokenizer: Hugging Face tokenizer directory; default ``<manifest folder>/tokenizer``.
         label_columns: label columns used for zero-shot validation and evaluation.
         prompts: zero-shot prompt file (JSON) for the validation macro-F1; none → no zero-shot.
@@ -68,7 +73,9 @@ class MedAlignDataModule(L.LightningDataModule):
             nested across fractions for one seed. Validation and test splits are untouched.
         expert_stream: also serve the train rows that have a heatmap from a second, oversampled
             loader (eCLIP); training batches then are ``{"main": batch, "expert": batch}``.
-        expert_batch_size: per-process expert sub-batch; default half of `batch_size`.
+        expert_batch_size: per-process expert sub-batch M; None (default) = half of `batch_size`, the
+            released code's rule (`medalign.training.hazards.paper_expert_batch_size`); another value
+            is used and named by the reproduction-hazard warning of a paper preset.
         expert_num_workers: expert loader workers; default `num_workers`.
         views: 2 adds a second augmented view of each train image, ``image_view2`` (SLIP's
             image–image term, ``model.slip_weight``); 1 = off.
@@ -142,9 +149,9 @@ class MedAlignDataModule(L.LightningDataModule):
         self._manifest_path = Path(manifest) if manifest else None
         if manifest is not None:
             if synthetic is not None and not self._manifest_path.exists():
-                from medalign.synthetic.sources import ensure_embedded
+                from medalign.synthetic.sources import ensure_embedded_at
 
-                ensure_embedded(self._manifest_path.parent, synthetic)
+                ensure_embedded_at(self._manifest_path, synthetic)
             if not self._manifest_path.is_file():
                 raise FileNotFoundError(f"manifest {manifest} does not exist: {NO_MANIFEST_HELP}")
         self.tokenizer_path = self._default_tokenizer(tokenizer)
@@ -317,26 +324,49 @@ class MedAlignDataModule(L.LightningDataModule):
 
     @property
     def expert_batch_size(self) -> int:
-        """Per-process expert sub-batch (default: half the main batch)."""
-        return self.hparams.expert_batch_size or max(self.hparams.batch_size // 2, 1)
+        """Per-process expert sub-batch (default: half the main batch, `paper_expert_batch_size`)."""
+        return self.hparams.expert_batch_size or paper_expert_batch_size(self.hparams.batch_size)
 
     def _expert_dataloader(self, main_batches: int, world: int, rank: int) -> ResumableDataLoader:
-        """The oversampled expert stream, exactly as many batches per epoch as the main stream."""
+        """The oversampled expert stream, exactly as many batches per epoch as the main stream.
+
+        Its batches are loaded only at the steps whose expert draw uses them (`_expert_batch_used`);
+        the others are None and cost no file read or decode.
+        """
         if self.expert_dataset is None:
             raise RuntimeError("data.expert_stream is on but setup() built no expert dataset")
         size = self.expert_batch_size
         sampler = OversampledEpochSampler(
-            len(self.expert_dataset), samples_per_rank=main_batches * size, seed=self.hparams.seed, num_replicas=world, rank=rank
+            len(self.expert_dataset), samples_per_rank=main_batches * size, seed=self.hparams.seed, num_replicas=world,
+            rank=rank, batch_size=size, use_batch=self._expert_batch_used,
         )
+        kwargs = self._loader_kwargs(self.hparams.expert_num_workers)
+        kwargs["collate_fn"] = GatedCollate(kwargs["collate_fn"])
         return ResumableDataLoader(
-            self.expert_dataset,
+            StepGatedDataset(self.expert_dataset),
             batch_size=size,
             sampler=sampler,
             drop_last=True,
             progress=self._progress,
             generator=torch.Generator().manual_seed(self.hparams.seed + 1),
-            **self._loader_kwargs(self.hparams.expert_num_workers),
+            **kwargs,
         )
+
+    def _expert_batch_used(self, epoch: int, batch: int) -> bool:
+        """Whether the module uses the expert sub-batch at batch `batch` of `epoch` (else it is not loaded).
+
+        The module's ``expert_used_at(step)`` (eCLIP's curriculum draw, a pure function of the
+        optimizer step) decides; the step of a batch is Lightning's: an epoch has
+        ⌈batches / accumulate_grad_batches⌉ optimizer steps (the last batch of an epoch always
+        steps). Without a trainer or such a module every batch is loaded.
+        """
+        trainer = self.trainer
+        used_at = getattr(getattr(trainer, "lightning_module", None), "expert_used_at", None)
+        batches = getattr(trainer, "num_training_batches", None)
+        if used_at is None or not isinstance(batches, int) or batches < 1:
+            return True
+        accumulate = trainer.accumulate_grad_batches
+        return used_at(epoch * math.ceil(batches / accumulate) + batch // accumulate)
 
     def _progress(self) -> tuple[int, int]:
         loop = self.trainer.fit_loop

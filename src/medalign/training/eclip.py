@@ -134,6 +134,10 @@ class ECLIPModule(ContrastiveModule):
             return 1.0
         return expert_probability(self.progress(step), **self.schedule)
 
+    def expert_used_at(self, step: int) -> bool:
+        """The curriculum's draw at `step`; the data module loads expert images only for these steps."""
+        return expert_decision(self.hparams.expert_seed, step, self.expert_probability_at(step))
+
     def priming_active(self, step: int) -> bool:
         """Priming runs during its phase, for a processor with parameters, when w_p > 0."""
         trainable = self.processor is not None and any(p.requires_grad for p in self.processor.parameters())
@@ -148,13 +152,13 @@ class ECLIPModule(ContrastiveModule):
             out: the dual encoder's output on the main batch.
         """
         hp, step = self.hparams, self.global_step
-        p_curr = self.expert_probability_at(step)
-        used = expert_decision(hp.expert_seed, step, p_curr)  # one draw per optimizer step
+        used = self.expert_used_at(step)  # one draw per optimizer step
         image_emb, text_emb, ids = out.image_emb, out.text_emb, batch["index"]
         if used:
             expert = batch.get("expert")
-            if expert is None:
-                raise ValueError(f"model.method {hp.method!r} drew an expert step but the batch has none: set data.expert_stream: true")
+            if expert is None:  # no expert stream, or its loader skipped a step this module uses
+                raise ValueError(f"model.method {hp.method!r} drew an expert step at global step {step} but the batch has no "
+                                 "expert sub-batch: set data.expert_stream: true (or the data module's step count is off)")
             expert_image = self.expert_embeddings(expert, step)  # (M, D)
             expert_text = self.model.encode_text(expert["input_ids"], expert["attention_mask"])  # (M, D)
             image_emb = torch.cat([image_emb, expert_image])  # (N + M, D)
