@@ -118,10 +118,10 @@ def test_non_empty_out_is_refused_unless_forced_and_force_never_deletes_inputs(t
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="--out .*busy is not empty .*notes.txt.*pass --force"):
-        main(["export", "--ckpt", str(ckpt), "--out", str(out)])
+        command("export")(["--ckpt", str(ckpt), "--out", str(out)])
     assert (out / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError, match="--force replaces only a folder `medalign export` wrote.*notes.txt"):
-        main(["export", "--ckpt", str(ckpt), "--out", str(out), "--force"])
+        command("export")(["--ckpt", str(ckpt), "--out", str(out), "--force"])
     assert (out / "notes.txt").read_text() == "keep me"
     out = tmp_path / "again"
     main(["export", "--ckpt", str(ckpt), "--out", str(out)])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medalign.cli import main
+from medalign.cli import command
 from medalign.export.folder import MARKER_FILE, check_out, mark_written, put_in_place, staged
 
 
@@ -31,7 +31,7 @@ def test_force_refuses_the_working_directory_and_its_parents(tmp_path, monkeypat
     (tmp_path / "work" / "ckpt.ckpt").write_bytes(b"not read")
     files[tmp_path / "work" / "ckpt.ckpt"] = "not read"
     with pytest.raises(ValueError, match=r"--out .* is (the working directory|a parent)"):
-        main(["export", "--ckpt", "ckpt.ckpt", "--out", out, "--force"])
+        command("export")(["--ckpt", "ckpt.ckpt", "--out", out, "--force"])
     _survive(files)
 
 
@@ -41,7 +41,7 @@ def test_force_refuses_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "work" / "sub")
     (tmp_path / "c.ckpt").write_bytes(b"x")
     with pytest.raises(ValueError, match="is the home folder"):
-        main(["export", "--ckpt", str(tmp_path / "c.ckpt"), "--out", str(tmp_path / "work"), "--force"])
+        command("export")(["--ckpt", str(tmp_path / "c.ckpt"), "--out", str(tmp_path / "work"), "--force"])
     with pytest.raises(ValueError, match="is a parent of the working directory or home folder"):
         check_out(tmp_path, force=True)
     _survive(files)
@@ -53,7 +53,7 @@ def test_force_refuses_folders_with_files_export_did_not_write(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path / "elsewhere")
     (tmp_path / "c.ckpt").write_bytes(b"x")
     with pytest.raises(ValueError, match="holds files it did not write"):  # no marker at all
-        main(["export", "--ckpt", str(tmp_path / "c.ckpt"), "--out", str(tmp_path / "work"), "--force"])
+        command("export")(["--ckpt", str(tmp_path / "c.ckpt"), "--out", str(tmp_path / "work"), "--force"])
     exported = tmp_path / "exported"
     exported.mkdir()
     (exported / "open_clip_config.json").write_text("{}")
@@ -61,7 +61,7 @@ def test_force_refuses_folders_with_files_export_did_not_write(tmp_path, monkeyp
     (exported / "mine.txt").write_text("user's")  # added after the export
     files[exported / "mine.txt"] = "user's"
     with pytest.raises(ValueError, match=r"holds files it did not write \(1, e.g. \['mine.txt'\]\)"):
-        main(["export", "--ckpt", str(tmp_path / "c.ckpt"), "--out", str(exported), "--force"])
+        command("export")(["--ckpt", str(tmp_path / "c.ckpt"), "--out", str(exported), "--force"])
     _survive(files)
 
 
@@ -87,5 +87,5 @@ def test_export_of_a_truncated_checkpoint_names_its_path(tmp_path):
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(CheckpointError, match=r"checkpoint .*cut.ckpt is damaged"):
-        main(["export", "--ckpt", str(cut), "--out", str(tmp_path / "out")])
+        command("export")(["--ckpt", str(cut), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()

@@ -15,7 +15,7 @@ from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
-    from medalign.data.manifest import add_outside_paths_flag
+    from medalign.data.outside_paths import add_outside_paths_flag
 
     parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file")

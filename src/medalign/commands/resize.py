@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality with --format jpeg (default: 95)")
     parser.add_argument("--on-error", choices=["error", "drop"], default="error",
                         help="unreadable files: list them and write no manifest, or drop their rows (default: error)")  # fmt: skip
-    from medalign.data.manifest import add_outside_paths_flag
+    from medalign.data.outside_paths import add_outside_paths_flag
 
     add_outside_paths_flag(parser)
     return parser

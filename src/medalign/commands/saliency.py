@@ -14,7 +14,7 @@ from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
-    from medalign.data.manifest import add_outside_paths_flag
+    from medalign.data.outside_paths import add_outside_paths_flag
 
     p = argparse.ArgumentParser(prog="medalign saliency", description=__doc__)
     p.add_argument("--ckpt", required=True, help="medalign checkpoint (.ckpt)")

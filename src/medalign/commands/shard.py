@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, default=1, help="writer processes (litdata optimize)")
     parser.add_argument("--chunk-bytes", default="64MB", help="target chunk size, e.g. 64MB")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    from medalign.data.manifest import add_outside_paths_flag
+    from medalign.data.outside_paths import add_outside_paths_flag
 
     add_outside_paths_flag(parser)
     return parser

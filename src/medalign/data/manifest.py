@@ -187,14 +187,7 @@ def _check_ids(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-OUTSIDE_PATHS_HINT = ("allow them with allow_outside_paths: --data.allow_outside_paths true (fit, test), "
-                      "--allow-outside-paths (resize, shard, saliency, geometry, gap-sweep)")
-
-
-def add_outside_paths_flag(parser: Any) -> None:
-    """The one command-line flag of `confine_paths` for the argparse commands (``args.allow_outside_paths``)."""
-    parser.add_argument("--allow-outside-paths", "--allow_outside_paths", dest="allow_outside_paths", action="store_true",
-                        help="accept absolute image/heatmap paths and ../ out of the manifest's folder (default: refuse)")
+from medalign.data.outside_paths import OUTSIDE_PATHS_HINT, add_outside_paths_flag  # noqa: E402,F401 - re-exported
 
 
 def confine_paths(path: str | Path, frame: pd.DataFrame, allow_outside_paths: bool = False) -> None:

@@ -104,7 +104,7 @@ def write_shards(
     if num_workers < 1:
         raise ValueError(f"--num-workers must be ≥ 1, got {num_workers}")
     if label_columns is None:
-        label_columns = label_columns_of(read_manifest(manifest, check_files=False).frame)
+        label_columns = label_columns_of(read_manifest(manifest, check_files=False, allow_outside_paths=allow_outside_paths).frame)
     data = read_manifest(manifest, list(label_columns), check_files=True, allow_outside_paths=allow_outside_paths)
     if not len(data):
         raise ManifestError(f"{manifest} has no rows")
