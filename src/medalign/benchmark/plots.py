@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from medalign.evaluation.plots.style import new_figure, save_figure
+from medalign.evaluation.plots.style import legend_below, new_figure, save_figure
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -37,7 +37,7 @@ def plot_bars(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path:
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     if len(cfg.fractions) > 1:
-        axes[0].legend(fontsize=7)
+        legend_below(fig, axes[0], ncol=len(cfg.fractions))
     fig.suptitle(f"benchmark {cfg.name}: mean ± sd over seeds {cfg.seeds}", fontsize=10)
     return save_figure(fig, path)
 
@@ -61,5 +61,6 @@ def plot_fraction_lines(summary: list[dict[str, Any]], cfg: Any, metrics: list[s
         ax.grid(alpha=0.3)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
+    legend_below(fig, axes[0], ncol=min(len(cfg.methods), 5))
+    fig.suptitle(f"benchmark {cfg.name}: mean ± sd over seeds {cfg.seeds}", fontsize=10)
     return save_figure(fig, path)
