@@ -24,12 +24,11 @@ __all__ = ["BETTER", "geometry_metrics", "geometry_table", "joint_pca", "row_cla
 
 # Which way each metric moves when its paper calls the space better: ↑ higher, ↓ lower. The two
 # uniformities point opposite ways (eCLIP's cross-modal one is −log E[...], Wang & Isola's is log E[...]).
-# A smaller gap or a wider cone (lower R) is what gap-closing methods aim for, not by itself a better
-# downstream space.
+# modality_gap, r_* and intra_cosine_* have no better direction: a smaller gap or a wider cone is what
+# gap-closing methods aim for, not by itself a better space (docs/methods.md), so they stay unmarked.
 BETTER = {
     "alignment": "↑", "uniformity": "↑", "uniformity_image": "↓", "uniformity_text": "↓",
-    "modality_gap": "↓", "r_image": "↓", "r_text": "↓", "true_pair_cosine": "↑",
-    "intra_cosine_image": "↓", "intra_cosine_text": "↓", "nmi": "↑", "silhouette": "↑", "calinski_harabasz": "↑",
+    "true_pair_cosine": "↑", "nmi": "↑", "silhouette": "↑", "calinski_harabasz": "↑",
 }
 
 
@@ -133,10 +132,10 @@ def similarity_groups(v: torch.Tensor, t: torch.Tensor, classes: np.ndarray | No
 def geometry_table(metrics: dict[str, float]) -> str:
     """`geometry_metrics` as a Markdown table whose metric names carry the better direction (``alignment ↑``).
 
-    Metrics without a direction (counts such as ``n_pairs``) are listed unmarked; a note under the table
-    says what the arrows mean.
+    Metrics without a better direction (``modality_gap``, ``r_*``, counts such as ``n_pairs``) are listed
+    unmarked; a note under the table says what the arrows mean.
     """
     body = [[f"{k} {BETTER[k]}" if k in BETTER else k, v] for k, v in metrics.items()]
     table = format_table(["metric (↑/↓: better)", "value"], body, numeric={1})
-    return table + ("\n\n↑ higher is better, ↓ lower is better (for modality_gap and r_*: what gap-closing "
-                    "methods aim for, not by itself better downstream)")
+    return table + ("\n\n↑ higher is better, ↓ lower is better (the two uniformities point opposite ways); "
+                    "unmarked: no better direction (a smaller gap or lower R is not by itself a better space)")
