@@ -18,7 +18,7 @@ def _grid(n: int) -> tuple[int, int]:
 
 def chance_level(metric: str) -> float | None:
     """The chance value of a metric, drawn as a dotted line: 0.5 for an AUC, 0 for NSS; None when unknown."""
-    name = metric.lower().replace("/", ".").split(".")[-1]
+    name = metric.lower().split("@")[0].replace("/", ".").split(".")[-1]  # linear_probe.macro_auc@0.1 → macro_auc
     if "auc" in name:
         return 0.5
     if name.startswith("nss"):
