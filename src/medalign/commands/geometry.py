@@ -77,7 +77,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     result = {"checkpoint": str(ckpt), "manifest": str(manifest), "split": args.split, "label_columns": labels, "metrics": metrics}
     (out / "geometry.json").write_text(json.dumps(result, indent=2))
-    print(f"## geometry of {ckpt.name} on {manifest.name} [{args.split}], {len(rows)} pairs\n")
+    print(f"## geometry of {ckpt.name} on {dataset_name(manifest)} [{args.split}], {len(rows)} pairs\n")
     print(geometry_table(metrics))
     if not args.no_plot:
         picture = out / f"geometry_{args.split}.png"
