@@ -39,7 +39,7 @@ from medalign.run_folder import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode)
+CACHE_VERSION = 4  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode); 4: open_clip's eval preprocess on full decodes
 DEFAULT_CACHE_DIR = Path(os.environ.get("MEDALIGN_CACHE_DIR", "runs/cache"))
 
 
@@ -88,7 +88,7 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         try:
-            image, source_size = decode_image(self.paths[i], min_size=self.transform.image_size)  # DCT-reduced JPEGs
+            image, source_size = decode_image(self.paths[i])  # full size: the exported model's preprocess sees the file
         except Exception as err:  # PIL raises many types for corrupt files
             if self.on_error == "raise":
                 raise OSError(f"cannot read image {self.paths[i]}: {err}") from err
