@@ -14,6 +14,8 @@ from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
+    from medalign.data.outside_paths import add_outside_paths_flag
+
     p = argparse.ArgumentParser(prog="medalign saliency", description=__doc__)
     p.add_argument("--ckpt", required=True, help="medalign checkpoint (.ckpt)")
     p.add_argument("--manifest", required=True, help="manifest with a heatmap column (EGD-CXR / REFLACX / synthetic)")
@@ -30,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="metric definitions: the MIT benchmark's (default) or medalign's first ones (docs/gaze.md)")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/saliency_<split>)")
+    add_outside_paths_flag(p)
     return p
 
 
@@ -58,6 +61,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         device=args.device, limit=args.limit, baselines=not args.no_baselines, panels=args.panels, out_dir=out,
         uncertain=data.get("uncertain", "zeros"), blank=data.get("blank", "zeros"),  # the checkpoint's label policy
         variant=args.metrics_variant,
+        allow_outside_paths=args.allow_outside_paths,
     )
     result.update(checkpoint=str(ckpt), manifest=str(args.manifest), split=args.split)
     (out / "saliency.json").write_text(json.dumps(result, indent=2))

@@ -36,14 +36,15 @@ _warned_quantised = False
 def load_image(path: str | Path, bit_depth: int | None = None, min_size: int | None = None) -> torch.Tensor:
     """Read a grayscale radiograph (8/16-bit PNG, JPEG, or DICOM with pydicom) as (1, H, W) in [0, 1].
 
-    16-bit images are divided by ``2**bits - 1`` with `bits` from, in order: `bit_depth`, the
-    PNG's significant-bits (``sBIT``) chunk, the container (16). Never by the image's own
+    16-bit images are divided by ``2**bits - 1`` with `bits` from, in order: the PNG's
+    significant-bits (``sBIT``) chunk (the file's own statement, right for mixed datasets),
+    `bit_depth`, the container (16). Never by the image's own
     maximum, which would brighten dark images and make brightness differ image to image.
 
     Args:
         path: image file.
-        bit_depth: significant bits of 16-bit files (e.g. 12 for 12-bit detector data stored in
-            16-bit PNGs without an ``sBIT`` chunk); None = the file's ``sBIT`` or 16.
+        bit_depth: significant bits of 16-bit files without an ``sBIT`` chunk (e.g. 12 for 12-bit
+            detector data stored in 16-bit PNGs); a file's ``sBIT`` wins; None = 16.
         min_size: the training resolution: JPEGs are then decoded at the largest 1/2, 1/4 or 1/8
             reduction still ≥ `min_size` on the short side (`medalign.data.decode`), so the
             result can be smaller than the file; None = full size. Other formats ignore it.
@@ -66,7 +67,7 @@ def decode_image(
     with Image.open(path) as img:
         img.load()
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-            bits = bit_depth or (png_significant_bits(path) if img.format == "PNG" else None) or 16
+            bits = (png_significant_bits(path) if img.format == "PNG" else None) or bit_depth or 16  # the file's own word first
             array = np.asarray(img, dtype=np.float32) / float(2**bits - 1)
             np.clip(array, 0.0, 1.0, out=array)
         else:

@@ -20,6 +20,7 @@ from medalign.export.card import CardInfo, model_card, training_config
 from medalign.export.folder import check_out, preprocess_config, put_in_place, staged, verify, write_files
 from medalign.export.open_clip_model import OpenClipParts, open_clip_parts
 from medalign.export.towers import ExportError
+from medalign.models.checkpoint import load_checkpoint_file
 from medalign.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def export_checkpoint(
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
     evaluation = _read_results(Path(results)) if results else None
     check_out(out, force, inputs=[ckpt] + ([Path(results)] if results else []))
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    saved = load_checkpoint_file(ckpt, mmap=True)  # a damaged file: CheckpointError naming it
     hparams = dict(saved.get("hyper_parameters") or {}) if isinstance(saved, dict) else {}
     data = dict(saved.get("datamodule_hyper_parameters") or {}) if isinstance(saved, dict) else {}
     if not hparams:

@@ -38,25 +38,65 @@ VERIFY_TEXTS = (
 )
 
 
+MARKER_FILE = ".medalign-export.json"  # the files export wrote: the only ones --force may replace
+
+
+def written_files(folder: Path) -> list[str]:
+    """Every file under `folder`, as sorted POSIX paths relative to it."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+
+
 def check_out(out: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
-    """Refuse a non-empty `out` unless `force`, and never let `force` delete an input.
+    """Refuse an `out` that `--force` could not replace without deleting someone else's files.
+
+    `out` may be new, empty, or (with `force`) a folder a previous export wrote: it holds
+    ``MARKER_FILE`` and no file that marker does not list. The working directory, its parents
+    and the home folder are refused always (replacing them is never what was meant).
 
     Raises:
         FileExistsError: `out` is a file, or a non-empty folder without `force`.
-        ValueError: `force` would delete one of `inputs` (it lies inside `out`).
+        ValueError: `out` is the working directory, a parent of it or the home folder; with
+            `force`, it holds files export did not write; or `force` would delete one of `inputs`.
     """
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file; give a folder for the exported model")
+    root = out.resolve()
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    if root == cwd or root in cwd.parents or root == home or root in home.parents:
+        what = "the working directory" if root == cwd else "the home folder" if root == home else "a parent of the working directory or home folder"
+        raise ValueError(f"--out {out} is {what} ({root}); export writes a new folder: give one, e.g. --out {out}/exported")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if entries and not force:
         raise FileExistsError(
             f"--out {out} is not empty ({len(entries)} entries, e.g. {entries[:3]}); choose an empty or new folder, "
-            "or pass --force to replace it"
+            "or pass --force to replace a folder a previous `medalign export` wrote"
         )
-    root = out.resolve()
+    if not entries:
+        return
     for path in inputs:
-        if force and entries and root in Path(path).resolve().parents:
+        if root == Path(path).resolve() or root in Path(path).resolve().parents:
             raise ValueError(f"--force would delete {path}, which lies inside --out {out}; export to another folder")
+    foreign = sorted(set(written_files(out)) - set(_listed(out)) - {MARKER_FILE})
+    if foreign or not (out / MARKER_FILE).is_file():
+        shown = foreign[:3] if foreign else entries[:3]
+        raise ValueError(
+            f"--force replaces only a folder `medalign export` wrote, but --out {out} holds files it did not write "
+            f"({len(foreign) or len(entries)}, e.g. {shown}); move them away or export to a new folder"
+        )
+
+
+def _listed(folder: Path) -> list[str]:
+    """The files `folder`'s marker says export wrote (none for a missing or unreadable marker)."""
+    try:
+        listed = json.loads((folder / MARKER_FILE).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(f) for f in listed] if isinstance(listed, list) else []
+
+
+def mark_written(folder: Path) -> None:
+    """Record in `folder` every file in it, so a later ``--force`` knows they are export's to replace."""
+    (folder / MARKER_FILE).write_text(json.dumps({"producer": "medalign export", "files": written_files(folder)}, indent=2) + "\n")
 
 
 def preprocess_config(image_size: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
@@ -173,16 +213,33 @@ def _preprocess_difference(preprocess: Callable, transform: Callable, size: int)
 
 
 def staged(out: Path) -> Path:
-    """A fresh staging folder next to `out` (same file system, so the final move is a rename)."""
-    stage = out.parent / f".{out.name}.export-tmp"
-    if stage.exists():
-        shutil.rmtree(stage)
+    """A new, unique staging folder next to `out` (same file system, so the final move is a rename)."""
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-tmp-", dir=out.parent))
+    stage.rmdir()  # `write_files` creates it; the unique name stays ours
     return stage
 
 
 def put_in_place(stage: Path, out: Path) -> None:
-    """Replace `out` (already checked by `check_out`) with the staging folder."""
-    if out.is_dir():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage.rename(out)
+    """Replace `out` (already checked by `check_out`) with the staging folder by renames.
+
+    An old `out` is first renamed aside, then the stage renamed to `out`, and only then the
+    old folder (which `check_out` found to hold only export's own files) removed; a failure
+    in between puts the old folder back.
+    """
+    mark_written(stage)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        if out.is_dir():
+            out.rmdir()
+        stage.rename(out)
+        return
+    old = stage.with_name(stage.name.replace(".export-tmp-", ".export-old-"))
+    out.rename(old)
+    try:
+        stage.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old)

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from medalign.data.heatmaps import check_heatmap
 from medalign.data.labels import BlankPolicy, UncertainPolicy, apply_label_policy, single_label_rows
 from medalign.data.manifest import read_manifest
 from medalign.data.transforms import load_heatmap, load_image
@@ -101,6 +102,7 @@ def saliency_agreement(
     uncertain: UncertainPolicy = "zeros",
     blank: BlankPolicy = "zeros",
     variant: str = "mit",
+    allow_outside_paths: bool = False,
 ) -> dict[str, Any]:
     """Score the model's saliency against the expert heatmaps of a split's gaze rows.
 
@@ -124,6 +126,7 @@ def saliency_agreement(
         uncertain: label policy for -1 cells (``text: prompt``): the run's ``data.uncertain``.
         blank: label policy for blank cells (``text: prompt``): the run's ``data.blank``.
         variant: metric definitions, ``mit`` (the MIT benchmark's) or ``medalign`` (`score_maps`).
+        allow_outside_paths: read paths outside the manifest's folder (`confine_paths`).
 
     Returns:
         ``n``, ``skipped``, per-source ``{metric}_mean`` / ``{metric}_sd`` under ``model``,
@@ -139,7 +142,7 @@ def saliency_agreement(
         raise ValueError("saliency needs a medalign checkpoint encoder (a DualEncoder with a timm image tower); "
                          "open_clip models are not supported")
     saliency_fn = get_saliency_method(method)
-    rows = read_manifest(manifest, [], check_files=False).split(split)
+    rows = read_manifest(manifest, [], check_files=False, allow_outside_paths=allow_outside_paths).split(split)
     frame = rows.frame[rows.frame["heatmap"].astype(str).str.len() > 0] if "heatmap" in rows.frame else rows.frame.iloc[:0]
     if not len(frame):
         raise ValueError(
@@ -173,8 +176,11 @@ def saliency_agreement(
     for start in tqdm(range(0, len(frame), batch_size), desc=f"saliency {method}", disable=not progress, leave=False):
         chunk = frame.iloc[start : start + batch_size]
         images, heatmaps = [], []
-        for image_rel, heat_rel in zip(chunk["image"], chunk["heatmap"]):
-            image, heat = encoder.transform(load_image(root / image_rel), load_heatmap(root / heat_rel))
+        for row, image_rel, heat_rel in zip(chunk.index, chunk["image"], chunk["heatmap"]):
+            raw = load_image(root / image_rel)  # (1, H, W)
+            where = f"{rows.path} row {row}: heatmap {root / heat_rel}"
+            heat = check_heatmap(load_heatmap(root / heat_rel), tuple(raw.shape[-2:]), where)  # training's rule
+            image, heat = encoder.transform(raw, heat)
             images.append(image)
             heatmaps.append(heat[0])
         images_t = torch.stack(images).to(device)  # (B, 3, S, S)
