@@ -109,7 +109,7 @@ def plot_auc_vs_lambda(result: SweepResult, path: str | Path | None = None, titl
     ax = fig.subplots()
     ax.errorbar(result.lambdas, result.auc_mean, yerr=result.auc_std, marker="o", capsize=3, label="early fusion (image, text concatenated)")
     ax.plot([result.best_lambda], [result.auc_mean[result.best_index]], marker="*", markersize=14, color="tab:red",
-            linestyle="none", label=f"best λ on val = {result.best_lambda:g} (test AUC shown)")
+            linestyle="none", label=f"best λ on val = {result.best_lambda:g} (test AUC shown)", zorder=4)
     oracle = result.test_argmax_index
     ax.plot([result.lambdas[oracle]], [result.auc_mean[oracle]], marker="o", markersize=12, markerfacecolor="none",
             color="grey", linestyle="none", label=f"test-argmax λ = {result.lambdas[oracle]:g} (oracle, not a result)")
