@@ -184,6 +184,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     import numpy as np
 
     from medalign.studies.gap.sweep import run_gap_sweep
+    from medalign.evaluation.plots.style import dataset_name
     from medalign.studies.gap.plots import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
 
     encoder, data = _encoder(cfg)
@@ -206,13 +207,13 @@ def run(argv: list[str]) -> dict[str, Any]:
                  if result.n_unconverged else "\n\nall probes converged (early stopping fired within the budget)") + "\n")
     (out / "gap_sweep.md").write_text(header + "\n" + table + "\n")
     write_csv(result, out / "gap_sweep.csv")
-    plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{Path(cfg.manifest).name}: AUC vs λ")
+    plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{dataset_name(cfg.manifest)}: AUC vs λ")
     v, t, _ = splits["test"]
     pictured = sorted({0.0, result.best_lambda, 1.0})
     import torch
 
     plot_shift_pca(torch.from_numpy(v), torch.from_numpy(t), torch.from_numpy(result.delta), pictured,
-                   out / "pca_lambda.png", max_points=cfg.pca_points, title="test split, Δ from train")
+                   out / "pca_lambda.png", max_points=cfg.pca_points, title=f"{dataset_name(cfg.manifest)}: test split, Δ from train")
     results = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "settings": encoder.settings},

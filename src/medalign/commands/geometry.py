@@ -47,9 +47,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import get_embeddings
     from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
-    from medalign.evaluation.geometry import geometry_metrics
+    from medalign.evaluation.geometry import geometry_metrics, geometry_table
     from medalign.evaluation.plots.geometry import plot_geometry
-    from medalign.evaluation.results import metrics_table
+    from medalign.evaluation.plots.style import dataset_name
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
@@ -80,12 +80,12 @@ def run(argv: list[str]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     result = {"checkpoint": str(ckpt), "manifest": str(manifest), "split": args.split, "label_columns": labels, "metrics": metrics}
     (out / "geometry.json").write_text(json.dumps(result, indent=2))
-    print(f"## geometry of {ckpt.name} on {manifest.name} [{args.split}], {len(rows)} pairs\n")
-    print(metrics_table(metrics))
+    print(f"## geometry of {ckpt.name} on {dataset_name(manifest)} [{args.split}], {len(rows)} pairs\n")
+    print(geometry_table(metrics))
     if not args.no_plot:
         picture = out / f"geometry_{args.split}.png"
         plot_geometry(image, text, emb.labels[rows] if labels else None, labels, picture,
-                      title=f"{ckpt.name} · {args.split}", seed=args.seed)
+                      title=f"{ckpt.name} on {dataset_name(manifest)} · {args.split}", seed=args.seed)
         print(f"\npicture: {picture}")
     print(f"json: {out / 'geometry.json'}")
     return result

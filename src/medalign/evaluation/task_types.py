@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from medalign.data.labels import BlankPolicy, UncertainPolicy
+from medalign.evaluation.plots.style import dataset_name
 from medalign.evaluation.tasks import linear_probe, report_retrieval
 from medalign.evaluation.tasks.retrieval import retrieval_metrics
 from medalign.evaluation.tasks.zero_shot import binary_zero_shot, zero_shot_classify
@@ -193,7 +194,8 @@ class LinearProbeTask(LabelledTask):
         sweep = linear_probe.fraction_sweep(
             train.image, train.labels, test.image, test.labels, classes, self.fractions, self.multilabel, self.seed
         )
-        plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png", title=self.title)
+        plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png",
+                                                title=f"{self.title} on {dataset_name(manifest)}")
         metrics = {f"macro_auc@{k}": v["macro_auc"] for k, v in sweep.items()} | {"sweep": sweep, "n_train": len(train)}
         metrics |= {f"converged@{k}": v["converged"] for k, v in sweep.items()}  # L-BFGS stopped before max_iter
         return metrics, len(test), {"plot": plot.name}

@@ -122,17 +122,21 @@ def fraction_sweep(
 
 
 def plot_fraction_sweep(sweep: dict[str, dict[str, Any]], path: str | Path, title: str = "linear probe") -> Path:
-    """Macro AUC vs training fraction (log x axis) as a PNG (the one plot style: OO matplotlib)."""
-    from medalign.evaluation.plots.style import new_figure, save_figure
+    """Macro AUC vs training fraction (log x axis) as a PNG, y from below chance (0.5, dotted) to 1."""
+    from medalign.evaluation.plots.style import chance_line, legend_below, new_figure, save_figure
 
     fractions = [v["fraction"] for v in sweep.values()]
     aucs = [v["macro_auc"] for v in sweep.values()]
-    fig = new_figure((4.5, 3.2))
+    fig = new_figure((4.5, 3.6))
     ax = fig.subplots()
-    ax.plot(fractions, aucs, marker="o")
+    ax.plot(fractions, aucs, marker="o", label="linear probe")
     ax.set_xscale("log")
     ax.set_xlabel("fraction of training rows")
     ax.set_ylabel("macro AUC")
+    finite = [a for a in aucs if a == a]  # drop NaN (a class without both outcomes)
+    ax.set_ylim(min([0.45, *finite]) - 0.02, 1.0)
+    chance_line(ax, 0.5, "chance AUC")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    legend_below(fig, ax)
     return save_figure(fig, path)
