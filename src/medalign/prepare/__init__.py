@@ -71,6 +71,11 @@ REGISTRY: dict[str, AdapterSpec] = {
     "openi": AdapterSpec(_P + "openi", "Open-I / Indiana University chest X-rays with reports"),
     "ham10000": AdapterSpec(_P + "ham10000", "HAM10000 dermatoscopic images, 7 diagnoses"),
     "brset": AdapterSpec(_P + "brset", "BRSET fundus photos and their labels"),
+    "mbrset": AdapterSpec(_P + "mbrset", "mBRSET handheld-camera fundus photos, binary DR from final_icdr"),
+    "recipes5k": AdapterSpec(_P + "recipes5k", "Recipes5k food photos + ingredient lists, 101 food types"),
+    "daquar": AdapterSpec(_P + "daquar", "DAQUAR indoor-scene questions, multi-label answers"),
+    "coco-qa": AdapterSpec(_P + "cocoqa", "COCO-QA questions on MS-COCO images, multi-class answers"),
+    "fakeddit": AdapterSpec(_P + "fakeddit", "Fakeddit multimodal posts, binary 2_way_label"),
 }
 
 
