@@ -174,6 +174,9 @@ class LinearProbeTask(LabelledTask):
         fractions: training fractions.
         multilabel: one-vs-rest per label (True) or one multinomial model (False).
         seed: sampling seed.
+        repeats: subsamples per fraction below 1 (mean and 95 % t-interval over them).
+        C_grid: C values chosen on `val_split` of the training manifest per repeat (None: C = 1).
+        val_split: the split C is chosen on.
     """
 
     type: ClassVar[str] = "linear_probe"
@@ -183,6 +186,9 @@ class LinearProbeTask(LabelledTask):
     fractions: list[float] = field(default_factory=lambda: list(linear_probe.DEFAULT_FRACTIONS))
     multilabel: bool = True
     seed: int = 0
+    repeats: int = 1
+    C_grid: list[float] | None = None
+    val_split: str = "val"
 
     def run(self, runner: "SuiteRunner", manifest: str) -> TaskOutput:
         classes = self.classes or runner.defaults.label_columns
@@ -190,8 +196,10 @@ class LinearProbeTask(LabelledTask):
             raise ValueError(f"linear_probe task {self.title!r} needs 'classes' or data.label_columns")
         train = runner.embeddings(self.train_manifest or manifest, self.train_split, classes, self)
         test = runner.embeddings(manifest, self.split, classes, self)
+        val = runner.embeddings(self.train_manifest or manifest, self.val_split, classes, self) if self.C_grid else None
         sweep = linear_probe.fraction_sweep(
-            train.image, train.labels, test.image, test.labels, classes, self.fractions, self.multilabel, self.seed
+            train.image, train.labels, test.image, test.labels, classes, self.fractions, self.multilabel, self.seed,
+            repeats=self.repeats, C_grid=self.C_grid, val_x=None if val is None else val.image, val_y=None if val is None else val.labels,
         )
         plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png", title=self.title)
         metrics = {f"macro_auc@{k}": v["macro_auc"] for k, v in sweep.items()} | {"sweep": sweep, "n_train": len(train)}
