@@ -75,3 +75,17 @@ def test_suite_task_passes_repeats_and_C_grid(tmp_path, synthetic_dir, tokenizer
     sweep = record["metrics"]["sweep"] if "metrics" in record else record["sweep"]
     assert sweep["0.2"]["repeats"] == 3 and len(sweep["0.2"]["macro_auc_ci95"]) == 2
     assert all(run["C"] in (0.1, 10.0) for run in sweep["0.2"]["runs"])
+
+
+def test_gloria_prompt_set():
+    from medalign.data.prompts import load_prompts
+    from medalign.paths import resolve_config
+    from medalign.prepare.subsets import COMPETITION_5
+
+    prompts = load_prompts(resolve_config("prompts/chexpert5_gloria.json", (".json",)))
+    assert list(prompts) == COMPETITION_5
+    assert {k: len(v) for k, v in prompts.items()} == {"Atelectasis": 3 * 7 * 10, "Cardiomegaly": 15,
+                                                        "Consolidation": 4 * 6 * 8, "Edema": 6 * 3, "Pleural Effusion": 36}
+    assert "small left bilateral pleural effusion" in prompts["Pleural Effusion"]  # GLoRIA's key order for this class
+    assert "mild linear atelectasis at the lung bases" in prompts["Atelectasis"]
+    assert "apperance of patchy consolidation at the right uppper lobe" in prompts["Consolidation"]  # as published
