@@ -218,6 +218,7 @@ class ReportRetrievalTask(Task):
         k: reports retrieved per image.
         generator: local transformers model directory for report generation (off when unset).
         generate_limit: images sent to the generator.
+        prompt: generation prompt template with ``{reports}`` (a ``.txt`` path or a name in configs/prompts).
     """
 
     type: ClassVar[str] = "report_retrieval"
@@ -226,6 +227,7 @@ class ReportRetrievalTask(Task):
     k: int = 5
     generator: str | None = None
     generate_limit: int = 16
+    prompt: str | None = None
 
     def run(self, runner: "SuiteRunner", manifest: str) -> TaskOutput:
         corpus = runner.embeddings(self.train_manifest or manifest, self.train_split, [])
@@ -235,7 +237,12 @@ class ReportRetrievalTask(Task):
             record["true_report"] = own
         files = {"reports": report_retrieval.write_jsonl(records, runner.out_dir / f"{self.title}.jsonl").name}
         if self.generator:
-            generated = report_retrieval.generate_reports(records[: self.generate_limit], self.generator)
+            template = report_retrieval.DEFAULT_PROMPT
+            if self.prompt:
+                from medalign.paths import resolve_config
+
+                template = resolve_config(self.prompt, (".txt",)).read_text()
+            generated = report_retrieval.generate_reports(records[: self.generate_limit], self.generator, template)
             files["generated"] = report_retrieval.write_jsonl(generated, runner.out_dir / f"{self.title}_generated.jsonl").name
         metrics = {
             "k": self.k,
