@@ -39,3 +39,14 @@ def test_run_skip_and_aggregate_on_a_tiny_transformers_model(tmp_path, synthetic
     cone_effect.run(["--config", str(config), "--no-plots"])
     assert "skip synthetic × tiny" in capsys.readouterr().out  # resumable: a finished cell is not rerun
     assert json.loads((tmp_path / "runs" / "fig3.json").read_text())["synthetic/tiny"]["lambdas"] == [0.0, 1.0]
+
+
+def test_fig4_steps_study_expands_with_a_max_steps_axis():
+    from medalign.benchmark import expand_grid, load_benchmark_config
+
+    cfg = load_benchmark_config("benchmark/fig4_steps.yaml")
+    cells = expand_grid(cfg)
+    assert len(cells) == 8 * 3
+    steps = {c.method: next(a for a in c.fit_args if a.startswith("--trainer.max_steps=")) for c in cells}
+    assert steps["clip_1k"] == "--trainer.max_steps=1000" and steps["eclip_12k"] == "--trainer.max_steps=12000"
+    assert any("eclip_swin.yaml" in a for c in cells if c.method.startswith("eclip") for a in c.fit_args)
