@@ -24,8 +24,9 @@ def test_run_skip_and_aggregate_on_a_tiny_transformers_model(tmp_path, synthetic
     from tests.evaluation.test_hf_clip_encoder import _save
 
     folder = _save(tmp_path / "siglip", "siglip")
-    study = {"out": str(tmp_path / "runs"), "lambdas": [0.0, 1.0], "seeds": [0],
-             "args": ["--probe.max_epochs", "2", "--cache_dir", str(tmp_path / "cache"), "--references", "false"],
+    study = {"out": str(tmp_path / "runs"), "sweep": "gap_sweep.yaml", "lambdas": [0.0, 1.0], "seeds": [0],
+             "args": ["--probe.max_epochs", "2", "--probe.patience", "1", "--cache_dir", str(tmp_path / "cache"),
+                      "--references", "false", "--pca_points", "20"],
              "datasets": {"synthetic": {"manifest": str(synthetic_dir / "manifest.csv"), "task": "multilabel",
                                         "label_columns": ["Edema", "Pleural Effusion"]},
                           "absent": {"manifest": str(tmp_path / "nope.csv"), "task": "multilabel", "label_columns": ["x"]}},
