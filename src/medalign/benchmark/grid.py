@@ -15,6 +15,9 @@ A study config (YAML, see ``configs/benchmark/demo.yaml``)::
     questions:                         # paired differences reported in benchmark.md
       - {question: "Does X help?", baseline: clip, method: eclip, metric: zero_shot.macro_f1}
 
+In `args`, ``${seed}`` is the cell's seed and ``${out}`` the study's folder (e.g. a fine-tune
+starting from ``${out}/clip/fraction1/seed${seed}/checkpoints/last.ckpt``).
+
 A cell's identity is the hash of its two command lines and the contents of every config file
 they name, so editing a config re-runs exactly the cells it touches.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.paths import resolve_config
+from medalign.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -179,14 +183,15 @@ def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
         for extra in method.configs:
             configs += ["--config", extra]
         common = (
-            *configs, *cfg.args, *method.args,
+            *(arg.replace("${seed}", str(seed)).replace("${out}", str(root)) for arg in (*configs, *cfg.args, *method.args)),
             "--seed_everything", str(seed), "--data.seed", str(seed), "--data.train_fraction", f"{fraction:g}",
         )
         fit = ("fit", *common, "--trainer.default_root_dir", str(folder), "--trainer.logger", "false",
-               "--checkpoint.dirpath", str(folder / "checkpoints"))
+               "--checkpoint.dirpath", str(RunFolder(folder).checkpoints))
         evaluation = ("--config", cfg.evaluation) if cfg.evaluation else ()
         test = ("test", *common, *evaluation, "--trainer.logger", "false", "--evaluation.progress", "false",
-                "--evaluation.output_dir", str(folder / "eval"), "--ckpt_path", str(folder / "checkpoints" / "last.ckpt"))
+                "--evaluation.output_dir", str(RunFolder(folder).eval_root),
+                "--ckpt_path", str(RunFolder(folder).last_checkpoint))
         files = _config_files(fit) + _config_files(test)
         cells.append(Cell(method.name, seed, fraction, folder, fit, test, _hash(fit + test, files)))
     return cells

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from medalign.benchmark.grid import Cell
+from medalign.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def cell_status(cell: Cell) -> str:
 
 def latest_results(cell: Cell) -> Path | None:
     """The newest ``eval/<timestamp>/results.json`` of a cell."""
-    found = sorted((cell.folder / "eval").glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    found = RunFolder(cell.folder).eval_results()
     return found[-1] if found else None
 
 
@@ -83,7 +84,7 @@ def run_cell(cell: Cell, launch: Callable[[list[str], Path], int] = _default_lau
     log_file = cell.folder / "log.txt"
     start = time.perf_counter()
     fit = list(cell.fit_args)
-    last = cell.folder / "checkpoints" / "last.ckpt"
+    last = RunFolder(cell.folder).last_checkpoint
     if last.is_file():  # an interrupted cell continues exactly where it stopped
         fit += ["--ckpt_path", str(last)]
     for stage, args in (("fit", fit), ("test", list(cell.test_args))):

@@ -15,6 +15,8 @@ from typing import Any
 
 
 def _parser() -> argparse.ArgumentParser:
+    from medalign.data.outside_paths import add_outside_paths_flag
+
     parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file, or a pretrained "
                         "model folder (open_clip hf-hub layout, or transformers CLIP/SigLIP such as MedSigLIP)")
@@ -33,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default: $MEDALIGN_CACHE_DIR or runs/cache)")
     parser.add_argument("--seed", type=int, default=0, help="subset, k-means and picture sampling seed")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    add_outside_paths_flag(parser)
     return parser
 
 
@@ -64,7 +67,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     emb = get_embeddings(
         encoder, manifest, args.split, labels, cache_dir=args.cache_dir, batch_size=args.batch_size,
         num_workers=args.num_workers, device=args.device, uncertain=data.get("uncertain", "zeros"),
-        blank=data.get("blank", "zeros"),
+        blank=data.get("blank", "zeros"), allow_outside_paths=args.allow_outside_paths,
     )
     rows = np.arange(len(emb))
     if args.max_pairs is not None:

@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,26 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("image", "text", "split")
 MANIFEST_COLUMNS = (*REQUIRED_COLUMNS, "heatmap", "id", "study_id", "subject_id")  # the standard columns, in order
 SPLITS = ("train", "val", "test")
+LABEL_VALUES = (1.0, 0.0, -1.0)  # positive, negative, uncertain; an empty cell is "not mentioned"
+
+
+# The row rules, declared once: `read_manifest` and `medalign prepare` (`prepare.validate`) apply
+# them and word the error for their reader (the manifest's row, or the raw file's).
+def bad_split_rows(split: pd.Series) -> np.ndarray:
+    """(N,) bool: rows whose split is not one of `SPLITS`."""
+    return ~split.isin(SPLITS).to_numpy()
+
+
+def empty_rows(column: pd.Series) -> np.ndarray:
+    """(N,) bool: rows with a missing or blank value (an image path, a report)."""
+    return (column.isna() | column.astype(str).str.strip().eq("")).to_numpy()
+
+
+def bad_label_rows(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """((N,) bool rows whose label is not one of `LABEL_VALUES` or empty, the column as numbers)."""
+    values = pd.to_numeric(column, errors="coerce")
+    bad = (values.isna() & column.notna()) | ~(values.isna() | values.isin(LABEL_VALUES))
+    return bad.to_numpy(), values
 
 
 class ManifestError(ValueError):
@@ -78,7 +98,7 @@ def read_manifest(
     path: str | Path,
     label_columns: Sequence[str] = (),
     check_files: bool = True,
-    allow_outside_paths: bool = True,
+    allow_outside_paths: bool = False,
 ) -> Manifest:
     """Read and validate a manifest.
 
@@ -87,8 +107,9 @@ def read_manifest(
         label_columns: label columns that must be present; their values must be 1, 0, -1 or empty.
         check_files: verify that every referenced image and heatmap exists.
         allow_outside_paths: accept image / heatmap paths that are absolute or lead out of the
-            manifest's folder (``../``). Training refuses them by default (``data.allow_outside_paths``)
-            so that a manifest copied elsewhere cannot silently read another dataset's files.
+            manifest's folder (``../``). Every command refuses them by default (`confine_paths`, one
+            rule and one flag) so that a manifest cannot make medalign read — or copy — files
+            elsewhere on the machine (``/etc/passwd`` as an image).
 
     Raises:
         FileNotFoundError: the manifest is missing.
@@ -116,8 +137,7 @@ def read_manifest(
 
     _check_values(path, frame, label_columns)
     _check_ids(path, frame)
-    if not allow_outside_paths:
-        _check_inside(path, frame)
+    confine_paths(path, frame, allow_outside_paths)
     if check_files:
         _check_files(path, frame)
     return Manifest(path, frame, list(label_columns))
@@ -129,14 +149,14 @@ def _row(index: int) -> str:
 
 
 def _check_values(path: Path, frame: pd.DataFrame, label_columns: Sequence[str]) -> None:
-    bad_split = ~frame["split"].isin(SPLITS)
+    bad_split = bad_split_rows(frame["split"])
     if bad_split.any():
         i = int(np.flatnonzero(bad_split)[0])
         raise ManifestError(
             f"{path}: {_row(i)} has split {frame['split'].iloc[i]!r}; expected one of {SPLITS} "
             f"({int(bad_split.sum())} such rows)"
         )
-    empty_text = frame["text"].str.strip() == ""
+    empty_text = empty_rows(frame["text"])
     if empty_text.any():
         i = int(np.flatnonzero(empty_text)[0])
         raise ManifestError(
@@ -144,8 +164,7 @@ def _check_values(path: Path, frame: pd.DataFrame, label_columns: Sequence[str])
             f"({int(empty_text.sum())} such rows); drop them when preparing the manifest"
         )
     for column in label_columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = (values.isna() & frame[column].notna()) | ~(values.isna() | values.isin([1, 0, -1]))
+        bad, values = bad_label_rows(frame[column])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ManifestError(
@@ -187,10 +206,25 @@ def _check_ids(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-def _check_inside(path: Path, frame: pd.DataFrame) -> None:
-    """Refuse absolute paths and ``..`` that lead out of the manifest's folder (lexically: symlinks are fine)."""
+from medalign.data.outside_paths import OUTSIDE_PATHS_HINT, add_outside_paths_flag  # noqa: E402,F401 - re-exported
+
+
+def confine_paths(path: str | Path, frame: pd.DataFrame, allow_outside_paths: bool = False) -> None:
+    """The one rule for every command: image / heatmap paths stay inside the manifest's folder.
+
+    Absolute paths and ``..`` that lead out of the folder are refused (lexically: symlinks
+    inside the folder are fine) unless `allow_outside_paths`.
+
+    Raises:
+        ManifestError: naming the manifest, the row, the column, the path and the flag.
+    """
+    if allow_outside_paths:
+        return
+    path = Path(path)
     root = os.path.abspath(path.parent)
     for column in ("image", "heatmap"):
+        if column not in frame.columns:
+            continue
         for i, rel in enumerate(frame[column]):
             if not rel:
                 continue
@@ -198,7 +232,7 @@ def _check_inside(path: Path, frame: pd.DataFrame) -> None:
             if os.path.isabs(str(rel)) or os.path.commonpath([root, target]) != root:
                 raise ManifestError(
                     f"{path}: {_row(i)}, {column} path {rel!r} is outside the manifest's folder {root}. "
-                    "Use paths relative to the manifest, or allow them with --data.allow_outside_paths true"
+                    f"Use paths relative to the manifest, or {OUTSIDE_PATHS_HINT}"
                 )
 
 

@@ -13,8 +13,8 @@ default) then takes every eligible image of that class, logs a warning, and reco
 and drawn counts in ``prepare_report.json`` (``subset``); ``"error"`` (the other subsets' default)
 refuses, naming every count. The real MIMIC counts cannot be computed offline here (docs/datasets.md).
 
-`single_label_subset` draws from a table; ``medalign prepare chexpert-5x200`` (`SubsetAdapter`)
-and `medalign.evaluation.builders.balanced_single_label` (from a written manifest) both call it.
+`single_label_subset` draws from a table (a raw dataset's, or a written manifest's frame);
+``medalign prepare chexpert-5x200`` (`SubsetAdapter`) calls it.
 The subset's class columns are one-hot and every row is in ``test``.
 """
 

@@ -15,9 +15,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from medalign.methods.legacy import migrate_cli_args
 from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
-from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
+from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint, PreemptionSync
 from medalign.training.cli_errors import ConciseParser
 from medalign.training.epoch_summary import EpochSummary
 from medalign.training.run_history import AppendingCSVLogger, HistoryConfigCallback
@@ -51,7 +52,7 @@ class MedAlignCLI(LightningCLI):
             }
         )
         # The text tower's embedding table must match the tokenizer the data module loaded.
-        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+        parser.link_arguments("data.vocab_size", "model.init_args.model.vocab_size", apply_on="instantiate")
         # `test` runs this evaluation suite on cached embeddings (medalign.training.evaluate).
         parser.add_class_arguments(EvaluationSuite, "evaluation")
 
@@ -73,7 +74,7 @@ class MedAlignCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
             checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
-        for default in (ResumeGuard, SkippedRows, EpochSummary):  # always on, whatever trainer.callbacks says
+        for default in (ResumeGuard, SkippedRows, EpochSummary, PreemptionSync):  # always on, whatever trainer.callbacks says
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
         _share_run_directory(trainer)
@@ -138,7 +139,7 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI
     The resolved arguments are written back to `sys.argv`: Lightning's DDP launcher starts
     the other ranks by re-running ``sys.argv``.
     """
-    args = resolve_config_args(sys.argv[1:] if args is None else args)
+    args = migrate_cli_args(resolve_config_args(sys.argv[1:] if args is None else args))  # old flat model keys
     sys.argv = [sys.argv[0], *args]
     return MedAlignCLI(
         ContrastiveModule,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,25 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from medalign.run_folder import atomic_path
+
 log = logging.getLogger(__name__)
 IGNORED_KEYS = ("ckpt_path",)  # differs on every resume by design
 
 
 class _AppendingWriter(ExperimentWriter):
-    """Lightning's writer without the deletion of an existing ``metrics.csv``."""
+    """Lightning's writer without the deletion of an existing ``metrics.csv``, starting from its header.
+
+    Lightning's writer knows only the columns it logged itself; the earlier run's columns are read
+    from the file so a later header rewrite keeps them (otherwise its rows no longer fit the header).
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        path = Path(self.metrics_file_path)
+        if path.is_file():
+            with path.open(newline="") as file:
+                self.metrics_keys = sorted(csv.DictReader(file).fieldnames or [])
 
     def _check_log_dir_exists(self) -> None:
         return
@@ -52,12 +64,10 @@ class AppendingCSVLogger(CSVLogger):
             fields, rows = reader.fieldnames or [], list(reader)
         kept = [r for r in rows if not r.get("step") or int(float(r["step"])) <= step]
         if len(kept) < len(rows):
-            tmp = path.with_suffix(".csv.tmp")
-            with tmp.open("w", newline="") as file:
+            with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
                 writer = csv.DictWriter(file, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows(kept)
-            os.replace(tmp, path)
         return len(rows) - len(kept)
 
 
