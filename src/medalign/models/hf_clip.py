@@ -53,12 +53,12 @@ def hf_clip_model_type(path: str | Path) -> str | None:
 
 def _folder_hash(folder: Path) -> str:
     """SHA-256 over every file of the folder (names and bytes), in name order."""
-    from medalign.evaluation.encoders import file_hash
+    from medalign.run_folder import file_sha256
 
     digest = hashlib.sha256()
     for file in sorted(p for p in folder.iterdir() if p.is_file()):
         digest.update(file.name.encode())
-        digest.update(file_hash(file).encode())
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()
 
 
