@@ -35,7 +35,7 @@ class GapSweepConfig:
         checkpoint: medalign checkpoint (``encoder: checkpoint``).
         preset: model preset for a weights file without hyper-parameters.
         tokenizer: tokenizer folder (default: <manifest folder>/tokenizer; checkpoint encoder).
-        weights: open_clip weights file or hf-hub-layout directory (``encoder: open_clip``).
+        weights: open_clip weights file or hf-hub-layout directory, or a transformers CLIP/SigLIP folder (``encoder: open_clip``).
         arch: open_clip architecture of a weights file, e.g. ``ViT-B-32``.
         text_config_dir: local HF directory with an open_clip text tower's config.json.
         image_size: encoder input size (default: the checkpoint's data.image_size, else 224).
@@ -133,12 +133,12 @@ def _parse(argv: list[str]) -> GapSweepConfig:
 
 def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
     """The frozen encoder and the data settings saved with a medalign checkpoint."""
-    from medalign.evaluation.encoders import OpenClipEncoder
+    from medalign.evaluation.encoders import load_pretrained_encoder
 
     if cfg.encoder == "open_clip":
         if not cfg.weights:
             raise ValueError("gap-sweep: encoder is 'open_clip': set weights (a local file or directory)")
-        return OpenClipEncoder.from_pretrained(cfg.weights, cfg.arch, cfg.text_config_dir), {}
+        return load_pretrained_encoder(cfg.weights, cfg.arch, cfg.text_config_dir), {}  # open_clip or transformers
     if not cfg.checkpoint:
         raise ValueError("gap-sweep: encoder is 'checkpoint': set checkpoint (a medalign .ckpt or weights file)")
     from medalign.data.tokenizer import load_tokenizer

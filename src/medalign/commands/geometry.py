@@ -18,7 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     from medalign.data.outside_paths import add_outside_paths_flag
 
     parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file")
+    parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file, or a pretrained "
+                        "model folder (open_clip hf-hub layout, or transformers CLIP/SigLIP such as MedSigLIP)")
     parser.add_argument("--manifest", required=True, help="manifest CSV/Parquet holding the split")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--labels", nargs="*", default=None,
@@ -46,21 +47,21 @@ def run(argv: list[str]) -> dict[str, Any]:
 
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import get_embeddings
-    from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
+    from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder, load_pretrained_encoder
     from medalign.evaluation.geometry import geometry_metrics, geometry_table
     from medalign.evaluation.plots.geometry import plot_geometry
     from medalign.evaluation.plots.style import dataset_name
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
-    if not ckpt.is_file():
+    if not ckpt.exists():
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
     if not manifest.is_file():
         raise FileNotFoundError(f"--manifest {manifest} does not exist")
-    _, data = checkpoint_hparams(ckpt)
+    _, data = checkpoint_hparams(ckpt) if ckpt.is_file() else ({}, {})
     labels = list(args.labels if args.labels is not None else data.get("label_columns") or [])
     tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
-    encoder = load_checkpoint_encoder(
+    encoder = load_pretrained_encoder(ckpt) if ckpt.is_dir() else load_checkpoint_encoder(
         ckpt, tokenizer, manifest=manifest, max_length=args.max_length, image_size=args.image_size
     )
     emb = get_embeddings(
