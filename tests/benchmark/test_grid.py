@@ -67,3 +67,20 @@ def test_seed_args_names_every_stream_once():
     assert test == ('--evaluation.tasks=[{"type": "zero_shot"}, {"type": "linear_probe", "seed": 5}]',)
     both, test = seed_args(5, "medalign.training.module.ContrastiveModule", None)
     assert SEED_OPTIONS["expert"] not in both and test == ()
+
+
+def test_the_positive_control_study_parses_and_declares_its_primary_metric(_parse_only):
+    cfg = load_benchmark_config("benchmark/eclip_positive_control.yaml")
+    assert cfg.primary == "zero_shot.macro_f1" and len(cfg.seeds) >= 5
+    cells = {c.method: c for c in expand_grid(cfg) if c.seed == 1}
+    kinds = {"clip_p90": None, "eclip_p90_g25": False, "random_p90_g25": True, "template_p90_g25": False}
+    for method, random_maps in kinds.items():
+        fit, test = _resolved(cells[method].fit_args), _resolved(cells[method].test_args)
+        init = fit["model"]["init_args"]
+        assert fit["seed_everything"] == 1 and init["mix_seed"] == 1
+        assert init.get("random_heatmaps") == random_maps, method
+        assert test["trainer"]["callbacks"][0]["class_path"].endswith("EarlyStopping")
+        if method.startswith("template"):
+            assert fit["data"]["manifest"].endswith("manifest_template_gaze.csv") and fit["data"]["synthetic"] is None
+        else:
+            assert "shortcut: 0.9" in str(fit["data"]["synthetic"]) or fit["data"]["synthetic"]["shortcut"] == 0.9

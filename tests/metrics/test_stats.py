@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score
 
-from medalign.metrics.stats import format_ci, mean_ci, paired_bootstrap_ci, paired_ci, reading
+from medalign.metrics.stats import format_ci, mean_ci, paired_bootstrap_ci, paired_ci, paired_ci_from_summary, reading
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 10])
@@ -111,3 +111,10 @@ def test_paired_bootstrap_is_paired():
 def test_format_ci():
     assert format_ci({"mean_diff": 0.0514, "low": -0.01, "high": 0.112, "p_value": 0.1, "n": 3}) == "+0.051 [-0.010, +0.112]"
     assert format_ci({"mean": 0.456, "low": 0.41, "high": 0.5, "sd": 0.01, "n": 3}, signed=False) == "0.456 [0.410, 0.500]"
+
+
+def test_paired_ci_from_summary_equals_paired_ci_on_values_with_that_mean_and_sd():
+    d = np.array([0.02, 0.09, 0.04, 0.11])
+    direct = paired_ci(d, np.zeros(4))
+    summary = paired_ci_from_summary(d.mean(), d.std(ddof=1), 4)
+    assert summary == pytest.approx(direct)

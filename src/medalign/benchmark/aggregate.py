@@ -223,6 +223,8 @@ def markdown(
     parts = [f"# Benchmark `{cfg.name}`", "",
              f"Base config `{cfg.base}`, seeds {cfg.seeds}, training fractions {cfg.fractions}. "
              f"Each cell: mean over seeds [t-based 95 % CI] (n = seeds used); {unconverged_rule}."]
+    if cfg.primary:
+        parts += ["", f"**Primary metric (pre-declared in the study file): `{cfg.primary}`**; the others are secondary."]
     if versions and len(versions) > 1:
         parts += ["", f"**Mixed code versions** (aggregated with --allow-mixed): "
                   + "; ".join(f"`{v}` {len(k)} cells" for v, k in sorted(versions.items()))]

@@ -14,6 +14,7 @@ A study config (YAML, see ``configs/benchmark/demo.yaml``)::
       - {name: eclip, configs: [ablations/...], args: [...]}
     questions:                         # paired differences reported in benchmark.md
       - {question: "Does X help?", baseline: clip, method: eclip, metric: zero_shot.macro_f1}
+    primary: zero_shot.macro_f1        # optional: the pre-declared primary metric
 
 A cell's identity is the hash of its two command lines and the contents of every config file
 they name, so editing a config re-runs exactly the cells it touches; the runner adds the code
@@ -77,6 +78,7 @@ class BenchmarkConfig:
     evaluation: str | None = None
     metrics: list[str] = field(default_factory=list)  # "<task>.<metric>" shown in tables (default: all scalars)
     questions: list[Question] = field(default_factory=list)
+    primary: str | None = None  # the pre-declared primary metric ("<task>.<metric>"); the tables name it
     source: str | None = None  # the YAML file it came from
 
 
@@ -121,7 +123,7 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     file = resolve_config(path)
     raw = yaml.safe_load(file.read_text()) or {}
     src = str(file)
-    known = {"name", "base", "methods", "out", "seeds", "fractions", "args", "evaluation", "metrics", "questions"}
+    known = {"name", "base", "methods", "out", "seeds", "fractions", "args", "evaluation", "metrics", "questions", "primary"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{src}: unknown keys {unknown}; known: {sorted(known)}")
@@ -153,11 +155,14 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         if missing:
             raise ValueError(f"{src}: questions[{i}] names unknown methods {sorted(missing)}; methods: {names}")
         questions.append(question)
+    metrics = [str(m) for m in _as_list(raw.get("metrics"), "metrics", src)]
+    primary = raw.get("primary")
+    if primary is not None and metrics and primary not in metrics:
+        raise ValueError(f"{src}: primary metric {primary!r} must be one of metrics {metrics}")
     return BenchmarkConfig(
         name=str(raw["name"]), base=str(raw["base"]), methods=methods, out=str(raw.get("out", f"runs/benchmark/{raw['name']}")),
         seeds=seeds, fractions=fractions, args=[str(a) for a in _as_list(raw.get("args"), "args", src)],
-        evaluation=raw.get("evaluation"), metrics=[str(m) for m in _as_list(raw.get("metrics"), "metrics", src)],
-        questions=questions, source=src,
+        evaluation=raw.get("evaluation"), metrics=metrics, questions=questions, primary=primary, source=src,
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["MIN_SEEDS", "format_ci", "mean_ci", "paired_bootstrap_ci", "paired_ci", "reading"]
+__all__ = ["MIN_SEEDS", "format_ci", "mean_ci", "paired_bootstrap_ci", "paired_ci", "paired_ci_from_summary", "reading"]
 
 MIN_SEEDS = 3  # fewer paired seeds than this: "too few seeds", whatever the interval says
 
@@ -73,6 +73,25 @@ def paired_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) 
     d = (a_ - b_)[~(np.isnan(a_) | np.isnan(b_))]  # (n,)
     mean, low, high, p_value = _t_interval(d, confidence)
     return {"mean_diff": mean, "low": low, "high": high, "p_value": p_value, "n": int(len(d))}
+
+
+def paired_ci_from_summary(mean_diff: float, sd_diff: float, n: int, confidence: float = 0.95) -> dict[str, float | int]:
+    """`paired_ci` from a reported mean ± sd of n paired differences (when the per-seed values are lost).
+
+    Gives the same interval and p-value as `paired_ci` on any n differences with that mean and
+    sample sd (ddof = 1).
+    """
+    _check_confidence(confidence)
+    from scipy.stats import t
+
+    if n < 2 or math.isnan(sd_diff):
+        return {"mean_diff": mean_diff, "low": float("nan"), "high": float("nan"), "p_value": float("nan"), "n": int(n)}
+    se = sd_diff / math.sqrt(n)
+    if se == 0:
+        return {"mean_diff": mean_diff, "low": mean_diff, "high": mean_diff, "p_value": 1.0 if mean_diff == 0 else 0.0, "n": int(n)}
+    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * se
+    return {"mean_diff": mean_diff, "low": mean_diff - half, "high": mean_diff + half,
+            "p_value": float(2 * t.sf(abs(mean_diff) / se, n - 1)), "n": int(n)}
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float | int]:
