@@ -39,7 +39,7 @@ def _launcher(args: list[str], log_file: Path) -> int:
 
 
 def _run(tmp_path: Path):
-    cfg = load_benchmark_config(_study(tmp_path, seeds=[0, 1, 2, 3, 4], fractions=[1.0], metrics=["zs.f1", "probe.auc@1"],
+    cfg = load_benchmark_config(_study(tmp_path, seeds=[0, 1, 2, 3, 4], fractions=[1.0], metrics=["zs.f1", "probe.auc@1"], primary="zs.f1",
                                        questions=[{"question": "b?", "baseline": "a", "method": "b", "metric": "zs.f1"},
                                                   {"question": "probe?", "baseline": "a", "method": "b", "metric": "probe.auc@1"}]))
     cells = expand_grid(cfg)
@@ -61,6 +61,7 @@ def test_questions_report_the_paired_t_interval_p_value_and_reading(tmp_path):
     assert (row["low"], row["high"]) == pytest.approx(sps.t.interval(0.95, 4, loc=a.mean(), scale=sps.sem(a)))
     md = (tmp_path / "out" / "benchmark.md").read_text()
     assert "Δ [95 % CI]" in md and "| higher |" in md and "±" not in md
+    assert "Primary metric (pre-declared in the study file): `zs.f1`" in md
 
 
 def test_unconverged_cells_are_marked_and_left_out_unless_asked(tmp_path):

@@ -89,6 +89,7 @@ def test_editing_a_config_file_changes_the_hash(tmp_path):
     ({"methods": [{"name": "a"}, {"name": "a"}]}, "unique"),
     ({"questions": [{"question": "?", "baseline": "a", "method": "zzz", "metric": "m"}]}, "unknown methods \\['zzz'\\]"),
     ({"typo": 1}, "unknown keys \\['typo'\\]"),
+    ({"primary": "zz.x"}, "primary metric 'zz.x' must be one of metrics"),
 ])
 def test_bad_study_configs_name_the_key(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
