@@ -7,6 +7,7 @@ answer without loading torch (see ``scripts/bench_cli_startup.py``).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -24,6 +25,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study, resumable"),
     "export": ("medalign.commands.export", "checkpoint → open_clip folder (local-dir: / hf-hub: layout) + model card"),
     "shard": ("medalign.commands.shard", "manifest → streaming shards per split (litdata) for data.format: shards"),
+    "tokenizer": ("medalign.commands.tokenizer", "WordPiece tokenizer from a manifest's train reports"),
 }
 
 
@@ -32,9 +34,52 @@ def command(name: str) -> Callable[[list[str]], None]:
     return importlib.import_module(EXTRA_COMMANDS[name][0]).run
 
 
+# A user's mistake (a missing file, a bad value) is one line; a bug keeps its traceback.
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
+DEBUG_FLAG = "--debug"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Dispatch ``medalign <subcommand> ...``."""
+    """Dispatch ``medalign <subcommand> ...``; ``--debug`` anywhere shows tracebacks of user errors too."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if DEBUG_FLAG in argv:
+        argv = [a for a in argv if a != DEBUG_FLAG]
+        os.environ["MEDALIGN_DEBUG"] = "1"  # DDP ranks re-run argv without the flag; they inherit this
+        sys.argv = [sys.argv[0], *argv]
+    _show_progress_logs()
+    try:
+        _dispatch(argv)
+    except USER_ERRORS as error:
+        if os.environ.get("MEDALIGN_DEBUG", "") not in ("", "0"):
+            raise
+        sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  (a bug? rerun with {DEBUG_FLAG} for the traceback)\n")
+        sys.exit(1)
+
+
+def _show_progress_logs() -> None:
+    """medalign's INFO lines (generation announced, per-epoch summaries) go to stderr, like Lightning's."""
+    import logging
+
+    logger = logging.getLogger("medalign")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (no type name, no nested dumps beyond 600 characters)."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    if any("Union subtypes" in line for line in lines):  # jsonargparse wraps the class's own error
+        start = next((i for i, line in enumerate(lines) if line.startswith("Errors:")), -1) + 1
+        lines = [line.removeprefix("- ") for line in lines[start:] if not line.startswith("Given value")
+                 and "Expected a <class 'NoneType'>" not in line and not line.startswith("- Problem with given class_path")]
+    text = " ".join(" ".join(lines).split())
+    return text if len(text) <= 600 else text[:600] + " …"
+
+
+def _dispatch(argv: list[str]) -> None:
     if argv and argv[0] in EXTRA_COMMANDS:
         command(argv[0])(argv[1:])
     elif argv and argv[0] in LIGHTNING_SUBCOMMANDS:

@@ -102,8 +102,8 @@ def load_tokenizer(path: str | Path):
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(
-            f"tokenizer folder {path} does not exist; generate the synthetic dataset (which trains one) "
-            "or pass the folder of a tokenizer saved with save_pretrained — for a pretrained text tower, the local "
-            "model folder itself (--data.tokenizer /path/to/Bio_ClinicalBERT); hub ids are not downloaded"
+            f"tokenizer folder {path} does not exist: build one from your manifest's reports with "
+            "`medalign tokenizer MANIFEST --out DIR`, or, for a pretrained text tower, pass its local model folder "
+            "(--data.tokenizer /path/to/Bio_ClinicalBERT); hub ids are not downloaded"
         )
     return transformers.AutoTokenizer.from_pretrained(str(path))

@@ -31,6 +31,10 @@ class ImageEncoder(nn.Module):
         **timm_kwargs: Any,
     ) -> None:
         super().__init__()
+        if model_name.startswith(("hf-hub:", "hf_hub:")):
+            raise ValueError(f"model.image_model {model_name!r} would be fetched from the Hugging Face hub; medalign runs "
+                             "offline: pass the timm architecture name (e.g. vit_base_patch16_224) as --model.image_model "
+                             "and the downloaded weights file as --model.image_weights")
         if weights_path is not None:
             if not Path(weights_path).is_file():
                 raise FileNotFoundError(f"image tower weights not found: {weights_path}")

@@ -7,10 +7,12 @@ are the fields of `SyntheticConfig` / `OpenIConfig`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 SOURCES = ("synthetic", "openi")
+log = logging.getLogger(__name__)
 
 
 def ensure_embedded(out_dir: str | Path, spec: dict[str, Any]) -> Path:
@@ -26,3 +28,26 @@ def ensure_embedded(out_dir: str | Path, spec: dict[str, Any]) -> Path:
 
         return ensure_openi(out_dir, OpenIConfig(**spec))
     raise ValueError(f"data.synthetic.source {source!r} is not an embedded dataset; expected one of {SOURCES}")
+
+
+def ensure_embedded_at(manifest: str | Path, spec: dict[str, Any]) -> Path | None:
+    """Generate the embedded dataset of a config's ``data.synthetic`` when `manifest` is where it belongs.
+
+    `spec` names its own location (``manifest: data/synthetic/manifest.csv``); a different, missing
+    `manifest` (a typo, a real dataset not yet prepared) is left for the caller to report as missing —
+    never filled with synthetic pairs. Generation is announced in the log.
+
+    Returns:
+        The generated manifest, or None when `manifest` is not the spec's location.
+    """
+    spec = dict(spec)
+    home = spec.pop("manifest", None)
+    manifest = Path(manifest)
+    if home is None:
+        log.warning("data.synthetic has no `manifest` key: generating at %s; add `manifest: %s` to the config's "
+                    "data.synthetic so that a mistyped --data.manifest is an error instead", manifest, manifest)
+    elif Path(home).resolve() != manifest.resolve():
+        return None
+    log.info("generating the embedded %s dataset at %s (data.synthetic; first use only)",
+             spec.get("source", "synthetic"), manifest.parent)
+    return ensure_embedded(manifest.parent, spec)

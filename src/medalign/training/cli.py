@@ -5,6 +5,7 @@ Bare config names resolve in the repository's ``configs/``: ``--config demo.yaml
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from typing import Sequence
@@ -17,6 +18,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
+from medalign.training.cli_errors import ConciseParser
+from medalign.training.epoch_summary import EpochSummary
+from medalign.training.run_history import AppendingCSVLogger, HistoryConfigCallback
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.skips import SkippedRows
@@ -27,6 +31,9 @@ from medalign.paths import resolve_config, resolve_config_args  # noqa: F401 - r
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # The CSV logger shares the TensorBoard run folder on purpose (see `_share_run_directory`).
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# Console noise that is not ours to act on: Lightning's internal pytree deprecation and its LitLogger advert.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
 
 
 class MedAlignCLI(LightningCLI):
@@ -66,7 +73,7 @@ class MedAlignCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
             checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
-        for default in (ResumeGuard, SkippedRows):  # always on, whatever trainer.callbacks says
+        for default in (ResumeGuard, SkippedRows, EpochSummary):  # always on, whatever trainer.callbacks says
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
         _share_run_directory(trainer)
@@ -113,15 +120,16 @@ class MedAlignCLI(LightningCLI):
 
 
 def _share_run_directory(trainer) -> None:
-    """Make a CSV logger write into the TensorBoard logger's run folder (runs/<name>/version_N)."""
+    """CSV logging that survives a resume (`AppendingCSVLogger`), in the TensorBoard run folder when there is one."""
     tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-    if tensorboard is None:
-        return
-    loggers = [
-        CSVLogger(tensorboard.save_dir, name=tensorboard.name, version=tensorboard.version) if isinstance(lg, CSVLogger) else lg
-        for lg in trainer.loggers
-    ]
-    trainer.loggers = loggers
+
+    def appending(csv_logger: CSVLogger) -> AppendingCSVLogger:
+        if tensorboard is not None:
+            return AppendingCSVLogger(tensorboard.save_dir, name=tensorboard.name, version=tensorboard.version)
+        return AppendingCSVLogger(csv_logger.save_dir, name=csv_logger.name, version=csv_logger._version)
+
+    trainer.loggers = [appending(lg) if isinstance(lg, CSVLogger) and not isinstance(lg, AppendingCSVLogger) else lg
+                       for lg in trainer.loggers]
 
 
 def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI:
@@ -136,7 +144,9 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI
         ContrastiveModule,
         MedAlignDataModule,
         subclass_mode_model=True,
+        parser_class=ConciseParser,
         seed_everything_default=0,
+        save_config_callback=HistoryConfigCallback,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
             "default_root_dir": "runs",

@@ -33,9 +33,10 @@ class MedAlignDataModule(L.LightningDataModule):
 
     Args:
         manifest: path to the manifest (CSV or Parquet).
-        synthetic: if set and `manifest` does not exist yet, generate an embedded dataset in the
-            manifest's folder first: `SyntheticConfig` fields, or ``source: openi`` and
-            `OpenIConfig` fields for the rendered Open-I set (`synthetic.sources`).
+        synthetic: the embedded dataset this config may generate: ``manifest`` (where it lives) plus
+            `SyntheticConfig` fields, or ``source: openi`` and `OpenIConfig` fields for the rendered
+            Open-I set (`synthetic.sources`). It is generated (and announced in the log) only when
+            `manifest` is that path and does not exist yet; any other missing path is an error.
         tokenizer: Hugging Face tokenizer directory; default ``<manifest folder>/tokenizer``.
         label_columns: label columns used for zero-shot validation and evaluation.
         prompts: zero-shot prompt file (JSON) for the validation macro-F1; none → no zero-shot.
@@ -141,9 +142,9 @@ class MedAlignDataModule(L.LightningDataModule):
         self._manifest_path = Path(manifest) if manifest else None
         if manifest is not None:
             if synthetic is not None and not self._manifest_path.exists():
-                from medalign.synthetic.sources import ensure_embedded
+                from medalign.synthetic.sources import ensure_embedded_at
 
-                ensure_embedded(self._manifest_path.parent, synthetic)
+                ensure_embedded_at(self._manifest_path, synthetic)
             if not self._manifest_path.is_file():
                 raise FileNotFoundError(f"manifest {manifest} does not exist: {NO_MANIFEST_HELP}")
         self.tokenizer_path = self._default_tokenizer(tokenizer)
