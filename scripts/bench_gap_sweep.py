@@ -4,13 +4,13 @@ Three columns on the same data and seeds:
 * batched: `batched_probe.train_probes`, all (λ, seed) probes as one model (fp32, and bf16 matmuls);
 * sequential: ``sequential=True`` — one probe at a time, but with the batched trainer's data order,
   initialisation and fused precomputation (same math: AUCs agree to float rounding);
-* reference: `reference_probe.reference_sweep`, the plain researcher's loop (lambda_shift, nn.Linear,
-  DataLoader, sklearn AUC) that the "one probe at a time ≈ 4.2 s each" baseline refers to. Its
+* reference: `tests.oracles.gap_probe.reference_sweep`, the plain researcher's loop (lambda_shift, nn.Linear,
+  DataLoader, macro AUC) that the "one probe at a time ≈ 4.2 s each" baseline refers to. Its
   minibatch order and initialisation differ, so it is compared by mean AUC per λ over seeds.
 
-    python scripts/bench_gap_sweep.py                      # the reference setting: 10k pairs, 512-d, 5 labels,
+    python -m scripts.bench_gap_sweep                      # the reference setting: 10k pairs, 512-d, 5 labels,
                                                            # 11 λ × 5 seeds, 100 epochs, batch 512
-    python scripts/bench_gap_sweep.py --pairs 3000 --epochs 20   # a quick check on a shared CPU
+    python -m scripts.bench_gap_sweep --pairs 3000 --epochs 20   # a quick check on a shared CPU
 
 The embeddings are random but learnable: each modality is a cone (a shared offset per modality,
 so there is a modality gap) plus label prototypes plus noise; 10 % of the pairs are the test split
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medalign.evaluation.gap.batched_probe import ProbeConfig
-from medalign.evaluation.gap.sweep import DEFAULT_LAMBDAS, default_seeds, run_gap_sweep
-from medalign.evaluation.gap.reference_probe import reference_sweep
+from medalign.studies.gap.batched_probe import ProbeConfig
+from medalign.studies.gap.sweep import DEFAULT_LAMBDAS, default_seeds, run_gap_sweep
+from tests.oracles.gap_probe import reference_sweep  # run from the repository root with `python -m`
 
 
 def synthetic_pairs(n: int, dim: int, n_labels: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """PEP 562 lazy exports: a package's public names import their module on first access.
 
 Keeps ``import medalign`` and the ``medalign prepare`` / ``--help`` paths free of torch and
-pandas (tests/test_cli_startup.py) while ``from medalign import ImageTextDataset`` still works.
+pandas (tests/test_cli.py) while ``from medalign import ImageTextDataset`` still works.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 # Subcommands beyond Lightning's: name → (module with `run(argv)`, one-line help).
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("medalign.commands.synth", "generate the synthetic chest X-ray dataset"),
+    "synth": ("medalign.commands.synth", "generate the synthetic chest X-ray dataset (--testbed gaze: the gaze test bed)"),
+    "testbed-info": ("medalign.commands.testbed_info", "what a manifest's reports, images and heatmaps carry"),
     "demo": ("medalign.commands.demo", "train + evaluate the CPU demo"),
     "geometry": ("medalign.commands.geometry", "geometry table and pictures for a checkpoint"),
     "gap-sweep": ("medalign.commands.gap_sweep", "λ-shift + linear-probe study (modality gap)"),

@@ -61,7 +61,7 @@ def test_clustering_runs_on_single_label_rows_against_sklearn():
     y = labels[keep].argmax(1)
     assert metrics["n_clustered"] == keep.sum() == 57
     # the single-label rows, and only they, reach the clustering scores (themselves checked against
-    # hand-computed cases and independent formulas in tests/test_metrics.py)
+    # hand-computed cases and independent formulas in tests/metrics/test_clustering.py)
     expected = clustering_scores(v[torch.from_numpy(keep)], y, seed=3)
     for key, value in expected.items():
         assert metrics[key] == pytest.approx(value), key

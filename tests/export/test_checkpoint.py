@@ -134,8 +134,6 @@ def test_non_empty_out_is_refused_unless_forced_and_force_never_deletes_inputs(t
     assert (inside / "ckpt" / "last.ckpt").is_file()
     with pytest.raises(FileNotFoundError, match="--ckpt .*missing.ckpt does not exist"):
         export_checkpoint(tmp_path / "missing.ckpt", tmp_path / "x")
-    with pytest.raises(ValueError, match="--format 'onnx' is not supported"):
-        export_checkpoint(ckpt, tmp_path / "x", format="onnx")
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def test_chexpert_5x200_pools_on_the_real_train_csv(tmp_path):
     known_everywhere = ~np.isnan(values).any(1) & ((values == 1).sum(1) == 1) & ~(values == -1).any(1)
     assert known_everywhere.sum() == 33 and np.isnan(values).mean() > 0.5
     # The suite's path (a written manifest → balanced_single_label) draws from the same pools.
-    from medalign.evaluation.builders import balanced_single_label
+    from tests.oracles.builders import balanced_single_label
 
     path = tmp_path / "manifest.csv"
     frame[["image", "text", "split", "id", *COMPETITION_5]].to_csv(path, index=False)

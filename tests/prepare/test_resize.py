@@ -142,7 +142,7 @@ def test_resize_image_dicom_free_rgb_and_never_upscales(tmp_path):
 
 
 def test_resize_help_is_torch_free():
-    from tests.test_cli_startup import _help
+    from tests.test_cli import _help
 
     result = _help("resize", "--help")
     assert result["code"] == 0 and result["heavy"] == [] and "--size" in result["out"]

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from medalign.training.cli import cli_main
-from medalign.evaluation.encoders import MedAlignEncoder, file_hash
+from medalign.evaluation.encoders import MedAlignEncoder
+from medalign.run_folder import file_sha256
 from tests.helpers import TINY
 from tests.helpers import fit_tiny as _fit
 from tests.reference import brute_force_retrieval, f1_from_confusion
@@ -66,10 +67,10 @@ def test_test_subcommand_runs_the_suite_and_second_run_hits_the_cache(tmp_path, 
     assert len(folders) == 1
     out = folders[0]
     saved = json.loads((out / "results.json").read_text())
-    assert saved["checkpoint"] == str(ckpt) and saved["encoder"]["fingerprint"] == file_hash(ckpt)
+    assert saved["checkpoint"] == str(ckpt) and saved["encoder"]["fingerprint"] == file_sha256(ckpt)
     tasks = {t["name"]: t for t in saved["tasks"]}
     assert list(tasks) == ["zero_shot", "edema", "retrieval", "linear_probe", "report_retrieval"]
-    assert all(t["manifest_sha256"] == file_hash(manifest) and t["n"] > 0 for t in tasks.values())
+    assert all(t["manifest_sha256"] == file_sha256(manifest) and t["n"] > 0 for t in tasks.values())
     n_test = tasks["retrieval"]["n"]
     # retrieval on the cached test-split embeddings, recomputed by the adversarial-sort brute force
     cached = [f.parent for f in (tmp_path / "cache").glob("*/image.npy")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 
+from medalign.curriculum import expert_decision
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.sampler import OversampledEpochSampler, ResumableDataLoader
 
@@ -106,3 +108,89 @@ def test_train_fraction_subsamples_nested_seeded_rows(synthetic_dir):
     other = subsample_rows(train, 0.1, seed=4)
     assert set(other.frame.index) != set(small.frame.index)  # the seed picks the rows
     assert list(small.frame.index) == sorted(small.frame.index)  # manifest order kept
+
+
+def test_gated_sampler_blanks_unused_batches_and_keeps_the_draws():
+    used = lambda epoch, batch: batch % 3 != 1  # noqa: E731
+    plain = list(OversampledEpochSampler(5, 12, seed=2))
+    gated = list(OversampledEpochSampler(5, 12, seed=2, batch_size=3, use_batch=used))
+    assert gated == [None if used(0, i // 3) is False else key for i, key in enumerate(plain)]
+    resumed = OversampledEpochSampler(5, 12, seed=2, batch_size=3, use_batch=used)
+    resumed.skip(0, 6)
+    assert list(resumed) == gated[6:]
+
+
+def _gated_batches(synthetic_dir, world, rank, decide, accumulate=1, state=None, **kwargs):
+    """The (main, expert) index lists a data module serves rank `rank` of `world` under a module deciding by `decide`."""
+    dm = _datamodule(synthetic_dir, expert_stream=True, **kwargs)
+    dm.trainer = SimpleNamespace(world_size=world, global_rank=rank, accumulate_grad_batches=accumulate,
+                                 lightning_module=SimpleNamespace(expert_used_at=decide))
+    if state is not None:
+        dm.load_state_dict(state)
+    loader = dm.train_dataloader()
+    dm.trainer.num_training_batches = len(dm._train_loader)  # Lightning sets it before iterating
+    return [(b["main"]["index"].tolist(), None if b["expert"] is None else b["expert"]["index"].tolist())
+            for b, *_ in loader]
+
+
+def _ungated(synthetic_dir, world, rank):
+    return _gated_batches(synthetic_dir, world, rank, lambda step: True)
+
+
+def test_expert_images_load_only_on_steps_that_use_them_identically_on_every_rank(synthetic_dir):
+    decide = lambda step: expert_decision(0, step, 0.5)  # noqa: E731 - a pure function of the step, like eCLIP's
+    for world in (1, 2):
+        ranks = [_gated_batches(synthetic_dir, world, r, decide) for r in range(world)]
+        for rank, batches in enumerate(ranks):
+            plan = [decide(step) for step in range(len(batches))]
+            assert 0 < sum(plan) < len(plan), "all or no steps drawn: the test would prove nothing"
+            assert [expert is not None for _, expert in batches] == plan  # loaded exactly when used
+            full = _ungated(synthetic_dir, world, rank)
+            assert [b for b, used in zip(batches, plan) if used] == [b for b, used in zip(full, plan) if used]  # same draws
+            assert [main for main, _ in batches] == [main for main, _ in full]
+
+
+def test_gating_counts_accumulated_steps_and_resumes_mid_epoch(synthetic_dir):
+    decide = lambda step: step % 2 == 0  # noqa: E731
+    batches = _gated_batches(synthetic_dir, 1, 0, decide, accumulate=2)
+    assert [expert is not None for _, expert in batches] == [decide(k // 2) for k in range(len(batches))]
+    resumed = _gated_batches(synthetic_dir, 1, 0, decide, accumulate=2, state={"epoch": 0, "batches": 4, "batch_size": 16})
+    assert resumed == batches[4:]
+
+
+def test_expert_loader_workers_pass_skipped_batches_through(synthetic_dir):
+    decide = lambda step: step % 2 == 1  # noqa: E731
+    with_workers = _gated_batches(synthetic_dir, 1, 0, decide, expert_num_workers=1)
+    assert with_workers == _gated_batches(synthetic_dir, 1, 0, decide)
+    assert [expert is None for _, expert in with_workers][:4] == [True, False, True, False]
+
+
+@pytest.mark.slow
+def test_fit_loads_expert_images_only_when_drawn_and_resumes_with_the_same_draws(tmp_path, synthetic_dir, monkeypatch):
+    """Through the CLI (tiny eCLIP, 10 steps, curriculum on): an uninterrupted run and one resumed at step 3."""
+    import sys
+    from pathlib import Path
+
+    from medalign.training.eclip import ECLIPModule
+    from tests.helpers import fit_tiny
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    config = str(Path(__file__).parents[1] / "conf" / "tiny_eclip.yaml")
+    runs: dict[str, dict[int, tuple[bool, list[int] | None]]] = {"a": {}, "b": {}}
+    run = "a"
+    original = ECLIPModule.training_step
+
+    def recording(self, batch, batch_idx):
+        expert = batch["expert"]
+        runs[run][self.global_step] = (self.expert_used_at(self.global_step), None if expert is None else expert["index"].tolist())
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ECLIPModule, "training_step", recording)
+    fit_tiny(tmp_path / "a", synthetic_dir, "--trainer.limit_val_batches", "0", config=config)
+    assert sorted(runs["a"]) == list(range(10))
+    assert all(used == (rows is not None) for used, rows in runs["a"].values())  # loaded exactly when used
+    assert 0 < sum(used for used, _ in runs["a"].values()) < 10
+    run = "b"
+    fit_tiny(tmp_path / "b", synthetic_dir, "--trainer.limit_val_batches", "0", "--ckpt_path",
+             str(tmp_path / "a" / "ckpt" / "step3.ckpt"), config=config)
+    assert runs["b"] == {s: runs["a"][s] for s in range(3, 10)}

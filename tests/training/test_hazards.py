@@ -64,3 +64,25 @@ def test_fit_setup_checks_the_hazards():
         assert warn.call_count == 0
         module.setup("fit")
     warn.assert_called_once_with(module.hparams, module.trainer)
+
+
+def test_expert_sub_batch_follows_half_the_batch_or_is_named():
+    assert find_reproduction_hazards("swin_t", **READY, batch_size=64, devices=8, expert_batch_size=32) == []
+    odd = find_reproduction_hazards("swin_t", **READY, batch_size=63, devices=8, expert_batch_size=31)  # N // 2
+    assert len(odd) == 1 and "expert" not in odd[0]
+    (hazard,) = find_reproduction_hazards("swin_t", **READY, batch_size=64, devices=8, expert_batch_size=16)
+    assert "128 expert pairs per expert step against a global batch of 512 (0.25× the batch)" in hazard
+    assert "--data.expert_batch_size null (= data.batch_size // 2 = 32)" in hazard
+    global_batch, expert = find_reproduction_hazards("swin_t", **READY, batch_size=4, devices=1, expert_batch_size=32)
+    assert "= 4, the paper's" in global_batch and "(8× the batch)" in expert  # the old fixed 32 at a CPU batch of 4
+
+
+def test_paper_eclip_configs_derive_the_expert_sub_batch_from_the_batch(synthetic_dir, monkeypatch):
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    for extra, expected in (([], 2), (["--data.expert_batch_size", "32"], 32)):
+        cli = cli_main(["--config", "eclip_swin.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv"),
+                        "--data.batch_size", "4", "--trainer.accelerator", "cpu", "--trainer.devices", "1", *extra], run=False)
+        assert cli.datamodule.expert_batch_size == expected
+        trainer = SimpleNamespace(num_devices=1, num_nodes=1, accumulate_grad_batches=1, datamodule=cli.datamodule)
+        hazards = warn_reproduction_hazards(cli.model.hparams, trainer)
+        assert any("expert sub-batch" in h for h in hazards) == (expected != 2)

@@ -64,6 +64,27 @@ def _cut(step3: Path) -> Path:
     return step3.parent / "cut.ckpt"
 
 
+@pytest.mark.parametrize("extra,now", [(("--trainer.max_epochs", "3"), "6 optimizer steps (trainer.max_steps -1, max_epochs 3)"),
+                                       (("--trainer.max_steps", "3"), "3 optimizer steps (trainer.max_steps 3, max_epochs 2)")])
+def test_changed_run_length_is_refused_naming_both(tmp_path, synthetic_dir, step3, extra, now):
+    saved = "scheduled for 4 optimizer steps (trainer.max_steps -1, max_epochs 2)"
+    with pytest.raises(ValueError, match=r"changed run length") as err:
+        _resume(tmp_path, synthetic_dir, step3, *extra)
+    assert saved in str(err.value) and f"this one for {now}" in str(err.value)
+    assert "--trainer.max_steps -1 --trainer.max_epochs 2" in str(err.value)  # the fix
+
+
+@pytest.mark.slow
+def test_changed_run_length_allowed_continues_on_the_new_schedule(tmp_path, synthetic_dir, step3, caplog):
+    allow = ("--trainer.callbacks+=medalign.training.resume.ResumeGuard", "--trainer.callbacks.allow_schedule_change=true")
+    with caplog.at_level("WARNING", logger="medalign.training.resume"):
+        cli = _resume(tmp_path, synthetic_dir, step3, *allow, "--trainer.max_epochs", "3")
+    assert cli.trainer.global_step == 6
+    assert any("changed run length" in r.getMessage() for r in caplog.records)
+    lr = cli.trainer.optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(5e-4, rel=1e-9)  # the cosine's floor (1e-3 × 0.5) at the new total's end
+
+
 def test_fit_from_a_damaged_checkpoint_names_it_at_start_up(tmp_path, synthetic_dir, step3):
     with pytest.raises(CheckpointError, match=r"cut.ckpt is damaged"):
         _resume(tmp_path, synthetic_dir, _cut(step3))

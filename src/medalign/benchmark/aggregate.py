@@ -280,7 +280,7 @@ def aggregate(
               "excluded": {k: sorted(v) for k, v in excluded.items()}, "summary": summary, "questions": questions}
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str, allow_nan=True))
     if plots and summary:
-        from medalign.evaluation.plots.benchmark import plot_bars, plot_fraction_lines
+        from medalign.benchmark.plots import plot_bars, plot_fraction_lines
 
         names = cfg.metrics or sorted({r["metric"] for r in summary})
         result["plots"] = [str(plot_bars(summary, cfg, names, out / "benchmark_bars.png"))]

@@ -16,6 +16,9 @@ A study config (YAML, see ``configs/benchmark/demo.yaml``)::
       - {question: "Does X help?", baseline: clip, method: eclip, metric: zero_shot.macro_f1}
     primary: zero_shot.macro_f1        # optional: the pre-declared primary metric
 
+In `args`, ``${seed}`` is the cell's seed and ``${out}`` the study's folder (e.g. a fine-tune
+starting from ``${out}/clip/fraction1/seed${seed}/checkpoints/last.ckpt``).
+
 A cell's identity is the hash of its two command lines and the contents of every config file
 they name, so editing a config re-runs exactly the cells it touches; the runner adds the code
 version and the training manifest's hash when the cell runs (`medalign.provenance`).
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from medalign.paths import resolve_config
+from medalign.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -269,14 +273,16 @@ def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
         for extra in method.configs:
             configs += ["--config", extra]
         evaluation = ("--config", cfg.evaluation) if cfg.evaluation else ()
-        settings = _settings((*configs, *cfg.args, *method.args))
-        tasks = _settings((*configs, *cfg.args, *method.args, *evaluation)).get("tasks")  # the test line's order
+        own = tuple(arg.replace("${seed}", str(seed)).replace("${out}", str(root)) for arg in (*configs, *cfg.args, *method.args))
+        settings = _settings(own)
+        tasks = _settings((*own, *evaluation)).get("tasks")  # the test line's order
         seeds, probe_seeds = seed_args(seed, settings.get("model_class"), tasks)
-        common = (*configs, *cfg.args, *method.args, *seeds, "--data.train_fraction", f"{fraction:g}")
+        common = (*own, *seeds, "--data.train_fraction", f"{fraction:g}")
         fit = ("fit", *common, "--trainer.default_root_dir", str(folder), "--trainer.logger", "false",
-               "--checkpoint.dirpath", str(folder / "checkpoints"))
+               "--checkpoint.dirpath", str(RunFolder(folder).checkpoints))
         test = ("test", *common, *evaluation, *probe_seeds, "--trainer.logger", "false", "--evaluation.progress", "false",
-                "--evaluation.output_dir", str(folder / "eval"), "--ckpt_path", str(folder / "checkpoints" / "last.ckpt"))
+                "--evaluation.output_dir", str(RunFolder(folder).eval_root),
+                "--ckpt_path", str(RunFolder(folder).last_checkpoint))
         files = _config_files(fit) + _config_files(test)
         cells.append(Cell(method.name, seed, fraction, folder, fit, test, _hash(fit + test, files), settings.get("manifest")))
     return cells

@@ -32,6 +32,7 @@ from typing import Callable
 
 from medalign.benchmark.grid import Cell
 from medalign.provenance import code_identity
+from medalign.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def cell_identity(cell: Cell) -> dict:
 
 def latest_results(cell: Cell) -> Path | None:
     """The newest ``eval/<timestamp>/results.json`` of a cell."""
-    found = sorted((cell.folder / "eval").glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    found = RunFolder(cell.folder).eval_results()
     return found[-1] if found else None
 
 
@@ -118,7 +119,7 @@ def run_cell(
     log_file = cell.folder / "log.txt"
     start = time.perf_counter()
     fit = list(cell.fit_args)
-    last = cell.folder / "checkpoints" / "last.ckpt"
+    last = RunFolder(cell.folder).last_checkpoint
     if last.is_file():  # an interrupted cell continues exactly where it stopped
         fit += ["--ckpt_path", str(last)]
     for stage, args in (("fit", fit), ("test", list(cell.test_args))):

@@ -17,7 +17,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medalign export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt written by `medalign fit`)")
     parser.add_argument("--out", required=True, help="folder to write (new or empty unless --force)")
-    parser.add_argument("--format", default="open_clip", choices=("open_clip",), help="output format")
     parser.add_argument("--results", default=None, help="results.json of `medalign test` to put in the model card")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
     parser.add_argument("--hub-id", default=None, metavar="ORG/NAME",
@@ -34,7 +33,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     from medalign.export import export_checkpoint
 
     tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
-    result = export_checkpoint(args.ckpt, args.out, format=args.format, results=args.results, force=args.force,
+    result = export_checkpoint(args.ckpt, args.out, results=args.results, force=args.force,
                                hub_id=args.hub_id, tokenizer=tokenizer)
     diffs = result["differences"]
     print(f"exported {args.ckpt} → {result['out']}: {', '.join(result['files'])}")

@@ -1,7 +1,7 @@
 """`medalign gap-sweep --config gap_sweep.yaml`: the λ-shift + early-fusion probe study of a frozen model.
 
 Reads a manifest's train / (val) / test embeddings through the embedding cache that ``train.py test``
-uses (so nothing is re-encoded), runs `medalign.evaluation.gap.sweep.run_gap_sweep` and writes one
+uses (so nothing is re-encoded), runs `medalign.studies.gap.sweep.run_gap_sweep` and writes one
 folder: ``gap_sweep.csv`` / ``gap_sweep.md`` (printed too), ``auc_vs_lambda.png``, ``pca_lambda.png``
 and ``results.json`` (everything, with the config and the checkpoint hash). Any key can be
 overridden on the command line, e.g. ``--probe.max_epochs 20 --sequential true``.
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from medalign.evaluation.gap.probe_config import ProbeConfig  # torch-free: `gap-sweep -h` stays fast
+from medalign.studies.gap.probe_config import ProbeConfig  # torch-free: `gap-sweep -h` stays fast
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     cfg = _parse(argv)  # before numpy and torch: `-h` and config errors answer at once
     import numpy as np
 
-    from medalign.evaluation.gap.sweep import run_gap_sweep
-    from medalign.evaluation.plots.gap import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
+    from medalign.studies.gap.sweep import run_gap_sweep
+    from medalign.studies.gap.plots import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
 
     encoder, data = _encoder(cfg)
     policy = (cfg.uncertain or data.get("uncertain", "zeros"), cfg.blank or data.get("blank", "zeros"))

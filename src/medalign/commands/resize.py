@@ -21,6 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Literal
 
+from medalign.run_folder import atomic_path
+
 SHOW_ERRORS = 20
 
 
@@ -157,10 +159,8 @@ def _resize_one(task: tuple) -> dict:
                 heatmap = heatmap[0] if heatmap.ndim == 3 and heatmap.shape[0] == 1 else heatmap
                 if heatmap.shape != shape:
                     raise ValueError(f"heatmap shape {heatmap.shape} differs from its image {source} {shape}")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.npy")
-                np.save(tmp, resize_heatmap(heatmap, new_shape))
-                os.replace(tmp, dest)
+                with atomic_path(dest) as tmp:
+                    np.save(tmp, resize_heatmap(heatmap, new_shape))
             renamed[hm] = dest.relative_to(out).as_posix()
         except Exception as err:
             errors[str(src)] = f"{type(err).__name__}: {err}"
@@ -192,8 +192,7 @@ def _write(frame, manifest: Path, out: Path, size: int, bad: dict[str, str], row
               "bad_files": bad}  # fmt: skip
     (out / "resize_report.json").write_text(json.dumps(report, indent=2))
     path = out / manifest.name
-    tmp = out / f".{manifest.name}.{os.getpid()}.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
     print(f"wrote {path}: {len(frame)} of {rows_in} rows, images_{size}/" + (f"; dropped {len(bad)} bad files" if bad else ""))
     return path

@@ -3,6 +3,8 @@
 ``--source synthetic`` (default): the synthetic chest X-ray set with templated reports.
 ``--source openi``: the rendered Open-I set — real Open-I reports (shipped with torchxrayvision)
 on images rendered from their MeSH terms (docs/openi_rendered.md).
+``--testbed gaze``: the gaze test bed — real lung masks, lesion boxes and report language, gaze
+that carries what the report leaves out (docs/testbed.md); `medalign testbed-info` measures it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from dataclasses import fields
 
 from medalign.synthetic.generate import SyntheticConfig, generate_synthetic
 from medalign.synthetic.openi import OpenIConfig, generate_openi
+from medalign.synthetic.testbed.generate import TestbedConfig, generate_testbed
 
 _CONFIGS = {"synthetic": SyntheticConfig, "openi": OpenIConfig}
-_DEMOS = {"synthetic": "demo.yaml", "openi": "demo_openi.yaml"}
+_TESTBEDS = {"gaze": TestbedConfig}
+_DEMOS = {"synthetic": "demo.yaml", "openi": "demo_openi.yaml", "gaze": "demo_gaze.yaml"}
 
 
-def _add_fields(parser: argparse.ArgumentParser, config_class: type, skip: set[str]) -> None:
+def _add_fields(parser: argparse.ArgumentParser, config_class: type, skip: set[str], title: str) -> None:
     defaults = config_class()
-    group = parser.add_argument_group(f"--source {'openi' if config_class is OpenIConfig else 'synthetic'}")
+    group = parser.add_argument_group(title)
     for field in fields(config_class):
         if field.name in skip:
             continue
@@ -29,7 +33,8 @@ def _add_fields(parser: argparse.ArgumentParser, config_class: type, skip: set[s
         if isinstance(value, tuple):
             group.add_argument(flag, type=float, nargs=len(value), default=None)
         elif value is None:
-            group.add_argument(flag, type=int if field.name == "max_reports" else str, default=None)
+            kind = float if "float" in str(field.type) else int if "int" in str(field.type) else str
+            group.add_argument(flag, type=kind, default=None)
         else:
             group.add_argument(flag, type=type(value), default=None)
 
@@ -38,22 +43,30 @@ def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="medalign synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (manifest.csv, images/, heatmaps/, tokenizer/)")
-    parser.add_argument("--source", choices=sorted(_CONFIGS), default="synthetic", help="which embedded dataset")
+    parser.add_argument("--source", choices=sorted(_CONFIGS), default=None, help="which embedded dataset (default synthetic)")
+    parser.add_argument("--testbed", choices=sorted(_TESTBEDS), default=None, help="a test bed instead (docs/testbed.md)")
     seen: set[str] = set()
-    for config_class in _CONFIGS.values():  # shared fields (seed, image_size, ...) are added once
-        _add_fields(parser, config_class, seen)
+    for name, config_class in (*_CONFIGS.items(), *_TESTBEDS.items()):  # shared fields (seed, ...) are added once
+        _add_fields(parser, config_class, seen, f"--testbed {name}" if name in _TESTBEDS else f"--source {name}")
     args = parser.parse_args(argv)
-    config_class = _CONFIGS[args.source]
+    if args.testbed and args.source:
+        parser.error("give --source or --testbed, not both")
+    kind = args.testbed or args.source or "synthetic"
+    config_class = {**_CONFIGS, **_TESTBEDS}[kind]
     names = {f.name for f in fields(config_class)}
     foreign = [n for n in seen - names if getattr(args, n) is not None]
     if foreign:
-        parser.error(f"--source {args.source} has no option(s) {', '.join('--' + n.replace('_', '-') for n in foreign)}")
+        option = f"--testbed {kind}" if args.testbed else f"--source {kind}"
+        parser.error(f"{option} has no option(s) {', '.join('--' + n.replace('_', '-') for n in foreign)}")
     config = config_class(**{n: getattr(args, n) for n in names if getattr(args, n) is not None})
-    if args.source == "openi":
+    if args.testbed == "gaze":
+        path = generate_testbed(args.out, config)
+        what = f"gaze test bed, {config.n} pairs; measure it with: medalign testbed-info {args.out}/manifest.csv"
+    elif kind == "openi":
         path = generate_openi(args.out, config)
         what = "rendered images with real Open-I reports"
     else:
         path = generate_synthetic(args.out, config)
         what = f"{config.n} pairs"
     print(f"wrote {path} ({what}, {config.image_size} px); train with: "
-          f"python train.py fit --config {_DEMOS[args.source]} --data.manifest {path}")
+          f"python train.py fit --config {_DEMOS[kind]} --data.manifest {path}")

@@ -24,6 +24,26 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("image", "text", "split")
 MANIFEST_COLUMNS = (*REQUIRED_COLUMNS, "heatmap", "id", "study_id", "subject_id")  # the standard columns, in order
 SPLITS = ("train", "val", "test")
+LABEL_VALUES = (1.0, 0.0, -1.0)  # positive, negative, uncertain; an empty cell is "not mentioned"
+
+
+# The row rules, declared once: `read_manifest` and `medalign prepare` (`prepare.validate`) apply
+# them and word the error for their reader (the manifest's row, or the raw file's).
+def bad_split_rows(split: pd.Series) -> np.ndarray:
+    """(N,) bool: rows whose split is not one of `SPLITS`."""
+    return ~split.isin(SPLITS).to_numpy()
+
+
+def empty_rows(column: pd.Series) -> np.ndarray:
+    """(N,) bool: rows with a missing or blank value (an image path, a report)."""
+    return (column.isna() | column.astype(str).str.strip().eq("")).to_numpy()
+
+
+def bad_label_rows(column: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """((N,) bool rows whose label is not one of `LABEL_VALUES` or empty, the column as numbers)."""
+    values = pd.to_numeric(column, errors="coerce")
+    bad = (values.isna() & column.notna()) | ~(values.isna() | values.isin(LABEL_VALUES))
+    return bad.to_numpy(), values
 
 
 class ManifestError(ValueError):
@@ -129,14 +149,14 @@ def _row(index: int) -> str:
 
 
 def _check_values(path: Path, frame: pd.DataFrame, label_columns: Sequence[str]) -> None:
-    bad_split = ~frame["split"].isin(SPLITS)
+    bad_split = bad_split_rows(frame["split"])
     if bad_split.any():
         i = int(np.flatnonzero(bad_split)[0])
         raise ManifestError(
             f"{path}: {_row(i)} has split {frame['split'].iloc[i]!r}; expected one of {SPLITS} "
             f"({int(bad_split.sum())} such rows)"
         )
-    empty_text = frame["text"].str.strip() == ""
+    empty_text = empty_rows(frame["text"])
     if empty_text.any():
         i = int(np.flatnonzero(empty_text)[0])
         raise ManifestError(
@@ -144,8 +164,7 @@ def _check_values(path: Path, frame: pd.DataFrame, label_columns: Sequence[str])
             f"({int(empty_text.sum())} such rows); drop them when preparing the manifest"
         )
     for column in label_columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = (values.isna() & frame[column].notna()) | ~(values.isna() | values.isin([1, 0, -1]))
+        bad, values = bad_label_rows(frame[column])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ManifestError(

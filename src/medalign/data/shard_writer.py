@@ -8,7 +8,6 @@ read time) and the manifest row number.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import pandas as pd
 
 from medalign.data.manifest import MANIFEST_COLUMNS, SPLITS, Manifest, ManifestError, read_manifest
 from medalign.data.shards import FORMAT, INDEX_FILE, ROWS_FILE, VERSION
+from medalign.run_folder import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,6 @@ def label_columns_of(frame: pd.DataFrame) -> list[str]:
         if (values.notna() | frame[column].isna()).all() and values.dropna().isin([1, 0, -1]).all():
             found.append(column)
     return found
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def shard_item(task: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +124,7 @@ def write_shards(
             "format": FORMAT,
             "version": VERSION,
             "manifest": str(manifest.resolve()),
-            "manifest_sha256": sha256(manifest),
+            "manifest_sha256": file_sha256(manifest),
             "label_columns": list(label_columns),
             "item_keys": list(ITEM_KEYS),
             "row_columns": list(table.columns),

@@ -15,7 +15,6 @@ expert stream, and the bytes are decoded by the very same `decode_image` / `load
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import torch
 from medalign.data.dataset import ImageTextDataset
 from medalign.data.manifest import Manifest
 from medalign.data.transforms import decode_image, load_heatmap
+from medalign.run_folder import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class ShardSet:
 
     def check_manifest(self, manifest: Path) -> None:
         """Warn when `manifest` (used by ``test``) is not the file the shards were written from."""
-        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        digest = file_sha256(manifest)
         if digest != self.index["manifest_sha256"]:
             log.warning(
                 "%s differs from the manifest the shards %s were written from (%s, sha256 %s…): training reads the "

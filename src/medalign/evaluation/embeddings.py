@@ -34,11 +34,12 @@ from medalign.data.labels import BlankPolicy, UncertainPolicy
 from medalign.data.manifest import Manifest, read_manifest
 from medalign.data.skips import BadRow, SkipLedger
 from medalign.data.transforms import PairTransform, decode_image
-from medalign.evaluation.encoders import Encoder, file_hash
+from medalign.evaluation.encoders import Encoder
+from medalign.run_folder import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode)
+CACHE_VERSION = 4  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode); 4: open_clip's eval preprocess on full decodes
 DEFAULT_CACHE_DIR = Path(os.environ.get("MEDALIGN_CACHE_DIR", "runs/cache"))
 
 
@@ -87,7 +88,7 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         try:
-            image, source_size = decode_image(self.paths[i], min_size=self.transform.image_size)  # DCT-reduced JPEGs
+            image, source_size = decode_image(self.paths[i])  # full size: the exported model's preprocess sees the file
         except Exception as err:  # PIL raises many types for corrupt files
             if self.on_error == "raise":
                 raise OSError(f"cannot read image {self.paths[i]}: {err}") from err
@@ -110,12 +111,12 @@ def data_fingerprint(manifest: Manifest, mode: Literal["stat", "content"] = "sta
     if mode not in ("stat", "content"):
         raise ValueError(f"image fingerprint mode must be 'stat' or 'content', got {mode!r}")
     digest = hashlib.sha256()
-    digest.update(file_hash(manifest.path).encode())
+    digest.update(file_sha256(manifest.path).encode())
     digest.update(str(manifest.root.resolve()).encode())
     for path in manifest.image_paths():
         try:
             if mode == "content":
-                digest.update(file_hash(path).encode())
+                digest.update(file_sha256(path).encode())
             else:
                 stat = path.stat()
                 digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
@@ -270,10 +271,8 @@ def encode_strings(
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         chunks = [encoder.encode_texts(list(texts[s : s + batch_size])).float().cpu() for s in range(0, len(texts), batch_size)]
     out = torch.cat(chunks).numpy().astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, out)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, out)
     return out
 
 

@@ -18,22 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (memoised per (path, size, mtime) within the process)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while block := f.read(chunk):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
-    return _HASHES[key]
+from medalign.run_folder import file_sha256
 
 
 def state_dict_hash(model: nn.Module) -> str:
@@ -153,7 +138,7 @@ class MedAlignEncoder(_ModelEncoder):
             spec = ModelSpec.from_hparams(hparams, vocab_size=len(tokenizer)).for_weights_from_file()
         model = create_dual_encoder(spec)
         load_weights(model, saved if isinstance(saved, dict) else path, strict=True)
-        return cls(model, tokenizer, fingerprint=file_hash(path), name=str(path), **kwargs)
+        return cls(model, tokenizer, fingerprint=file_sha256(path), name=str(path), **kwargs)
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
@@ -212,14 +197,14 @@ class OpenClipEncoder(_ModelEncoder):
         if path.is_dir():
             model = create_open_clip(str(path), text_config_dir=text_config_dir)
             config_file = path / "open_clip_config.json"
-            digest = hashlib.sha256((file_hash(directory_weights(path)) + file_hash(config_file)).encode()).hexdigest()
+            digest = hashlib.sha256((file_sha256(directory_weights(path)) + file_sha256(config_file)).encode()).hexdigest()
             return cls(model, create_open_clip_tokenizer(str(path)), digest, name=f"open_clip:{path}")
         if not path.is_file():
             raise FileNotFoundError(f"open_clip weights not found: {path}")
         if not arch:
             raise ValueError(f"open_clip weights file {path} needs its architecture: set arch (e.g. 'ViT-B-32')")
         model = create_open_clip(arch, weights=path)
-        return cls(model, create_open_clip_tokenizer(arch), file_hash(path), name=f"open_clip:{arch}:{path}")
+        return cls(model, create_open_clip_tokenizer(arch), file_sha256(path), name=f"open_clip:{arch}:{path}")
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts)).to(self.device)

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from medalign.run_folder import RunFolder, atomic_path, write_text_atomic
+
 
 def flatten_scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, float | int]:
     """Numeric leaves of a nested dict as ``a.b.c`` keys (lists such as confusion matrices are skipped)."""
@@ -106,11 +108,13 @@ def write_results(results: dict[str, Any], out_dir: str | Path) -> dict[str, Pat
     results.setdefault("code", code_identity())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "results.md"}
-    paths["json"].write_text(json.dumps(_nan_to_none(results), indent=2, default=str))  # strict JSON: NaN → null
-    with paths["csv"].open("w", newline="") as f:
+    json_path = out_dir / RunFolder.RESULTS
+    paths = {"json": json_path, "csv": json_path.with_suffix(".csv"), "md": json_path.with_suffix(".md")}
+    with atomic_path(paths["csv"]) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["task", "type", "dataset", "split", "n", "metric", "value"])
         writer.writeheader()
         writer.writerows(rows(results))
-    paths["md"].write_text(markdown_table(results) + "\n")
+    write_text_atomic(paths["md"], markdown_table(results) + "\n")
+    # results.json last: its presence is what marks the evaluation finished (benchmark cells look for it)
+    write_text_atomic(json_path, json.dumps(_nan_to_none(results), indent=2, default=str))  # strict JSON: NaN → null
     return paths

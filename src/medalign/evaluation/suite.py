@@ -18,12 +18,13 @@ import torch
 from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.prompts import load_prompts
 from medalign.evaluation.embeddings import EmbeddingSet, encode_strings, get_embeddings
-from medalign.evaluation.encoders import Encoder, file_hash
+from medalign.evaluation.encoders import Encoder
 from medalign.evaluation.task_types import (  # noqa: F401 - re-exported: the task types
     TASK_TYPES, LinearProbeTask, RetrievalTask, Task, ZeroShotTask, parse_task, register_task,
 )
 from medalign.evaluation.tasks.zero_shot import class_prompt_embeddings
 from medalign.paths import resolve_config
+from medalign.run_folder import RunFolder, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class SuiteRunner:
         return get_embeddings(
             self.encoder, manifest, split, classes, cache_dir=self.cache_dir, uncertain=uncertain, blank=blank,
             on_error=self.defaults.on_error, max_skip_share=self.defaults.max_skip_share,
-            bad_rows_path=self.out_dir / "bad_rows.csv", **self.loader,
+            bad_rows_path=RunFolder(self.out_dir).bad_rows(), **self.loader,
         )
 
     def label_policy(self, task: Task | None) -> tuple[UncertainPolicy, BlankPolicy]:
@@ -91,7 +92,7 @@ class SuiteRunner:
         task = parse_task(task)
         manifest = task.manifest or self.defaults.manifest
         record: dict[str, Any] = {"name": task.title, "type": task.type, "manifest": str(manifest), "split": task.split,
-                                  "manifest_sha256": file_hash(manifest)}
+                                  "manifest_sha256": file_sha256(manifest)}
         if task.labelled:
             record["label_policy"] = dict(zip(("uncertain", "blank"), self.label_policy(task)))
         metrics, n, files = task.run(self, manifest)

@@ -60,9 +60,10 @@ def check_out(out: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
 
 
 def preprocess_config(image_size: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
-    """open_clip's ``preprocess_cfg`` closest to medalign's eval transform (short side → centre crop, bilinear)."""
-    return {"size": int(image_size), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-            "interpolation": "bilinear", "resize_mode": "shortest"}
+    """open_clip's ``preprocess_cfg`` of medalign's evaluation transform (`EvalPreprocess`, the one definition)."""
+    from medalign.data.transforms import EvalPreprocess
+
+    return EvalPreprocess(int(image_size), tuple(mean), tuple(std)).open_clip_cfg()
 
 
 def write_files(folder: Path, parts: OpenClipParts, preprocess_cfg: dict[str, Any]) -> None:
@@ -92,6 +93,7 @@ def verify(
     encode_text: Callable[[list[str]], torch.Tensor],
     logit_scale: float,
     atol: float = VERIFY_ATOL,
+    transform: Callable[[torch.Tensor], tuple[torch.Tensor, Any]] | None = None,
 ) -> dict[str, float]:
     """Load `folder` through open_clip and compare it with the medalign model on fixed inputs.
 
@@ -103,9 +105,13 @@ def verify(
         encode_text: medalign's texts → normalised embeddings (B, D), with medalign's tokenizer.
         logit_scale: medalign's exp(logit_scale).
         atol: largest max-abs difference accepted.
+        transform: medalign's evaluation transform ((1, H, W) in [0, 1] → ((3, S, S), heatmap)): then
+            open_clip's ``preprocess`` of a non-square 8-bit picture must give the same tensor.
 
     Returns:
-        ``image``, ``text`` (max abs differences) and ``logit_scale`` (open_clip's exp value).
+        ``image``, ``text`` (max abs differences), ``preprocess`` (with `transform`: max abs
+        difference of the two preprocessed pictures), ``logit_scale`` (open_clip's exp value) and,
+        when the weights have one (SigLIP), ``logit_bias`` (open_clip's value, equal to the written one).
 
     Raises:
         ExportError: open_clip's model differs by more than `atol`.
@@ -116,7 +122,7 @@ def verify(
     text_cfg = parts.model_cfg.get("text_cfg", {})
     if "hf_model_name" in text_cfg:
         overrides["text_cfg"] = {**text_cfg, "hf_model_name": str(folder)}
-    clip, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}", **overrides)
+    clip, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", **overrides)
     tokenize = open_clip.get_tokenizer(f"local-dir:{folder}")
     clip.eval()
     size = clip.visual.preprocess_cfg["size"]
@@ -131,6 +137,18 @@ def verify(
             "text": float((theirs_text - encode_text(texts)).abs().max()),
             "logit_scale": float(clip.logit_scale.exp()),
         }
+    if transform is not None:
+        diffs["preprocess"] = _preprocess_difference(preprocess, transform, size)
+        if diffs["preprocess"] > 0:
+            raise ExportError(f"round trip: open_clip's preprocess of {folder} differs from medalign's evaluation transform "
+                              f"on an 8-bit picture (max abs difference {diffs['preprocess']:.2e}); nothing was exported — "
+                              "please report this with your open_clip and torchvision versions")
+    ours_bias, theirs_bias = parts.state_dict.get("logit_bias"), getattr(clip, "logit_bias", None)
+    if (theirs_bias is None) != (ours_bias is None) or (ours_bias is not None and not torch.equal(theirs_bias.detach(), ours_bias.float())):
+        raise ExportError(f"round trip: open_clip's logit_bias from {folder} is {theirs_bias}, the checkpoint's {ours_bias}; "
+                          "nothing was exported — please report this")
+    if theirs_bias is not None:
+        diffs["logit_bias"] = float(theirs_bias)
     if not diffs["image"] <= atol or not diffs["text"] <= atol or abs(diffs["logit_scale"] - logit_scale) > 1e-6 * logit_scale:
         raise ExportError(
             f"round trip: open_clip's model from {folder} differs from the checkpoint (max abs difference image "
@@ -138,6 +156,20 @@ def verify(
             f"{logit_scale:.6g}); nothing was exported — please report this with the checkpoint's model config"
         )
     return diffs
+
+
+def _preprocess_difference(preprocess: Callable, transform: Callable, size: int) -> float:
+    """Max abs difference of open_clip's preprocess and medalign's transform on a non-square 8-bit gray picture."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (size * 3 // 2 + 3, size + 5), dtype=np.uint8)  # (H, W): larger than S, not square
+    theirs = preprocess(Image.fromarray(pixels, mode="L"))  # (3, S, S)
+    ours = transform(torch.from_numpy(pixels).float()[None] / 255.0)[0]
+    if theirs.shape != ours.shape:
+        return float("inf")
+    return float((theirs - ours).abs().max())
 
 
 def staged(out: Path) -> Path:

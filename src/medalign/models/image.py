@@ -45,6 +45,7 @@ class ImageEncoder(nn.Module):
 
             require_offline_ok(f"timm pretrained weights for {model_name!r}", "--model.image_weights")
         self.backbone = timm.create_model(model_name, pretrained=pretrained, num_classes=0, **timm_kwargs)
+        self.backbone.train()  # whatever the loader left: Lightning keeps a module's mode at the start of `fit`
         if gradient_checkpointing:
             self.backbone.set_grad_checkpointing(True)
         self.num_features: int = self.backbone.num_features

@@ -138,7 +138,7 @@ def create_open_clip(
         open_clip.load_checkpoint(model, str(weights), strict=True)
     elif pretrained:
         log.warning("open_clip model %s: no weights file given, randomly initialised", spec)
-    return model
+    return model.train()  # train mode with its dropout whatever the loader left (callers evaluating call .eval())
 
 
 def create_open_clip_tokenizer(spec: str) -> Any:

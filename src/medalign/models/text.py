@@ -64,7 +64,7 @@ class TextEncoder(nn.Module):
 
 
 def _load_local(path: str) -> nn.Module:
-    """Load a transformers encoder from a local directory, never from a hub."""
+    """Load a transformers encoder from a local directory, never from a hub, in train mode."""
     directory = Path(path)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(
@@ -77,4 +77,6 @@ def _load_local(path: str) -> nn.Module:
     # Sentence-transformers and BERT checkpoints may carry a pooler we never use.
     if getattr(model, "pooler", None) is not None:
         model.pooler = None
-    return model
+    # `from_pretrained` returns the model in eval mode (dropout off); Lightning keeps a module's
+    # mode at the start of `fit`, so without this the tower would train without its dropout.
+    return model.train()

@@ -16,7 +16,6 @@ Torch-free except for DICOM (pydicom via `load_image`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from PIL import Image, PngImagePlugin
 
 from medalign.data.decode import jpeg_scale, png_significant_bits
 from medalign.data.heatmaps import peak_normalise
+from medalign.run_folder import atomic_path
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
@@ -85,9 +85,7 @@ def resize_image(source: str | Path, target: str | Path, short_side: int, fmt: s
 def _save(img: Image.Image, target: Path, fmt: str, quality: int, sbit: int | None) -> None:
     if fmt not in ("png", "jpeg"):
         raise ValueError(f"resize format must be 'png' or 'jpeg', got {fmt!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(target) as tmp:
         if fmt == "jpeg" and img.mode in ("L", "RGB"):
             img.save(tmp, format="JPEG", quality=quality)
         else:
@@ -95,9 +93,6 @@ def _save(img: Image.Image, target: Path, fmt: str, quality: int, sbit: int | No
             if sbit:
                 info.add(b"sBIT", bytes([sbit]))  # written before IDAT: png_significant_bits reads it back
             img.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def resize_heatmap(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:

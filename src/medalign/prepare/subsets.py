@@ -7,8 +7,8 @@ no class is -1 (uncertain), the others are 0 or blank ("not mentioned" counts as
 The view filter is the dataset adapter's (CheXpert keeps frontal images by default). On the
 real CheXpert train.csv (frontal) this leaves 7,239 / 3,749 / 3,107 / 11,324 / 23,100 images.
 
-`single_label_subset` draws from a table; ``medalign prepare chexpert-5x200`` (`SubsetAdapter`)
-and `medalign.evaluation.builders.balanced_single_label` (from a written manifest) both call it.
+`single_label_subset` draws from a table (a raw dataset's, or a written manifest's frame);
+``medalign prepare chexpert-5x200`` (`SubsetAdapter`) calls it.
 The subset's class columns are one-hot and every row is in ``test``.
 """
 

@@ -1,7 +1,7 @@
 """Validate a prepared manifest in memory, before anything is written.
 
-The checks are those `medalign.data.manifest.read_manifest` applies at training time (split,
-labels, image path), but the messages name the *raw* file, row and column each bad row came from
+The rules are the manifest's own (`medalign.data.manifest`: columns, split, label values, image
+path), those `read_manifest` applies at training time, but the messages name the *raw* file, row and column each bad row came from
 (the ``_file``/``_row`` columns of `medalign.prepare.tables`), not the manifest's row.
 """
 
@@ -12,11 +12,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from medalign.data.manifest import LABEL_VALUES, REQUIRED_COLUMNS, SPLITS, bad_label_rows, bad_split_rows, empty_rows
 from medalign.prepare.errors import AdapterError
 from medalign.prepare.tables import where
-
-SPLITS = ("train", "val", "test")
-LABEL_VALUES = (-1.0, 0.0, 1.0)
 
 
 def _first(frame: pd.DataFrame, bad: np.ndarray, dataset: str, column: str, what: str) -> AdapterError:
@@ -33,19 +31,16 @@ def validate_frame(frame: pd.DataFrame, label_columns: Sequence[str], dataset: s
         label_columns: columns whose values must be 1, 0, -1 or blank.
         dataset: adapter name, for the message.
     """
-    missing = [c for c in ("image", "text", "split", *label_columns) if c not in frame.columns]
+    missing = [c for c in (*REQUIRED_COLUMNS, *label_columns) if c not in frame.columns]
     if missing:
         raise AdapterError(f"{dataset}: the adapter produced no column(s) {missing} (a bug in the adapter)")
-    bad = ~frame["split"].isin(SPLITS).to_numpy()
+    bad = bad_split_rows(frame["split"])
     if bad.any():
         raise _first(frame, bad, dataset, "split", f"is not one of {list(SPLITS)}")
-    images = frame["image"]
-    bad = (images.isna() | images.astype(str).str.strip().eq("")).to_numpy()
+    bad = empty_rows(frame["image"])
     if bad.any():
         raise _first(frame, bad, dataset, "image", "is not an image path")
     for column in label_columns:
-        raw = frame[column]
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = ((values.isna() & raw.notna()) | (values.notna() & ~values.isin(LABEL_VALUES))).to_numpy()
+        bad, _ = bad_label_rows(frame[column])
         if bad.any():
             raise _first(frame, bad, dataset, column, f"is not a label (expected one of {list(LABEL_VALUES)} or blank)")

@@ -27,6 +27,7 @@ from medalign.data.manifest import read_manifest
 from medalign.prepare.base import MANIFEST_COLUMNS, SOURCE_COLUMNS, AdapterError, Drops, Prepared, clean_text, drop, where
 from medalign.prepare.resize import image_size, resize_heatmap, resize_image
 from medalign.prepare.validate import validate_frame
+from medalign.run_folder import atomic_path
 
 MissingPolicy = Literal["error", "drop"]
 REPORT = "prepare_report.json"
@@ -212,10 +213,8 @@ def _materialise(paths: list[str], root: Path, out: Path, resize: int | None) ->
         if resize and not dest.is_file():
             resize_image(path, dest, resize)  # medalign.prepare.resize: 16-bit and sBIT kept, atomic
         elif not dest.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(path, tmp)
         return str(dest)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

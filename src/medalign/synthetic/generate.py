@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from medalign.run_folder import atomic_path
 from medalign.synthetic.findings import LABELS, NO_FINDING, label_vector, sample_findings
 from medalign.synthetic.images import render_heatmap, render_image
 from medalign.synthetic.reports import write_report
@@ -182,9 +183,8 @@ def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = Non
     train_wordpiece_tokenizer(train_texts, out / "tokenizer", vocab_size=config.vocab_size)
     summary = dict(generator_version=GENERATOR_VERSION, config=asdict(config), counts=_counts(frame))
     (out / "synthetic.json").write_text(json.dumps(summary, indent=2) + "\n")
-    tmp = out / "manifest.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "manifest.csv")
+    with atomic_path(out / "manifest.csv") as tmp:
+        frame.to_csv(tmp, index=False)
     return out / "manifest.csv"
 
 

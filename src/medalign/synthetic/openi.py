@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from medalign.run_folder import atomic_path
 from medalign.synthetic.findings import DISTRACTORS, LABELS, NO_FINDING, Finding
 from medalign.synthetic.generate import SPLITS, _heatmap_subset, ensure_generated
 from medalign.synthetic.images import render_heatmap, render_image
@@ -181,9 +181,8 @@ def generate_openi(out_dir: str | Path, config: OpenIConfig | None = None, progr
                    dropped=dict(dropped), notes=notes)
     (out / "openi.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "README.md").write_text(_readme(summary))
-    tmp = out / "manifest.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "manifest.csv")
+    with atomic_path(out / "manifest.csv") as tmp:
+        frame.to_csv(tmp, index=False)
     return out / "manifest.csv"
 
 

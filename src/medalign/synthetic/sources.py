@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-SOURCES = ("synthetic", "openi")
+SOURCES = ("synthetic", "openi", "gaze")
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +27,10 @@ def ensure_embedded(out_dir: str | Path, spec: dict[str, Any]) -> Path:
         from medalign.synthetic.openi import OpenIConfig, ensure_openi
 
         return ensure_openi(out_dir, OpenIConfig(**spec))
+    if source == "gaze":  # the gaze test bed (docs/testbed.md)
+        from medalign.synthetic.testbed.generate import TestbedConfig, ensure_testbed
+
+        return ensure_testbed(out_dir, TestbedConfig(**spec))
     raise ValueError(f"data.synthetic.source {source!r} is not an embedded dataset; expected one of {SOURCES}")
 
 

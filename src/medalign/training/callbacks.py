@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from medalign.evaluation.geometry import geometry_metrics
 from medalign.evaluation.plots.geometry import plot_geometry
+from medalign.run_folder import RunFolder
 from medalign.training.context import context_of
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class GeometryCallback(L.Callback):
         if log_dir is not None:
             data = getattr(trainer.lightning_module, "data_context", None) or context_of(trainer)
             names = data.label_columns if data is not None else None
-            path = Path(log_dir) / "geometry" / f"epoch_{trainer.current_epoch:03d}.png"
+            path = RunFolder(log_dir).geometry_plot(trainer.current_epoch)
             plot_geometry(
                 image, text, labels.numpy(), names, path, title=f"epoch {trainer.current_epoch}",
                 max_points=self.subset_size, max_lines=self.max_plot_lines, seed=self.seed,

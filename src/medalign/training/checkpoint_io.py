@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,20 +11,16 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from medalign.models.checkpoint import load_checkpoint_file
-
-
-def _umask() -> int:
-    current = os.umask(0)  # the only portable way to read it
-    os.umask(current)
-    return current
+from medalign.run_folder import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to a temporary file in the target folder, fsync, then `os.replace` it into place.
+    """Write to a temporary file in the target folder, fsync, then `os.replace` it into place
+    (`medalign.run_folder.atomic_path`).
 
     The previous file at the target stays intact until the new one is complete; the
     temporary file is removed on any failure; the result gets the permissions a plain
-    ``open()`` would give (``0666 & ~umask``), not `tempfile`'s private 0600.
+    ``open()`` gives (``0666 & ~umask``).
     """
 
     def __init__(self, save: Callable[[dict[str, Any], Any], None] = torch.save) -> None:
@@ -36,17 +31,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options")
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_path(target, fsync=True) as tmp, tmp.open("wb") as handle:
                 self._save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
         except BaseException as err:
-            Path(tmp).unlink(missing_ok=True)
             if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise OSError(
                     err.errno,

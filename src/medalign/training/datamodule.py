@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,10 @@ from medalign.data.dataset import Collator, ImageTextDataset
 from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.manifest import Manifest, read_manifest
 from medalign.training.context import DataContext
-from medalign.training.sampler import EpochSampler, OversampledEpochSampler, ResumableDataLoader
+from medalign.training.hazards import paper_expert_batch_size
+from medalign.training.sampler import (
+    EpochSampler, GatedCollate, OversampledEpochSampler, ResumableDataLoader, StepGatedDataset,
+)
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,9 @@ class MedAlignDataModule(L.LightningDataModule):
             nested across fractions for one seed. Validation and test splits are untouched.
         expert_stream: also serve the train rows that have a heatmap from a second, oversampled
             loader (eCLIP); training batches then are ``{"main": batch, "expert": batch}``.
-        expert_batch_size: per-process expert sub-batch; default half of `batch_size`.
+        expert_batch_size: per-process expert sub-batch M; None (default) = half of `batch_size`, the
+            released code's rule (`medalign.training.hazards.paper_expert_batch_size`); another value
+            is used and named by the reproduction-hazard warning of a paper preset.
         expert_num_workers: expert loader workers; default `num_workers`.
         views: 2 adds a second augmented view of each train image, ``image_view2`` (SLIP's
             image–image term, ``model.slip_weight``); 1 = off.
@@ -316,26 +322,49 @@ class MedAlignDataModule(L.LightningDataModule):
 
     @property
     def expert_batch_size(self) -> int:
-        """Per-process expert sub-batch (default: half the main batch)."""
-        return self.hparams.expert_batch_size or max(self.hparams.batch_size // 2, 1)
+        """Per-process expert sub-batch (default: half the main batch, `paper_expert_batch_size`)."""
+        return self.hparams.expert_batch_size or paper_expert_batch_size(self.hparams.batch_size)
 
     def _expert_dataloader(self, main_batches: int, world: int, rank: int) -> ResumableDataLoader:
-        """The oversampled expert stream, exactly as many batches per epoch as the main stream."""
+        """The oversampled expert stream, exactly as many batches per epoch as the main stream.
+
+        Its batches are loaded only at the steps whose expert draw uses them (`_expert_batch_used`);
+        the others are None and cost no file read or decode.
+        """
         if self.expert_dataset is None:
             raise RuntimeError("data.expert_stream is on but setup() built no expert dataset")
         size = self.expert_batch_size
         sampler = OversampledEpochSampler(
-            len(self.expert_dataset), samples_per_rank=main_batches * size, seed=self.hparams.seed, num_replicas=world, rank=rank
+            len(self.expert_dataset), samples_per_rank=main_batches * size, seed=self.hparams.seed, num_replicas=world,
+            rank=rank, batch_size=size, use_batch=self._expert_batch_used,
         )
+        kwargs = self._loader_kwargs(self.hparams.expert_num_workers)
+        kwargs["collate_fn"] = GatedCollate(kwargs["collate_fn"])
         return ResumableDataLoader(
-            self.expert_dataset,
+            StepGatedDataset(self.expert_dataset),
             batch_size=size,
             sampler=sampler,
             drop_last=True,
             progress=self._progress,
             generator=torch.Generator().manual_seed(self.hparams.seed + 1),
-            **self._loader_kwargs(self.hparams.expert_num_workers),
+            **kwargs,
         )
+
+    def _expert_batch_used(self, epoch: int, batch: int) -> bool:
+        """Whether the module uses the expert sub-batch at batch `batch` of `epoch` (else it is not loaded).
+
+        The module's ``expert_used_at(step)`` (eCLIP's curriculum draw, a pure function of the
+        optimizer step) decides; the step of a batch is Lightning's: an epoch has
+        ⌈batches / accumulate_grad_batches⌉ optimizer steps (the last batch of an epoch always
+        steps). Without a trainer or such a module every batch is loaded.
+        """
+        trainer = self.trainer
+        used_at = getattr(getattr(trainer, "lightning_module", None), "expert_used_at", None)
+        batches = getattr(trainer, "num_training_batches", None)
+        if used_at is None or not isinstance(batches, int) or batches < 1:
+            return True
+        accumulate = trainer.accumulate_grad_batches
+        return used_at(epoch * math.ceil(batches / accumulate) + batch // accumulate)
 
     def _progress(self) -> tuple[int, int]:
         loop = self.trainer.fit_loop

@@ -20,6 +20,7 @@ from medalign.evaluation.embeddings import DEFAULT_CACHE_DIR
 from medalign.evaluation.encoders import Encoder, MedAlignEncoder, OpenClipEncoder, load_checkpoint_encoder
 from medalign.evaluation.results import markdown_table, write_results
 from medalign.evaluation.suite import DataDefaults, SuiteRunner, Task, default_tasks, parse_task
+from medalign.run_folder import RunFolder, new_timestamped_folder
 
 log = logging.getLogger(__name__)
 
@@ -129,17 +130,11 @@ def encoder_from_cli(model: Any, datamodule: Any, ckpt_path: str | None, suite: 
 def output_folder(trainer: Any, suite: EvaluationSuite) -> Path:
     """``<output_dir or runs/<logger name>>/eval/<timestamp>``, unique within the process."""
     if suite.output_dir:
-        root = Path(suite.output_dir)
-    elif trainer.loggers:
+        return new_timestamped_folder(suite.output_dir)
+    if trainer.loggers:
         logger = trainer.loggers[0]
-        root = Path(logger.save_dir or trainer.default_root_dir) / (logger.name or "") / "eval"
-    else:
-        root = Path(trainer.default_root_dir) / "eval"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder, i = root / stamp, 1
-    while folder.exists():
-        folder, i = root / f"{stamp}-{i}", i + 1
-    return folder
+        return RunFolder(Path(logger.save_dir or trainer.default_root_dir) / (logger.name or "")).new_eval_folder()
+    return RunFolder(trainer.default_root_dir).new_eval_folder()
 
 
 def run_test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, suite: EvaluationSuite) -> dict[str, Any]:

@@ -4,6 +4,11 @@ The eCLIP paper (Kumar & Marttinen, ECCV 2024, §4.1) trains its Swin-T / ViT-S 
 from ImageNet weights with a ClinicalBERT text tower, at an effective batch of 512. A paper
 config run without those weights, or on a different number of GPUs, trains something else
 silently; `warn_reproduction_hazards` says so loudly at the start of `fit`, with the fix.
+
+The expert sub-batch M is not stated in the paper (Algorithm 1 appends one expert pair per
+annotated pair of the minibatch, so M ≤ N there); the authors' released code draws half the
+batch, M = N/2, which is our rule (`paper_expert_batch_size`): an expert step appends half the
+global batch of expert pairs (256 at the paper's 512). A different ratio is a hazard.
 """
 
 from __future__ import annotations
@@ -17,6 +22,16 @@ log = logging.getLogger(__name__)
 
 PAPER_PRESETS = ("swin_t", "vit_s", "vit_b")  # the architectures of the eCLIP paper's tables
 PAPER_GLOBAL_BATCH = 512  # "an effective batch size of 512" (§4.1)
+EXPERT_BATCH_RATIO = 0.5  # expert pairs per main pair at an expert step (released code; the paper does not say)
+
+
+def paper_expert_batch_size(batch_size: int) -> int:
+    """The per-device expert sub-batch M for a per-device main batch N: N/2 (at least 1).
+
+    Every device and every accumulated micro-batch appends its own M pairs, so the global ratio
+    of expert to main pairs at an expert step is M/N as well.
+    """
+    return max(int(batch_size * EXPERT_BATCH_RATIO), 1)
 
 
 def find_reproduction_hazards(
@@ -28,6 +43,7 @@ def find_reproduction_hazards(
     devices: int,
     num_nodes: int = 1,
     accumulate_grad_batches: int = 1,
+    expert_batch_size: int | None = None,
 ) -> list[str]:
     """The hazards of one run, each a sentence with what to change; empty when none or not a paper preset.
 
@@ -40,6 +56,7 @@ def find_reproduction_hazards(
         devices: devices per node of the trainer.
         num_nodes: ``trainer.num_nodes``.
         accumulate_grad_batches: ``trainer.accumulate_grad_batches``.
+        expert_batch_size: per-device expert sub-batch in use (None: no expert stream, not checked).
     """
     if preset not in PAPER_PRESETS:
         return []
@@ -63,6 +80,14 @@ def find_reproduction_hazards(
                 f"accumulate_grad_batches {accumulate_grad_batches} = {global_batch}, the paper's is {PAPER_GLOBAL_BATCH}: "
                 + _batch_fix(batch_size, devices * num_nodes)
             )
+        if expert_batch_size is not None and expert_batch_size != paper_expert_batch_size(batch_size):
+            steps = devices * num_nodes * accumulate_grad_batches
+            hazards.append(
+                f"expert sub-batch = data.expert_batch_size {expert_batch_size} per device: {expert_batch_size * steps} expert "
+                f"pairs per expert step against a global batch of {global_batch} ({expert_batch_size / batch_size:g}× the batch); "
+                f"the rule followed here (the authors' released code; the paper does not state it) is half the batch: "
+                f"set --data.expert_batch_size null (= data.batch_size // 2 = {paper_expert_batch_size(batch_size)})."
+            )
     return hazards
 
 
@@ -80,20 +105,24 @@ def warn_reproduction_hazards(hparams: Any, trainer: Any) -> list[str]:
     """Log every hazard of this fit as a warning (rank zero) and return them.
 
     Args:
-        hparams: the module's hyper-parameters (``preset``, ``image_weights``, ``text_model``, ``init_from``).
-        trainer: the Lightning trainer (devices, nodes, accumulation, data module's batch size).
+        hparams: the module's hyper-parameters (``model``: ``preset``, ``image_weights``, ``text_model``; ``init_from``).
+        trainer: the Lightning trainer (devices, nodes, accumulation, data module's batch and expert sizes).
     """
     datamodule = getattr(trainer, "datamodule", None)
-    batch_size = getattr(getattr(datamodule, "hparams", None), "batch_size", None)
+    data = getattr(datamodule, "hparams", None)
+    batch_size = getattr(data, "batch_size", None)
+    expert = getattr(datamodule, "expert_batch_size", None) if getattr(data, "expert_stream", False) else None
+    spec = {**hparams, **(hparams.get("model") or {})}  # the ModelSpec fields (flat in old checkpoints)
     hazards = find_reproduction_hazards(
-        hparams.get("preset", "tiny"),
-        hparams.get("image_weights"),
-        hparams.get("text_model"),
+        spec.get("preset", "tiny"),
+        spec.get("image_weights"),
+        spec.get("text_model"),
         hparams.get("init_from"),
         batch_size,
         trainer.num_devices,
         trainer.num_nodes,
         trainer.accumulate_grad_batches,
+        expert_batch_size=expert,
     )
     for hazard in hazards:
         _warn(f"REPRODUCTION HAZARD (this run will not reproduce the eCLIP paper's numbers): {hazard}")

@@ -12,6 +12,14 @@ that ``version_N``. With no checkpoint yet the run starts fresh.
 * optimizer settings (`OPTIMIZER_KEYS`) are honoured: the restored optimizer and schedule
   are rescaled to the new values (the schedule's position is kept);
 * anything else the module reads at run time is honoured as given, and logged.
+
+The run's length is part of its schedule: the learning rate (warmup + cosine) and the eCLIP
+curriculum are functions of progress = step / total optimizer steps, and the total comes from
+``trainer.max_steps`` / ``max_epochs`` (× batches per epoch). Every checkpoint records it
+(``medalign_schedule``); a resume whose total differs is refused before any step, naming both
+values, because at step s the learning rate and p_curr would jump from their values at s/old
+to those at s/new. With ``ResumeGuard(allow_schedule_change=True)`` the run continues on the
+new total from the same step (the jump happens, and is logged).
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from typing import Any
 
 import lightning as L
 
+from medalign.methods.legacy import comparable_hparams
+from medalign.run_folder import RunFolder
+
 log = logging.getLogger(__name__)
 
 ARCHITECTURE_KEYS = (
@@ -31,6 +42,7 @@ ARCHITECTURE_KEYS = (
 )
 DATA_ORDER_KEYS = ("batch_size", "seed", "expert_stream", "expert_batch_size")
 OPTIMIZER_KEYS = ("lr", "weight_decay", "betas", "eps")
+SCHEDULE_KEY = "medalign_schedule"  # checkpoint entry: the run's total optimizer steps and what set it
 IGNORED_KEYS = ("init_from", "image_weights", "open_clip_weights", "text_model", "open_clip_text_config_dir", "_instantiator")
 
 
@@ -49,9 +61,9 @@ def find_last_checkpoint(trainer: L.Trainer, dirpath: str | None) -> tuple[Path 
     elif trainer.loggers:
         logger = trainer.loggers[0]
         root = Path(logger.save_dir or trainer.default_root_dir) / (logger.name or "")
-        candidates = list(root.glob("version_*/checkpoints/last*.ckpt"))
+        candidates = [c for version in root.glob("version_*") for c in RunFolder(version).last_checkpoints()]
     else:
-        candidates = list((Path(trainer.default_root_dir) / "checkpoints").glob("last*.ckpt"))
+        candidates = RunFolder(trainer.default_root_dir).last_checkpoints()
     candidates = [c for c in candidates if c.is_file()]
     if not candidates:
         return None, None
@@ -96,7 +108,8 @@ def check_resume(
     Raises:
         ValueError: an architecture or data-order key differs; the message names each one.
     """
-    model = changed_settings(dict(checkpoint.get("hyper_parameters") or {}), dict(model_hparams))
+    saved = comparable_hparams(checkpoint.get("hyper_parameters") or {})  # old flat or current form, flat
+    model = changed_settings(saved, comparable_hparams(model_hparams))
     data = {}
     if data_hparams is not None and "datamodule_hyper_parameters" in checkpoint:
         data = changed_settings(dict(checkpoint["datamodule_hyper_parameters"]), dict(data_hparams))
@@ -115,11 +128,65 @@ def check_resume(
     return {k: v for k, v in model.items() if k in OPTIMIZER_KEYS}
 
 
-class ResumeGuard(L.Callback):
-    """Applies changed optimizer settings after Lightning restored a ``--ckpt_path`` (`check_resume`)."""
+def schedule_record(trainer: L.Trainer) -> dict[str, Any]:
+    """The run's length as a checkpoint records it: total optimizer steps, ``max_steps``, ``max_epochs``."""
+    total = trainer.estimated_stepping_batches
+    return {"total_steps": int(total) if total != float("inf") else None, "max_steps": trainer.max_steps,
+            "max_epochs": trainer.max_epochs}
 
-    def __init__(self) -> None:
+
+def check_schedule(saved: dict[str, Any] | None, current: dict[str, Any], ckpt_path: Any, allow: bool = False) -> bool:
+    """Refuse (or, with `allow`, log) a resume whose total optimizer steps differ from the checkpoint's run.
+
+    Args:
+        saved: the checkpoint's `schedule_record` (None: an older checkpoint, not checked).
+        current: this run's `schedule_record`.
+        ckpt_path: the checkpoint, for messages.
+        allow: continue on the new total instead of raising.
+
+    Returns:
+        Whether the totals differ.
+
+    Raises:
+        ValueError: the totals differ and `allow` is False; the message names both settings and the fixes.
+    """
+    if not saved:
+        log.info("resuming %s: the checkpoint has no schedule record (older medalign); its run length is not checked", ckpt_path)
+        return False
+    if saved.get("total_steps") == current.get("total_steps"):
+        return False
+    def setting(r: dict[str, Any]) -> str:  # noqa: E306
+        return f"{r.get('total_steps')} optimizer steps (trainer.max_steps {r.get('max_steps')}, max_epochs {r.get('max_epochs')})"
+    what = (f"the checkpoint's run {ckpt_path} was scheduled for {setting(saved)}, this one for {setting(current)}: "
+            "the learning-rate schedule (warmup + cosine) and the eCLIP curriculum are functions of step / total steps, "
+            "so at the resumed step both jump to their values at the new progress")
+    if allow:
+        log.warning("resuming with a changed run length (allow_schedule_change): %s", what)
+        return True
+    raise ValueError(
+        f"cannot resume with a changed run length: {what}. Resume with the checkpoint's --trainer.max_steps "
+        f"{saved.get('max_steps')} --trainer.max_epochs {saved.get('max_epochs')} (and the same data, batch size, "
+        "devices and accumulate_grad_batches); or accept the jump with --trainer.callbacks+=medalign.training.resume.ResumeGuard "
+        "--trainer.callbacks.allow_schedule_change=true; or start a new run from its weights with "
+        "--model.init_args.init_from <ckpt> (fresh optimizer and schedule)"
+    )
+
+
+class ResumeGuard(L.Callback):
+    """Checks a ``--ckpt_path`` resume (`check_resume`, `check_schedule`) and applies changed optimizer settings.
+
+    Args:
+        allow_schedule_change: resume on a different total of optimizer steps (changed
+            ``max_steps`` / ``max_epochs``) instead of refusing; the schedules jump (module docstring).
+    """
+
+    def __init__(self, allow_schedule_change: bool = False) -> None:
+        self.allow_schedule_change = allow_schedule_change
         self._optimizer_changes: dict[str, tuple[Any, Any]] = {}
+        self._saved_schedule: tuple[dict[str, Any] | None] | None = None  # (record,) until checked
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[SCHEDULE_KEY] = schedule_record(trainer)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn != "fit":
@@ -127,9 +194,21 @@ class ResumeGuard(L.Callback):
         datamodule = getattr(trainer, "datamodule", None)
         data = dict(datamodule.hparams) if datamodule is not None else None
         self._optimizer_changes = check_resume(checkpoint, dict(pl_module.hparams), data, trainer.ckpt_path)
+        self._saved_schedule = (checkpoint.get(SCHEDULE_KEY),)
+
+    def _check_schedule(self, trainer: L.Trainer) -> None:
+        """Once per resume, as soon as the checkpoint and this run's total are both known."""
+        if self._saved_schedule is not None:
+            (saved,), self._saved_schedule = self._saved_schedule, None
+            check_schedule(saved, schedule_record(trainer), trainer.ckpt_path, self.allow_schedule_change)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Before the sanity check: the optimizers (and the run's total) exist, the checkpoint was read."""
+        self._check_schedule(trainer)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """After Lightning restored optimizer and schedule: apply changed optimizer settings."""
+        self._check_schedule(trainer)  # strategies that restore after their setup read the checkpoint after on_fit_start
         changes, self._optimizer_changes = self._optimizer_changes, {}
         if not changes:
             return

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from medalign.run_folder import atomic_path
 
 log = logging.getLogger(__name__)
 IGNORED_KEYS = ("ckpt_path",)  # differs on every resume by design
@@ -52,12 +53,10 @@ class AppendingCSVLogger(CSVLogger):
             fields, rows = reader.fieldnames or [], list(reader)
         kept = [r for r in rows if not r.get("step") or int(float(r["step"])) <= step]
         if len(kept) < len(rows):
-            tmp = path.with_suffix(".csv.tmp")
-            with tmp.open("w", newline="") as file:
+            with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
                 writer = csv.DictWriter(file, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows(kept)
-            os.replace(tmp, path)
         return len(rows) - len(kept)
 
 

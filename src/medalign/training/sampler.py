@@ -6,7 +6,7 @@ import math
 from typing import Any, Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 class EpochSampler(DistributedSampler):
@@ -72,21 +72,38 @@ class OversampledEpochSampler(EpochSampler):
     exactly with the same `skip`. Keys are ``(epoch * REPEATS + repetition, index)`` so a row
     repeated within an epoch gets a fresh random crop each time.
 
+    With `use_batch`, the keys of a batch that will not be used are replaced by None (a
+    `StepGatedDataset` then loads nothing for them): the draws stay where they were, so the
+    used batches are exactly those of the ungated stream, on every rank and after a resume.
+
     Args:
         length: subset size.
         samples_per_rank: keys each rank yields per epoch.
         seed: shuffle seed.
         num_replicas: world size.
         rank: this process's rank.
+        batch_size: keys per batch, to know which batch a key belongs to (with `use_batch`).
+        use_batch: ``(epoch, batch index in the epoch) → bool``; None = every batch is used.
     """
 
     REPEATS = 100_003  # > repetitions of the subset per epoch
 
-    def __init__(self, length: int, samples_per_rank: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self,
+        length: int,
+        samples_per_rank: int,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        batch_size: int = 1,
+        use_batch: Callable[[int, int], bool] | None = None,
+    ) -> None:
         if length < 1:
             raise ValueError("OversampledEpochSampler needs at least one row")
         super().__init__(length, seed=seed, num_replicas=num_replicas, rank=rank)
         self.num_samples = samples_per_rank
+        self.batch_size = batch_size
+        self.use_batch = use_batch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         total = self.num_samples * self.num_replicas
@@ -103,7 +120,58 @@ class OversampledEpochSampler(EpochSampler):
         if self._skip is not None and self._skip[0] == self.epoch:
             start = min(self._skip[1], len(mine))
         self._skip = None
-        yield from mine[start:]
+        if self.use_batch is None:
+            yield from mine[start:]
+            return
+        used: dict[int, bool] = {}  # batch index in the epoch → decision, asked once per batch
+        for position in range(start, len(mine)):
+            batch = position // self.batch_size
+            if batch not in used:
+                used = {batch: bool(self.use_batch(self.epoch, batch))}
+            yield mine[position] if used[batch] else None
+
+
+class StepGatedDataset(Dataset):
+    """Wraps a dataset so that the None keys of `OversampledEpochSampler(use_batch=...)` load nothing.
+
+    A batch of None keys becomes an empty sample list (no file is read or decoded), which
+    `GatedCollate` turns into a None batch; other batches load as `dataset` would.
+
+    Args:
+        dataset: the wrapped dataset (`ImageTextDataset` or a subclass).
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        return None if key is None else self.dataset[key]
+
+    def __getitems__(self, keys: list[Any]) -> list[Any]:
+        skipped = sum(k is None for k in keys)
+        if skipped == len(keys):
+            return []
+        if skipped:
+            raise RuntimeError(f"a batch mixes {skipped} skipped and {len(keys) - skipped} loaded keys; "
+                               "the gated sampler's batch_size must be the loader's")
+        return self.dataset.__getitems__(keys) if hasattr(self.dataset, "__getitems__") else [self.dataset[k] for k in keys]
+
+
+class GatedCollate:
+    """A collate function returning None for the empty sample list of a skipped batch (picklable for workers).
+
+    Args:
+        collate: the collate function of loaded batches.
+    """
+
+    def __init__(self, collate: Callable[[list[Any]], Any]) -> None:
+        self.collate = collate
+
+    def __call__(self, samples: list[Any]) -> Any:
+        return self.collate(samples) if samples else None
 
 
 class ResumableDataLoader(DataLoader):

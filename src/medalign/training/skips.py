@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 
 from medalign.data.skips import BAD_ROWS_KEY, SkipLedger
+from medalign.run_folder import RunFolder
 
 
 class SkippedRows(L.Callback):
@@ -37,9 +38,11 @@ class SkippedRows(L.Callback):
             if split == "train":  # each rank serves its own share of the split
                 size //= max(trainer.world_size, 1)
             share = float((getattr(datamodule, "hparams", None) or {}).get("max_skip_share", 0.01))
-            path = self.path or Path(trainer.log_dir or trainer.default_root_dir) / "bad_rows.csv"
-            if trainer.world_size > 1:
-                path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
+            rank = trainer.global_rank if trainer.world_size > 1 else None
+            if self.path is None:
+                path = RunFolder.of_trainer(trainer).bad_rows(rank)
+            else:
+                path = self.path if rank is None else self.path.with_name(f"{self.path.stem}.rank{rank}{self.path.suffix}")
             self.ledgers[split] = SkipLedger(split, size, share, path)
         return self.ledgers[split]
 

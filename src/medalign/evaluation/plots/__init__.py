@@ -1,0 +1,1 @@
+"""Plots of evaluation results and embedding geometry (matplotlib, the ``plots`` extra)."""

@@ -1,0 +1,1 @@
+"""The evaluation tasks: zero-shot, retrieval, report retrieval, linear probe and saliency."""

@@ -20,7 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+
+from medalign.metrics.classification import binary_auc, macro_average
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,6 @@ def subsample(n: int, fraction: float, seed: int, minimum: int = 2) -> np.ndarra
         raise ValueError(f"training fraction must be in (0, 1], got {fraction}")
     size = min(n, max(minimum, int(round(fraction * n))))
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
 def _fit(x: np.ndarray, y: np.ndarray, C: float, max_iter: int, seed: int) -> tuple[LogisticRegression, bool]:
@@ -78,7 +75,7 @@ def fit_probe(
                 per_class[name], converged[name] = float("nan"), None
                 continue
             model, converged[name] = _fit(train_x[tr], y_tr, C, max_iter, seed)
-            per_class[name] = _auc(test_y[te, k].astype(int), model.predict_proba(test_x[te])[:, 1])
+            per_class[name] = binary_auc(test_y[te, k].astype(int), model.predict_proba(test_x[te])[:, 1])
     else:
         y_tr = train_y if train_y.ndim == 1 else np.nan_to_num(train_y).argmax(1)
         y_te = test_y if test_y.ndim == 1 else np.nan_to_num(test_y).argmax(1)
@@ -86,15 +83,14 @@ def fit_probe(
         converged = {name: ok for name in classes}
         proba = np.zeros((len(test_x), len(classes)))
         proba[:, model.classes_] = model.predict_proba(test_x)
-        per_class = {name: _auc((y_te == k).astype(int), proba[:, k]) for k, name in enumerate(classes)}
-    defined = [v for v in per_class.values() if not np.isnan(v)]
+        per_class = {name: binary_auc((y_te == k).astype(int), proba[:, k]) for k, name in enumerate(classes)}
     unconverged = [name for name, ok in converged.items() if ok is False]
     if unconverged:
         log.warning("linear probe (%d train rows): logistic regression did not converge within max_iter=%d for %s; "
                     "their AUCs are not results: raise max_iter or lower C (stronger L2)", len(train_x), max_iter, unconverged)
     return {
         "per_class_auc": per_class,
-        "macro_auc": float(np.mean(defined)) if defined else float("nan"),
+        "macro_auc": macro_average(list(per_class.values())),
         "n_train": int(len(train_x)),
         "converged": not unconverged,
         "per_class_converged": converged,

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from medalign.data.labels import single_label_rows  # the one single-label rule (re-exported for callers)
+from medalign.metrics.classification import binary_auc, classification_metrics
 
 Aggregation = Literal["embedding", "logits", "max"]
 TIE_TOLERANCE = 1e-6  # class scores (cosines) closer than this are tied
@@ -91,19 +91,6 @@ def pessimistic_predictions(scores: torch.Tensor, y_true: np.ndarray, tolerance:
     return torch.where(wins, truth, best_other).cpu().numpy().astype(np.int64)
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class F1 and the confusion matrix (rows = truth)."""
-    labels = list(range(len(classes)))
-    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(per_class.mean()),
-        "per_class_f1": {c: float(f) for c, f in zip(classes, per_class)},
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "n": int(len(y_true)),
-    }
-
-
 def zero_shot_classify(
     image_emb: torch.Tensor,
     labels: np.ndarray,
@@ -150,8 +137,6 @@ def binary_zero_shot(
         `classification_metrics` over (negative, positive) plus ``auc`` of the score margin
         s_pos − s_neg (NaN when only one class is present).
     """
-    from sklearn.metrics import roc_auc_score
-
     labels = np.asarray(labels, dtype=np.float32).reshape(-1)
     known = ~np.isnan(labels)
     if not known.any():
@@ -160,7 +145,7 @@ def binary_zero_shot(
     scores = zero_shot_scores(image_emb[torch.from_numpy(known)], [negative_emb, positive_emb], aggregation)  # (n, 2)
     result = classification_metrics(y_true, pessimistic_predictions(scores, y_true), list(names))
     margin = (scores[:, 1] - scores[:, 0]).cpu().numpy()
-    result["auc"] = float(roc_auc_score(y_true, margin)) if len(np.unique(y_true)) == 2 else float("nan")
+    result["auc"] = binary_auc(y_true, margin)
     return result
 
 
