@@ -51,9 +51,9 @@ def manifest_hash(cell: Cell) -> str | None:
     """SHA-256 of the cell's training manifest (None when it names none or the file does not exist yet)."""
     if not cell.manifest or not Path(cell.manifest).is_file():
         return None
-    from medalign.evaluation.encoders import file_hash
+    from medalign.run_folder import file_sha256
 
-    return file_hash(cell.manifest)
+    return file_sha256(cell.manifest)
 
 
 def cell_status(cell: Cell, code_version: str | None = None) -> str:
