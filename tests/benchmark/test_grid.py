@@ -33,7 +33,7 @@ def _streams(fit: dict, test: dict) -> dict[str, object]:
     probes = [t for t in test["evaluation"]["tasks"] if getattr(t, "type", None) == "linear_probe" or
               (isinstance(t, dict) and t.get("type") == "linear_probe")]
     return {
-        "training": fit["seed_everything"], "data": fit["data"]["seed"], "mix": init["mix_seed"],
+        "training": fit["seed_everything"], "data": fit["data"]["seed"],
         "expert": init.get("expert_seed"),  # expert draws, mixup λ and random heatmaps (eCLIP)
         "probe": [t["seed"] if isinstance(t, dict) else t.seed for t in probes],
     }
@@ -48,7 +48,7 @@ def test_two_cells_with_different_seeds_differ_in_every_stream(tmp_path, _parse_
     for method in ("clip", "eclip", "random"):
         s3, s7 = (_streams(_resolved(cells[(method, s)].fit_args), _resolved(cells[(method, s)].test_args)) for s in (3, 7))
         assert s3["training"] == 3 and s7["training"] == 7
-        for stream in ("training", "data", "mix", "probe"):
+        for stream in ("training", "data", "probe"):
             assert s3[stream] != s7[stream], (method, stream)
         assert s3["probe"] == [3] and s7["probe"] == [7]
         if method == "clip":
@@ -77,7 +77,7 @@ def test_the_positive_control_study_parses_and_declares_its_primary_metric(_pars
     for method, random_maps in kinds.items():
         fit, test = _resolved(cells[method].fit_args), _resolved(cells[method].test_args)
         init = fit["model"]["init_args"]
-        assert fit["seed_everything"] == 1 and init["mix_seed"] == 1
+        assert fit["seed_everything"] == 1
         assert init.get("random_heatmaps") == random_maps, method
         assert test["trainer"]["callbacks"][0]["class_path"].endswith("EarlyStopping")
         if method.startswith("template"):
