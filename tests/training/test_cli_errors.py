@@ -55,3 +55,11 @@ def test_missing_manifest_is_one_line_and_debug_shows_the_traceback(tmp_path, ca
 def test_hub_image_model_names_the_local_weights_option():
     with pytest.raises(ValueError, match="--model.image_weights"):
         ImageEncoder("hf-hub:timm/vit_base_patch16_224.augreg_in21k")
+
+
+def test_a_misspelt_label_is_named_against_the_manifest_not_the_prompt_file(synthetic_dir):
+    from medalign.training.datamodule import MedAlignDataModule
+
+    labels = ["Atelectasis", "Cardiomegally", "Consolidation", "Edema", "Pleural Effusion"]
+    with pytest.raises(ValueError, match=r"'Cardiomegally' is not a column of .*manifest.csv; did you mean 'Cardiomegaly'"):
+        MedAlignDataModule(manifest=str(synthetic_dir / "manifest.csv"), label_columns=labels, prompts="prompts/chexpert5.json")

@@ -58,7 +58,8 @@ def load_prompts(
     names = list(classes) if classes is not None else list(data)
     missing = [name for name in names if name not in data]
     if missing:
-        raise KeyError(f"classes {missing} are not in prompt file {path} (it has {sorted(data)})")
+        raise ValueError(f"data.label_columns {missing} have no prompts in {path} (it has {sorted(data)}): add them to the "
+                         "prompt file, or pass a prompt file for these classes with --data.prompts")
     prompts = {}
     for name in names:
         entry = data[name]

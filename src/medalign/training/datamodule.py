@@ -33,6 +33,25 @@ NO_MANIFEST_HELP = (
 )
 
 
+def check_label_columns(manifest: Path, label_columns: list[str]) -> None:
+    """Name a ``data.label_columns`` entry the manifest's header lacks (with the closest column), before anything else.
+
+    Only the header of a CSV is read; other formats are checked when the manifest is read.
+    """
+    if not label_columns or manifest.suffix not in (".csv", ".gz") or not manifest.is_file():
+        return
+    import difflib
+
+    import pandas as pd
+
+    columns = list(pd.read_csv(manifest, nrows=0).columns)
+    for name in label_columns:
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; its columns are {columns}"
+            raise ValueError(f"data.label_columns: {name!r} is not a column of {manifest}{hint}")
+
+
 class MedAlignDataModule(L.LightningDataModule):
     """Serves train / val / test splits of one manifest in the batch format of `Collator`.
 
@@ -159,6 +178,8 @@ class MedAlignDataModule(L.LightningDataModule):
 
         self.tokenizer = load_tokenizer(self.tokenizer_path)
         self.label_columns = list(label_columns or [])
+        if self._manifest_path is not None:
+            check_label_columns(self._manifest_path, self.label_columns)
         self.prompts: dict[str, list[str]] = {}
         if prompts:
             from medalign.data.prompts import load_prompts
