@@ -23,7 +23,7 @@ def module_step(module: torch.nn.Module, optimizer: torch.optim.Optimizer, batch
     processor's zero gradients there) and waits for CUDA so the caller's timer is honest.
     """
     out = module(batch)
-    terms = {**module.compute_losses(batch, out), **module.objective_terms(batch, out)}
+    terms = module.loss_terms(batch, out)
     optimizer.zero_grad(set_to_none=True)
     torch.stack(list(terms.values())).sum().backward()
     module.on_before_optimizer_step(optimizer)

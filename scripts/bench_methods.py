@@ -1,6 +1,6 @@
 """Step time of each training method against CLIP on the same batch, as a ratio of medians.
 
-A step = forward, `compute_losses` + `objective_terms`, backward and AdamW step, on one fixed
+A step = forward, `loss_terms` (pair loss + objectives), backward and AdamW step, on one fixed
 random batch; the variants are timed in turn (round-robin) so machine load hits them alike.
 DACL adds an image forward of the mixed batch; m³-mix, SigLIP and the gap-closing terms only
 add B×B work on the embeddings.
@@ -23,20 +23,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from bench_common import add_model_arguments, module_step
+from medalign.methods.dacl import DACL
+from medalign.methods.gap_closing import GapClosing
+from medalign.methods.m3mix import M3Mix
+from medalign.methods.siglip import SigLIP
+from medalign.models import ModelSpec
 from medalign.training.module import ContrastiveModule
 
-VARIANTS = {  # name → ContrastiveModule options (as in configs/methods/*.yaml)
-    "clip": {},
-    "dacl": {"dacl_weight": 1.0},
-    "m3mix": {"m3mix_weight": 1.0},
-    "siglip": {"loss": "siglip", "init_temperature": 0.1},
-    "gap_closing": {"align_weight": 1.0, "centroid_uniformity_weight": 1.0},
+VARIANTS = {  # name → (objectives, ModelSpec overrides), as in configs/methods/*.yaml
+    "clip": ([], {}),
+    "dacl": ([DACL(weight=1.0)], {}),
+    "m3mix": ([M3Mix(weight=1.0)], {}),
+    "siglip": ([SigLIP()], {"init_temperature": 0.1}),
+    "gap_closing": ([GapClosing(align_weight=1.0, uniformity_weight=1.0)], {}),
 }
 
 
-def build(options: dict, args) -> tuple[ContrastiveModule, torch.optim.Optimizer]:
+def build(variant: tuple[list, dict], args) -> tuple[ContrastiveModule, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    module = ContrastiveModule(preset=args.preset, vocab_size=args.vocab, **options).to(args.device).train()
+    objectives, spec = variant
+    model = ModelSpec(preset=args.preset, vocab_size=args.vocab, **spec)
+    module = ContrastiveModule(model=model, objectives=objectives).to(args.device).train()
     optimizer = torch.optim.AdamW([p for g in module.param_groups() for p in g["params"]], lr=1e-5)
     return module, optimizer
 

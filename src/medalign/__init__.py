@@ -1,7 +1,8 @@
 """medalign: medical image-text contrastive pretraining and embedding geometry.
 
-The library API (no Lightning): losses, geometry metrics, the dual encoder, the manifest and
-dataset, the synthetic set and the frozen-encoder evaluation helpers::
+The library API (no Lightning): losses, geometry and retrieval metrics, the dual encoder and its
+`ModelSpec`, the manifest and dataset, label policies, the synthetic set and the frozen-encoder
+evaluation helpers (docs/api.md)::
 
     import medalign
     model = medalign.create_dual_encoder(preset="tiny")
@@ -23,13 +24,16 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from medalign.curriculum import expert_probability
     from medalign.data.dataset import Collator, ImageTextDataset
+    from medalign.data.labels import LabelPolicy
     from medalign.data.manifest import Manifest, ManifestError, read_manifest
     from medalign.data.prompts import load_prompts
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import EmbeddingSet, get_embeddings
-    from medalign.evaluation.encoders import MedAlignEncoder, OpenClipEncoder
+    from medalign.evaluation.encoders import MedAlignEncoder, OpenClipEncoder, load_checkpoint_encoder
+    from medalign.evaluation.tasks.zero_shot import zero_shot_classify
     from medalign.losses import clip_loss, contrastive_loss
     from medalign.metrics.clustering import clustering_scores
+    from medalign.metrics.retrieval import retrieval_metrics
     from medalign.metrics.geometry import (
         alignment,
         gap_vector,
@@ -42,6 +46,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from medalign.models.dual_encoder import DualEncoder, DualEncoderOutput
     from medalign.models.factory import create_dual_encoder
     from medalign.models.presets import ModelPreset, get_preset
+    from medalign.models.spec import ModelSpec
     from medalign.models.weights import load_weights
     from medalign.paths import resolve_config
     from medalign.synthetic.generate import SyntheticConfig, generate_synthetic
@@ -61,7 +66,9 @@ _HOME: dict[str, str] = {
     "lambda_shift": "medalign.metrics.geometry",
     "geometry_summary": "medalign.metrics.geometry",
     "clustering_scores": "medalign.metrics.clustering",
+    "retrieval_metrics": "medalign.metrics.retrieval",
     # models
+    "ModelSpec": "medalign.models.spec",
     "create_dual_encoder": "medalign.models.factory",
     "DualEncoder": "medalign.models.dual_encoder",
     "DualEncoderOutput": "medalign.models.dual_encoder",
@@ -76,10 +83,13 @@ _HOME: dict[str, str] = {
     "Collator": "medalign.data.dataset",
     "load_prompts": "medalign.data.prompts",
     "load_tokenizer": "medalign.data.tokenizer",
+    "LabelPolicy": "medalign.data.labels",
     "generate_synthetic": "medalign.synthetic.generate",
     "SyntheticConfig": "medalign.synthetic.generate",
     "resolve_config": "medalign.paths",
     # frozen-encoder evaluation
+    "load_checkpoint_encoder": "medalign.evaluation.encoders",
+    "zero_shot_classify": "medalign.evaluation.tasks.zero_shot",
     "MedAlignEncoder": "medalign.evaluation.encoders",
     "OpenClipEncoder": "medalign.evaluation.encoders",
     "get_embeddings": "medalign.evaluation.embeddings",

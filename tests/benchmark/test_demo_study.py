@@ -9,7 +9,6 @@ import pytest
 
 from medalign.benchmark import expand_grid, load_benchmark_config
 from medalign.training.cli import MedAlignCLI, cli_main
-from medalign.training.objectives import check_objective
 
 
 @pytest.fixture(autouse=True)
@@ -30,12 +29,13 @@ def test_every_demo_cell_parses_and_sets_its_method():
     cfg = load_benchmark_config("benchmark/demo.yaml")
     cells = expand_grid(cfg)
     assert len(cells) == len(cfg.methods) * len(cfg.seeds) * len(cfg.fractions)
-    expected = {  # method → model.init_args that must hold
-        "clip": {"image_freeze": "none", "slip_weight": 0.0, "local_weight": 0.0, "image_weights": None},
-        "clip_transfer": {"image_freeze": "none", "image_weights": "runs/benchmark/standin/image_tower.safetensors"},
-        "clip_locked_image": {"image_freeze": "all", "image_weights": "runs/benchmark/standin/image_tower.safetensors"},
-        "slip": {"slip_weight": 1.0},
-        "filip": {"local_weight": 1.0, "local_method": "filip"},
+    weights = "runs/benchmark/standin/image_tower.safetensors"
+    expected = {  # method → (its objectives with their settings, model.image_weights)
+        "clip": ([], None),
+        "clip_transfer": ([], weights),
+        "clip_locked_image": ([("Freeze", {"image": "lock", "text": "none"})], weights),  # LiT: tower and projection
+        "slip": ([("SLIP", {"weight": 1.0, "temperature": 0.1, "dim": 128})], None),
+        "filip": ([("FILIP", {"weight": 1.0, "chunk_size": 64})], None),
     }
     assert {c.method for c in cells} == set(expected)
     seen = set()
@@ -46,8 +46,8 @@ def test_every_demo_cell_parses_and_sets_its_method():
         fit, test = _parse(cell.fit_args), _parse(cell.test_args)
         for config in (fit, test):
             init = config["model"]["init_args"]
-            check_objective(init)
-            assert {k: init[k] for k in expected[cell.method]} == expected[cell.method], cell.key
+            objectives = [(o.class_path.rsplit(".", 1)[1], dict(vars(o.init_args))) for o in init["objectives"] or []]
+            assert (objectives, init["model"]["image_weights"]) == expected[cell.method], cell.key
             assert config["data"]["train_fraction"] == cell.fraction
         assert fit["data"]["views"] == (2 if cell.method == "slip" else 1)
         assert test["evaluation"]["output_dir"].endswith("eval")

@@ -19,7 +19,7 @@ def tiny_ckpt(tmp_path_factory, synthetic_dir):
 
 def test_settings_come_from_the_checkpoint(tiny_ckpt, synthetic_dir):
     model_hp, data_hp = checkpoint_hparams(tiny_ckpt)
-    assert model_hp["embed_dim"] == 48 and data_hp["image_size"] == 64 and data_hp["max_length"] == 32
+    assert model_hp["model"]["embed_dim"] == 48 and data_hp["image_size"] == 64 and data_hp["max_length"] == 32
     encoder = load_checkpoint_encoder(tiny_ckpt)  # tokenizer found through the saved manifest
     assert encoder.settings["image_size"] == 64 and encoder.settings["max_length"] == 32
     assert encoder.model.image_projection.out_features == 48

@@ -16,5 +16,5 @@ def test_dacl_mixes_each_image_with_another_keeping_most_of_itself():
         torch.testing.assert_close(mixed[i], weight[i] * images[i] + (1 - weight[i]) * images[partner[i]])
     again, _, _ = dacl_mix(images, torch.Generator().manual_seed(1), (0.9, 1.0))
     torch.testing.assert_close(again, mixed)
-    with pytest.raises(ValueError, match="dacl_range"):
+    with pytest.raises(ValueError, match="DACL.weight_range"):
         dacl_mix(images, torch.Generator(), (0.2, 1.0))

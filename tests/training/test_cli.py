@@ -37,7 +37,7 @@ def test_paper_config_without_data_fails_fast_with_instructions():
 def test_paper_config_parses_to_the_papers_hyperparameters(synthetic_dir):
     cli = cli_main(["--config", "clip_swin.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv")], run=False)
     hp = cli.model.hparams
-    assert (hp.preset, hp.lr, hp.weight_decay, tuple(hp.betas), hp.warmup_fraction) == ("swin_t", 1e-4, 1e-3, (0.9, 0.98), 0.1)
+    assert (hp.model["preset"], hp.lr, hp.weight_decay, tuple(hp.betas), hp.warmup_fraction) == ("swin_t", 1e-4, 1e-3, (0.9, 0.98), 0.1)
     assert cli.model.model.embed_dim == 512 and cli.model.model.image_encoder.num_features == 768
     assert cli.model.model.text_encoder.num_features == 768
     assert cli.datamodule.hparams.image_size == 224 and cli.datamodule.hparams.max_length == 256

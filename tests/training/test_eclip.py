@@ -337,5 +337,5 @@ def test_duplicate_masking_removes_the_other_copy_from_the_negatives():
 def test_duplicate_masking_refuses_siglip():
     from medalign.training.eclip import ECLIPModule
 
-    with pytest.raises(ValueError, match="cannot be combined with model.loss: 'siglip'"):
+    with pytest.raises(ValueError, match="cannot be combined with the SigLIP objective"):
         ECLIPModule(vocab_size=50, mask_duplicate_positive=True, loss="siglip")

@@ -15,10 +15,14 @@ uni-modal mixup terms, which this baseline, like the eCLIP paper's description, 
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from medalign.losses import slerp
+from medalign.methods.base import Objective, StepContext, check_positive, check_weight
 
 
 def m3mix_negatives(image_emb: torch.Tensor, text_emb: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
@@ -57,3 +61,25 @@ def m3mix_loss(
     per_image = (logit_scale * image_local @ mixed_all.T).index_put((rows, labels), positive)  # (B, N)
     per_text = (logit_scale * text_local @ mixed_all.T).index_put((rows, labels), positive)  # (B, N)
     return (F.cross_entropy(per_image, labels) + F.cross_entropy(per_text, labels)) / 2
+
+
+class M3Mix(Objective):
+    """``m3mix_loss``: InfoNCE with the global batch's geodesic mixtures as the negatives.
+
+    Args:
+        weight: weight of the term next to the pair loss.
+        beta: λ ~ Beta(β, β), one per step, the same on every rank.
+        seed: seed of the λ draws (a function of (seed, step): resume-safe).
+    """
+
+    def __init__(self, weight: float = 1.0, beta: float = 0.5, seed: int = 0) -> None:
+        super().__init__()
+        check_weight(weight, "M3Mix.weight")
+        check_positive(beta, "M3Mix.beta")
+        self.weight, self.beta, self.seed = weight, beta, seed
+
+    def terms(self, batch: dict[str, Any], out: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        lam = float(np.random.default_rng([self.seed, ctx.step, 1]).beta(self.beta, self.beta))
+        mixed_all = m3mix_negatives(ctx.gather(out.image_emb), ctx.gather(out.text_emb), lam)  # (N, D)
+        loss = m3mix_loss(out.image_emb, out.text_emb, mixed_all, out.logit_scale, ctx.offset(len(out.image_emb)))
+        return {"m3mix_loss": self.weight * loss}

@@ -5,8 +5,14 @@ Used as an optional unimodal term next to the image–text loss (the benchmark's
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from medalign.methods.base import Objective, StepContext, check_weight
+from medalign.models import DualEncoder
 
 MLM_MODEL_TYPES = ("bert", "roberta")  # configs with the fields `BertOnlyMLMHead` reads
 
@@ -37,7 +43,7 @@ def mask_tokens(
         ``masked_ids`` (B, L) and ``labels`` (B, L): the original id at picked positions, −100 elsewhere.
     """
     if not 0 < probability < 1:
-        raise ValueError(f"model.mlm_probability must be in (0, 1), got {probability}")
+        raise ValueError(f"MLM.probability must be in (0, 1), got {probability}")
     eligible = attention_mask.bool() & ~torch.isin(input_ids, torch.tensor(special_ids, device=input_ids.device))
     u = torch.rand((3, *input_ids.shape), generator=generator).to(input_ids.device)  # (3, B, L)
     picked = eligible & (u[0] < probability)
@@ -59,9 +65,53 @@ def create_mlm_head(text_model: nn.Module) -> nn.Module:
     model_type = getattr(config, "model_type", None)
     if model_type not in MLM_MODEL_TYPES:
         raise ValueError(
-            f"model.mlm_weight needs a BERT-family text tower ({list(MLM_MODEL_TYPES)}), got "
-            f"{model_type or type(text_model).__name__}; set model.mlm_weight: 0"
+            f"the MLM objective needs a BERT-family text tower ({list(MLM_MODEL_TYPES)}), got "
+            f"{model_type or type(text_model).__name__}; remove the objective"
         )
     from transformers.models.bert.modeling_bert import BertOnlyMLMHead
 
     return BertOnlyMLMHead(config)
+
+
+class MLM(Objective):
+    """``mlm_loss``: BERT masked-token cross-entropy on the batch's reports (BERT-family towers only).
+
+    Args:
+        weight: weight of the term next to the pair loss.
+        probability: share of report tokens masked (BERT: 0.15).
+        seed: seed of the masking draws (a function of (seed, step, rank): resume-safe).
+    """
+
+    legacy_state = {"mlm_head.": "head."}
+
+    def __init__(self, weight: float = 1.0, probability: float = 0.15, seed: int = 0) -> None:
+        super().__init__()
+        check_weight(weight, "MLM.weight")
+        if not 0 < probability < 1:
+            raise ValueError(f"MLM.probability must be in (0, 1), got {probability}")
+        self.weight, self.probability, self.seed = weight, probability, seed
+        self.head: nn.Module | None = None
+        self._tokens: tuple[int, list[int], int] | None = None  # mask id, special ids, vocab size
+
+    def setup(self, model: nn.Module) -> None:
+        if not isinstance(model, DualEncoder):
+            raise ValueError("the MLM objective needs the timm/BERT towers, not preset: open_clip; remove the objective")
+        self.head = create_mlm_head(model.text_encoder.model)
+
+    def set_tokenizer(self, tokenizer: Any) -> None:
+        if getattr(tokenizer, "mask_token_id", None) is None:
+            raise ValueError(f"the MLM objective needs a tokenizer with a mask token; {type(tokenizer).__name__} has none")
+        self._tokens = (int(tokenizer.mask_token_id), list(tokenizer.all_special_ids), len(tokenizer))
+
+    def terms(self, batch: dict[str, Any], out: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        if self._tokens is None:
+            raise RuntimeError("MLM: call set_tokenizer(tokenizer) first (the module's setup does)")
+        mask_id, special, vocab = self._tokens
+        ids, attention = batch["input_ids"], batch["attention_mask"]
+        masked, labels = mask_tokens(ids, attention, special, mask_id, vocab, ctx.generator(self.seed, 2), self.probability)
+        hidden = ctx.model.text_encoder.model(input_ids=masked, attention_mask=attention).last_hidden_state  # (B, L, H)
+        logits = self.head(hidden)  # (B, L, V)
+        if not (labels != IGNORE).any():
+            return {"mlm_loss": logits.sum() * 0.0}
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+        return {"mlm_loss": self.weight * loss}

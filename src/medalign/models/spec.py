@@ -1,14 +1,14 @@
 """`ModelSpec`: everything that says which dual encoder to build, in one object.
 
-The LightningModule takes these as primitive config keys (``model.init_args.preset`` ...) and
-hands one `ModelSpec` to `create_dual_encoder`; a checkpoint's saved hyper-parameters rebuild
-the same spec (`ModelSpec.from_hparams`), so `test`, `geometry` and `gap-sweep` build exactly
-the model that was trained. Field names are the config keys.
+`ContrastiveModule` takes one as its ``model`` argument (``model.init_args.model.preset`` ...) and
+hands it to `create_dual_encoder`; a checkpoint's saved hyper-parameters rebuild the same spec
+(`ModelSpec.from_hparams`), so `test`, `geometry` and `gap-sweep` build exactly the model that
+was trained. Field names are the config keys.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, Mapping
 
 
@@ -52,13 +52,19 @@ class ModelSpec:
 
     @classmethod
     def from_hparams(cls, hparams: Mapping[str, Any], **overrides: Any) -> "ModelSpec":
-        """The spec inside a module's (or checkpoint's) hyper-parameters; other keys are ignored."""
+        """The spec inside a module's (or checkpoint's) hyper-parameters; other keys are ignored.
+
+        Reads the ``model`` entry (a spec or its fields) and, for checkpoints written before the
+        module took one `ModelSpec`, spec fields at the top level (these win: callers override there).
+        """
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ValueError(f"unknown model spec keys {unknown}; known: {sorted(names)}")
-        values = {k: v for k, v in dict(hparams).items() if k in names}
-        return cls(**{**values, **overrides})
+        nested = dict(hparams).get("model")
+        nested = asdict(nested) if isinstance(nested, ModelSpec) else dict(nested) if isinstance(nested, Mapping) else {}
+        values = {**nested, **{k: v for k, v in dict(hparams).items() if k in names}}
+        return cls(**{**{k: v for k, v in values.items() if k in names}, **overrides})
 
     def for_weights_from_file(self) -> "ModelSpec":
         """The same architecture with no initial-weight files: weights come from a checkpoint."""

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from medalign.methods.legacy import migrate_cli_args
 from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
 from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
@@ -51,7 +52,7 @@ class MedAlignCLI(LightningCLI):
             }
         )
         # The text tower's embedding table must match the tokenizer the data module loaded.
-        parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+        parser.link_arguments("data.vocab_size", "model.init_args.model.vocab_size", apply_on="instantiate")
         # `test` runs this evaluation suite on cached embeddings (medalign.training.evaluate).
         parser.add_class_arguments(EvaluationSuite, "evaluation")
 
@@ -138,7 +139,7 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI
     The resolved arguments are written back to `sys.argv`: Lightning's DDP launcher starts
     the other ranks by re-running ``sys.argv``.
     """
-    args = resolve_config_args(sys.argv[1:] if args is None else args)
+    args = migrate_cli_args(resolve_config_args(sys.argv[1:] if args is None else args))  # old flat model keys
     sys.argv = [sys.argv[0], *args]
     return MedAlignCLI(
         ContrastiveModule,

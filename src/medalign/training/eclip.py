@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from medalign.curriculum import expert_decision, expert_probability, validate_schedule
 from medalign.losses import contrastive_loss
+from medalign.methods.clip import CLIP
 from medalign.methods.duplicate_mask import same_pair_mask
 from medalign.methods.random_heatmaps import random_smooth_heatmaps
 from medalign.models import DualEncoderOutput, create_heatmap_processor
@@ -66,7 +67,7 @@ class ECLIPModule(ContrastiveModule):
         expert_seed: seed of the Bernoulli draws (a function of (expert_seed, step)), λ and
             random heatmaps (of (expert_seed, step, micro-batch, manifest row)): resume-safe,
             and independent of the number of processes.
-        **kwargs: `ContrastiveModule` arguments (preset, lr, …).
+        **kwargs: `ContrastiveModule` arguments (model, objectives, lr, …).
     """
 
     def __init__(
@@ -89,9 +90,9 @@ class ECLIPModule(ContrastiveModule):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise ValueError(f"model.method must be one of {METHODS}, got {method!r}")
-        if mask_duplicate_positive and kwargs.get("loss", "infonce") != "infonce":
-            raise ValueError("model.mask_duplicate_positive masks InfoNCE negatives; it cannot be combined with "
-                             f"model.loss: {kwargs['loss']!r} (set one of them back)")
+        if mask_duplicate_positive and not isinstance(self.pair_objective, CLIP):
+            raise ValueError("model.mask_duplicate_positive masks InfoNCE negatives; it cannot be combined with the "
+                             f"{type(self.pair_objective).__name__} objective (remove one of them)")
         if mixup_alpha < 0 or not 0 <= priming_weight < 1 or not 0 <= (priming_fraction or 0) <= 1 or processor_lr_scale <= 0:
             raise ValueError(
                 f"need model.mixup_alpha ≥ 0 ({mixup_alpha}), 0 ≤ model.priming_weight < 1 ({priming_weight}), "
@@ -104,27 +105,19 @@ class ECLIPModule(ContrastiveModule):
         )
         # Global count of expert pairs trained on; a buffer so checkpoints carry it.
         self.register_buffer("expert_pairs_seen", torch.zeros((), dtype=torch.long))
-        self.total_steps: int | None = None  # progress denominator, set at train start
         self._micro = 0  # micro-batch within the optimizer step (gradient accumulation)
         self._processor_ran = False  # in any micro-batch of the current optimizer step
 
     # ----------------------------------------------------------- schedule
     def on_train_start(self) -> None:
-        super().on_train_start()
-        total = self.trainer.estimated_stepping_batches
-        if not np.isfinite(total):
+        if not np.isfinite(self.trainer.estimated_stepping_batches):
             raise ValueError("eCLIP's curriculum needs a finite run: set trainer.max_steps or trainer.max_epochs")
-        self.total_steps = int(total)
+        super().on_train_start()
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.hparams.method != "clip" and datamodule is not None and not getattr(datamodule.hparams, "expert_stream", True):
             raise ValueError(f"model.method {self.hparams.method!r} needs expert pairs: set data.expert_stream: true")
-
-    def progress(self, step: int) -> float:
-        """Fraction of training done at `step` (global step / total optimizer steps)."""
-        total = self.total_steps or self.trainer.estimated_stepping_batches
-        return step / max(total, 1)
 
     def expert_probability_at(self, step: int) -> float:
         """p_curr at `step`: the curriculum for ``eclip``, 1 for ``naive``, 0 for ``clip``."""
@@ -168,7 +161,7 @@ class ECLIPModule(ContrastiveModule):
                 world = self.trainer.world_size if self._trainer is not None else 1
                 self.expert_pairs_seen += len(expert_image) * world
         if hp.mask_duplicate_positive:
-            offset = self._rank() * len(image_emb)
+            offset = self.step_context().offset(len(image_emb))
             mask = same_pair_mask(ids, self.gather(ids), offset)  # (N + M, world·(N + M))
             clip = contrastive_loss(
                 image_emb, text_emb, self.gather(image_emb), self.gather(text_emb), out.logit_scale, offset, mask
@@ -253,9 +246,6 @@ class ECLIPModule(ContrastiveModule):
             seed = int(np.random.default_rng(self._draw_key(step, 2, row)).integers(2**62))
             maps.append(random_smooth_heatmaps(1, size, torch.Generator().manual_seed(seed)))
         return torch.cat(maps)
-
-    def _rank(self) -> int:
-        return self.trainer.global_rank if self._trainer is not None else 0
 
     # ----------------------------------------------------------- optimizer
     def param_groups(self) -> list[dict]:

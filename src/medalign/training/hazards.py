@@ -105,17 +105,18 @@ def warn_reproduction_hazards(hparams: Any, trainer: Any) -> list[str]:
     """Log every hazard of this fit as a warning (rank zero) and return them.
 
     Args:
-        hparams: the module's hyper-parameters (``preset``, ``image_weights``, ``text_model``, ``init_from``).
+        hparams: the module's hyper-parameters (``model``: ``preset``, ``image_weights``, ``text_model``; ``init_from``).
         trainer: the Lightning trainer (devices, nodes, accumulation, data module's batch and expert sizes).
     """
     datamodule = getattr(trainer, "datamodule", None)
     data = getattr(datamodule, "hparams", None)
     batch_size = getattr(data, "batch_size", None)
     expert = getattr(datamodule, "expert_batch_size", None) if getattr(data, "expert_stream", False) else None
+    spec = {**hparams, **(hparams.get("model") or {})}  # the ModelSpec fields (flat in old checkpoints)
     hazards = find_reproduction_hazards(
-        hparams.get("preset", "tiny"),
-        hparams.get("image_weights"),
-        hparams.get("text_model"),
+        spec.get("preset", "tiny"),
+        spec.get("image_weights"),
+        spec.get("text_model"),
         hparams.get("init_from"),
         batch_size,
         trainer.num_devices,

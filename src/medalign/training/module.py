@@ -1,51 +1,47 @@
-"""`ContrastiveModule`: CLIP pretraining as a LightningModule.
+"""`ContrastiveModule`: contrastive pretraining as a LightningModule.
 
-The model returns embeddings; `compute_losses` returns named loss terms; this module sums
-them, logs, schedules and evaluates. Method variants (eCLIP, baselines) extend
-`compute_losses` and `param_groups`, nothing else.
+The model (`ModelSpec`) returns embeddings; the objectives (`medalign.methods`) return named
+loss terms; this module sums them, logs, schedules and evaluates. A new method is a new
+`medalign.methods.base.Objective` listed in YAML (docs/architecture.md, "Add a method");
+eCLIP's expert pairs extend `compute_losses` and `param_groups` in `ECLIPModule`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from dataclasses import asdict, replace
+from typing import Any, Mapping
 
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 
 from medalign.evaluation.tasks.zero_shot import encode_prompts, zero_shot_classify
+from medalign.methods.base import Objective, PairLoss, StepContext, build_objective
+from medalign.methods.clip import CLIP
+from medalign.methods.legacy import migrate_model_args
 from medalign.metrics.retrieval import report_keys, retrieval_metrics
 from medalign.models import DualEncoderOutput, ModelSpec, create_dual_encoder, load_weights
 from medalign.models.compile import compile_towers
 from medalign.rng import collect_rng_states, set_rng_states
 from medalign.training.context import DataContext, context_of
 from medalign.training.hazards import warn_reproduction_hazards
-from medalign.training.objectives import ObjectiveMixin
 from medalign.optim import build_optimizer, param_groups, warmup_cosine
 
 log = logging.getLogger(__name__)
 
 
-class ContrastiveModule(ObjectiveMixin, L.LightningModule):
+class ContrastiveModule(L.LightningModule):
     """Dual-encoder contrastive training (CLIP; eCLIP paper §4.1 hyper-parameters by default).
 
-    The architecture keys (``preset`` … ``gradient_checkpointing``, ``open_clip_*``) are the fields
-    of one `medalign.models.ModelSpec`, which builds the model here and again from a checkpoint.
-
     Args:
-        preset: model preset (``tiny``, ``swin_t``, ``vit_s``, ``vit_b``, or ``open_clip``).
-        vocab_size: tokenizer size (linked from the data module).
-        image_model: timm name overriding the preset's image tower.
-        image_kwargs: extra `timm.create_model` kwargs.
-        image_weights: local timm weights file for the image tower.
-        text_model: local Hugging Face directory of a pretrained text tower (e.g. ClinicalBERT).
-        text_config: `BertConfig` overrides for a randomly initialised text tower (e.g. dropout).
-        text_pooling: ``cls`` or ``mean``.
-        embed_dim: shared-space width (default: the preset's, 512).
-        init_temperature: initial temperature (0.07).
-        max_logit_scale: exp(logit_scale) is clamped to this after every step (100).
+        model: the dual encoder to build (preset, towers, initial weights; fields documented in
+            `medalign.models.ModelSpec`); rebuilt from a checkpoint's hyper-parameters.
+        objectives: training objectives (`medalign.methods`: SigLIP, GapClosing, DACL, M3Mix,
+            SLIP, MLM, FILIP, Freeze, …) by ``class_path``; the pair loss is CLIP's InfoNCE unless
+            one `PairLoss` (SigLIP) is listed. All compose, also with `ECLIPModule`'s expert pairs.
         init_from: checkpoint or weights file to initialise from (weights only; fresh optimizer,
             schedule and data order — use ``--ckpt_path`` to resume a run exactly).
         lr: peak learning rate.
@@ -54,35 +50,19 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         eps: AdamW epsilon.
         warmup_fraction: linear warmup share of the run before the cosine decay.
         min_lr_ratio: final learning rate as a fraction of `lr`.
-        gradient_checkpointing: activation checkpointing in both towers.
+        max_logit_scale: exp(logit_scale) is clamped to this after every step (100).
         channels_last: channels-last memory format for the image tower and its input (faster
             convolutions on GPUs with tensor cores; docs/gpu.md).
         compile: ``torch.compile`` the image and text towers in place (checkpoint keys unchanged).
         compile_kwargs: `torch.compile` arguments, e.g. ``{mode: max-autotune}`` or ``{backend: eager}``.
-        zero_shot_aggregation: how prompts combine into a class (``embedding``, ``logits``, ``max``).
-        open_clip_model: with ``preset: open_clip``: open_clip architecture, model-config JSON or
-            hf-hub-layout directory to fine-tune (docs/weights.md).
-        open_clip_weights: its local weights file (default for a directory: the directory's own).
-        open_clip_text_config_dir: local directory with its HF text tower's config.json.
-
-        The objective and transfer keys (``loss`` … ``local_chunk_size``) are documented in
-        `medalign.training.objectives` and docs/methods.md: each term is off at its default,
-        and all compose, also with `ECLIPModule`'s expert pairs.
+        **legacy: the flat keys of older configs and checkpoints (``preset``, ``loss``, ``dacl_weight`` …),
+            mapped by `medalign.methods.legacy.migrate_model_args` with a `DeprecationWarning`.
     """
 
     def __init__(
         self,
-        preset: str = "tiny",
-        vocab_size: int | None = None,
-        image_model: str | None = None,
-        image_kwargs: dict[str, Any] | None = None,
-        image_weights: str | None = None,
-        text_model: str | None = None,
-        text_config: dict[str, Any] | None = None,
-        text_pooling: str = "cls",
-        embed_dim: int | None = None,
-        init_temperature: float = 0.07,
-        max_logit_scale: float = 100.0,
+        model: ModelSpec = ModelSpec(),
+        objectives: list[Objective] | None = None,
         init_from: str | None = None,
         lr: float = 1e-4,
         weight_decay: float = 1e-3,
@@ -90,54 +70,45 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         eps: float = 1e-6,
         warmup_fraction: float = 0.1,
         min_lr_ratio: float = 0.0,
-        gradient_checkpointing: bool = False,
+        max_logit_scale: float = 100.0,
         channels_last: bool = False,
         compile: bool = False,
         compile_kwargs: dict[str, Any] | None = None,
-        zero_shot_aggregation: str = "embedding",
-        open_clip_model: str | None = None,
-        open_clip_weights: str | None = None,
-        open_clip_text_config_dir: str | None = None,
-        # objective: see the docstring's last group
-        loss: str = "infonce",
-        init_logit_bias: float = -10.0,
-        align_weight: float = 0.0,
-        centroid_uniformity_weight: float = 0.0,
-        centroid_uniformity_t: float = 2.0,
-        gap_warmup_fraction: float = 0.0,
-        dacl_weight: float = 0.0,
-        dacl_range: tuple[float, float] = (0.9, 1.0),
-        m3mix_weight: float = 0.0,
-        m3mix_beta: float = 0.5,
-        mix_seed: int = 0,
-        # transfer, unimodal self-supervision, fine-grained alignment (training/objectives.py)
-        image_freeze: str | int = "none",
-        text_freeze: str | int = "none",
-        slip_weight: float = 0.0,
-        slip_temperature: float = 0.1,
-        slip_dim: int = 128,
-        mlm_weight: float = 0.0,
-        mlm_probability: float = 0.15,
-        local_weight: float = 0.0,
-        local_method: str = "filip",
-        local_chunk_size: int = 64,
+        **legacy: Any,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if lr <= 0 or weight_decay < 0 or max_logit_scale <= 1:
             raise ValueError(f"need model.lr > 0 ({lr}), model.weight_decay ≥ 0 ({weight_decay}), model.max_logit_scale > 1 ({max_logit_scale})")
-        self.model = create_dual_encoder(ModelSpec.from_hparams(self.hparams))
+        spec, given = _resolve(model, objectives, legacy)
+        for key in legacy:  # the saved hyper-parameters keep only the current form (plain values)
+            self.hparams.pop(key, None)
+        self.hparams.update(model=asdict(spec), objectives=[o.config() for o in given])
+        self.model = create_dual_encoder(spec)
         if channels_last:
             self.model.image_encoder.to(memory_format=torch.channels_last)
         if compile:  # lazy: compiles at the first step, on the device Lightning moved the model to
             compile_towers(self.model, **(compile_kwargs or {}))
-        self.configure_objectives()
+        pairs = [o for o in given if isinstance(o, PairLoss)]
+        kinds = [type(o).__name__ for o in given]
+        if len(pairs) > 1 or len(set(kinds)) < len(kinds):
+            raise ValueError(f"model.objectives lists {kinds}: each objective at most once, and one pair loss (CLIP or SigLIP)")
+        others = [o for o in given if not isinstance(o, PairLoss)]  # the pair loss first: a stable state / optimizer layout
+        self.objectives = nn.ModuleList([*(pairs or [CLIP()]), *others])
+        for objective in self.objectives:
+            objective.setup(self.model)
+        self.total_steps: int | None = None  # the run's optimizer steps, set at train start
         self._initialised = init_from is None
         self._rng_to_restore: dict | None = None
         self._eval_outputs: list[dict[str, torch.Tensor]] = []
         self._clock: tuple[float, int] | None = None
         self._logging_step = True
         self.data_context: DataContext | None = None  # `attach_data`, or the data module's at setup
+
+    @property
+    def pair_objective(self) -> PairLoss:
+        """The objective whose loss the main pairs (and validation) use."""
+        return next(o for o in self.objectives if isinstance(o, PairLoss))
 
     # ----------------------------------------------------------------- set-up
     def attach_data(self, context: DataContext) -> None:
@@ -153,7 +124,8 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         if hasattr(self.model, "check_data") and data is not None:  # open_clip: image size, tokenizer
             self.model.check_data(data.image_size, data.mean, data.std, data.tokenizer)
         if data is not None:
-            self.set_mlm_tokenizer(data.tokenizer)
+            for objective in self.objectives:
+                objective.set_tokenizer(data.tokenizer)
         if not self._initialised:  # before Lightning restores --ckpt_path, which then wins
             load_weights(self.model, self.hparams.init_from)
             self._initialised = True
@@ -166,28 +138,65 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def param_groups(self) -> list[dict]:
-        """Optimizer groups; subclasses add their own (e.g. the heatmap processor)."""
-        groups = param_groups(self.model.named_parameters(), self.hparams.weight_decay)
-        return [g for g in groups if g["params"]] + self.objective_param_groups()  # frozen towers: no state
+        """Optimizer groups of the model and the objectives; subclasses add their own (e.g. the heatmap processor)."""
+        hp = self.hparams
+        groups = [g for g in param_groups(self.model.named_parameters(), hp.weight_decay) if g["params"]]  # frozen: no state
+        for objective in self.objectives:
+            groups += objective.param_groups(hp.weight_decay, hp.lr)
+        return groups
 
     # --------------------------------------------------------------- training
     def forward(self, batch: dict[str, Any]) -> DualEncoderOutput:
         image = batch["image"]
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        if self.training and self.needs_tokens:  # fine-grained term: token embeddings from the same forward
+        if self.training and any(o.needs_tokens for o in self.objectives):  # FILIP: tokens from the same forward
             return self.model(image, batch["input_ids"], batch["attention_mask"], tokens=True)
         return self.model(image, batch["input_ids"], batch["attention_mask"])
 
     def compute_losses(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
-        """Named, already weighted loss terms whose sum is optimised."""
-        name = "siglip_loss" if self.hparams.loss == "siglip" else "clip_loss"
-        return {name: self.pair_loss(out.image_emb, out.text_emb, out.logit_scale)}
+        """The pair loss term of the main pairs (``clip_loss`` or ``siglip_loss``); eCLIP extends it."""
+        return {self.pair_objective.term: self.pair_loss(out.image_emb, out.text_emb, out.logit_scale)}
+
+    def pair_loss(self, image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+        """The run's pair loss of this rank's pairs (B, D) against the global batch (docs/architecture.md, "DDP")."""
+        return self.pair_objective.loss(image_emb, text_emb, logit_scale, self.step_context())
+
+    def step_context(self) -> StepContext:
+        """What the objectives' terms need from the training loop at this step."""
+        trained = self._trainer is not None
+        return StepContext(
+            model=self.model, step=self.global_step, total_steps=self.total_steps,
+            rank=self.trainer.global_rank if trained else 0, world_size=self.trainer.world_size if trained else 1,
+            gather=self.gather, pair_loss=self.pair_loss, channels_last=self.hparams.channels_last,
+        )
+
+    def progress(self, step: int) -> float:
+        """Share of training done at `step` (1 without a trainer or a finite run length)."""
+        total = self.total_steps
+        if total is None:
+            total = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
+            if not np.isfinite(total):
+                return 1.0
+        return step / max(total, 1)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """All ranks' rows (world·B, ...) with gradients flowing back to each rank's own rows."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return x
+        return self.all_gather(x, sync_grads=True).flatten(0, 1)
+
+    def loss_terms(self, batch: dict[str, Any], out: DualEncoderOutput) -> dict[str, torch.Tensor]:
+        """All named, weighted terms of a training step: `compute_losses` plus each objective's `terms`."""
+        terms, ctx = self.compute_losses(batch, out), self.step_context()
+        for objective in self.objectives:  # the pair term is in `compute_losses`
+            if not isinstance(objective, PairLoss):
+                terms.update(objective.terms(batch, out, ctx))
+        return terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         out = self(batch)
-        terms = self.compute_losses(batch, out)
-        terms.update(self.objective_terms(batch, out))
+        terms = self.loss_terms(batch, out)
         loss = torch.stack(list(terms.values())).sum()
         if not torch.isfinite(loss):
             values = {k: float(v) for k, v in terms.items()}
@@ -203,8 +212,8 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
             logs = {f"train/{k}": v.detach() for k, v in terms.items()}
             logs["train/loss"] = loss.detach()
             logs["train/logit_scale"] = out.logit_scale.detach()
-            if self.logit_bias is not None:
-                logs["train/logit_bias"] = self.logit_bias.detach()
+            for objective in self.objectives:
+                logs.update({f"train/{k}": v for k, v in objective.step_logs().items()})
             logs["train/lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
             logs.update({f"train/{k}": v for k, v in self.step_logs(terms).items()})
             self.log_dict(logs, on_step=True, on_epoch=False, batch_size=len(out.image_emb))
@@ -279,7 +288,7 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
             labels = emb["labels"][:, columns].cpu().numpy()
             prompt_emb = encode_prompts(self.model, data.tokenizer, prompts, self.device, data.max_length)
             try:
-                result = zero_shot_classify(emb["image"], labels, prompt_emb, list(prompts), self.hparams.zero_shot_aggregation)
+                result = zero_shot_classify(emb["image"], labels, prompt_emb, list(prompts))
                 metrics["zero_shot_macro_f1"] = result["macro_f1"]
                 metrics["zero_shot_accuracy"] = result["accuracy"]
             except ValueError as err:
@@ -293,8 +302,15 @@ class ContrastiveModule(ObjectiveMixin, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._initialised = True  # a checkpoint's weights win over init_from
         self._rng_to_restore = checkpoint.get("medalign_rng_states")
+        state = checkpoint.get("state_dict") or {}
+        for i, objective in enumerate(self.objectives):  # old checkpoints: heads kept at the module's top level
+            for old, new in objective.legacy_state.items():
+                for key in [k for k in state if k == old or (old.endswith(".") and k.startswith(old))]:
+                    state[f"objectives.{i}.{new}{key[len(old):]}"] = state.pop(key)
 
     def on_train_start(self) -> None:
+        if self._trainer is not None and np.isfinite(self.trainer.estimated_stepping_batches):
+            self.total_steps = int(self.trainer.estimated_stepping_batches)
         if self._rng_to_restore is not None:
             set_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
@@ -308,3 +324,14 @@ def _batch_report_keys(batch: dict[str, Any]) -> torch.Tensor:
         texts = [" ".join(map(str, row[keep].tolist())) for row, keep in zip(ids, mask)]
     return report_keys(list(texts))
 
+
+
+def _resolve(model: ModelSpec | Mapping[str, Any] | None, objectives: list | None,
+             legacy: Mapping[str, Any]) -> tuple[ModelSpec, list[Objective]]:
+    """The spec and objectives from the arguments (objects or their plain form) and old flat keys."""
+    migrated = migrate_model_args(legacy, source="ContrastiveModule arguments") if legacy else {}
+    if set(migrated) - {"model", "objectives"}:
+        raise TypeError(f"ContrastiveModule got unknown arguments {sorted(set(migrated) - {'model', 'objectives'})}")
+    spec = model if isinstance(model, ModelSpec) else ModelSpec.from_hparams({"model": model or {}})
+    objectives = [*(objectives or []), *migrated.get("objectives", [])]
+    return replace(spec, **migrated.get("model", {})), [build_objective(o) for o in objectives]

@@ -31,6 +31,7 @@ from typing import Any
 
 import lightning as L
 
+from medalign.methods.legacy import comparable_hparams
 from medalign.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def check_resume(
     Raises:
         ValueError: an architecture or data-order key differs; the message names each one.
     """
-    model = changed_settings(dict(checkpoint.get("hyper_parameters") or {}), dict(model_hparams))
+    saved = comparable_hparams(checkpoint.get("hyper_parameters") or {})  # old flat or current form, flat
+    model = changed_settings(saved, comparable_hparams(model_hparams))
     data = {}
     if data_hparams is not None and "datamodule_hyper_parameters" in checkpoint:
         data = changed_settings(dict(checkpoint["datamodule_hyper_parameters"]), dict(data_hparams))

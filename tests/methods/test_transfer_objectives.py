@@ -1,4 +1,4 @@
-"""Transfer (frozen towers), SLIP / MLM self-supervision and FILIP in `ContrastiveModule` (benchmark questions i–iii)."""
+"""Transfer (Freeze / LiT), SLIP / MLM self-supervision and FILIP objectives in `ContrastiveModule` (benchmark questions i–iii)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from medalign.methods.filip import FILIP
+from medalign.methods.freeze import Freeze
+from medalign.methods.mlm import MLM
+from medalign.methods.slip import SLIP
 from medalign.models import ModelSpec, create_dual_encoder
 from medalign.optim import build_optimizer
 from medalign.training.module import ContrastiveModule
 from tests.helpers import fit_tiny
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-OPTIONS = {  # option → the loss term it adds
-    "slip": ({"slip_weight": 1.0}, "slip_loss"),
-    "mlm": ({"mlm_weight": 1.0}, "mlm_loss"),
-    "filip": ({"local_weight": 1.0}, "local_loss"),
+OBJECTIVES = {  # objective → the loss term it adds
+    "slip": (lambda: SLIP(weight=1.0), "slip_loss"),
+    "mlm": (lambda: MLM(weight=1.0), "mlm_loss"),
+    "filip": (lambda: FILIP(weight=1.0), "local_loss"),
 }
 
 
@@ -34,22 +38,26 @@ def _batch(n: int = 6) -> dict:
             "input_ids": torch.randint(5, 100, (n, 12), generator=g), "attention_mask": mask, "index": torch.arange(n)}
 
 
-def _grads(tokenizer, **options):
+def _module(vocab_size: int, *objectives) -> ContrastiveModule:
     torch.manual_seed(0)
-    module = ContrastiveModule(preset="tiny", vocab_size=len(tokenizer), text_config=NO_DROPOUT, **options)
-    module.set_mlm_tokenizer(tokenizer)
+    return ContrastiveModule(model=ModelSpec(vocab_size=vocab_size, text_config=NO_DROPOUT), objectives=list(objectives))
+
+
+def _grads(tokenizer, *objectives):
+    module = _module(len(tokenizer), *objectives)
+    for objective in module.objectives:
+        objective.set_tokenizer(tokenizer)
     batch = _batch()
-    out = module(batch)
-    terms = {**module.compute_losses(batch, out), **module.objective_terms(batch, out)}
+    terms = module.loss_terms(batch, module(batch))
     torch.stack(list(terms.values())).sum().backward()
     return terms, {k: p.grad.clone() for k, p in module.model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("name", list(OPTIONS))
-def test_each_option_adds_its_term_and_changes_the_gradient(name, tokenizer):
-    options, term = OPTIONS[name]
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_each_objective_adds_its_term_and_changes_the_gradient(name, tokenizer):
+    build, term = OBJECTIVES[name]
     base_terms, base = _grads(tokenizer)
-    terms, grads = _grads(tokenizer, **options)
+    terms, grads = _grads(tokenizer, build())
     assert set(base_terms) == {"clip_loss"} and set(terms) == {"clip_loss", term}
     assert torch.isfinite(terms[term]) and float(terms[term]) > 0
     torch.testing.assert_close(terms["clip_loss"], base_terms["clip_loss"])  # the global term is untouched
@@ -57,9 +65,8 @@ def test_each_option_adds_its_term_and_changes_the_gradient(name, tokenizer):
     assert len(changed) > 10, f"{name} left the gradient unchanged"
 
 
-def test_locked_image_tower_lit(tokenizer):
-    torch.manual_seed(0)
-    module = ContrastiveModule(preset="tiny", vocab_size=len(tokenizer), image_freeze="all", text_freeze=1)
+def test_locked_image_tower(tokenizer):
+    module = _module(len(tokenizer), Freeze(image="all", text=1))
     tower, text = module.model.image_encoder.backbone, module.model.text_encoder.model
     trainable = [p for p in module.parameters() if p.requires_grad]
     groups = module.param_groups()
@@ -91,18 +98,30 @@ def test_locked_image_tower_lit(tokenizer):
     assert all(id(p) not in {id(q) for q in tower.parameters()} for p in optimizer.state)
 
 
-def test_option_errors_name_the_key(tokenizer):
-    with pytest.raises(ValueError, match="model.local_method must be one of \\['filip'\\].*GLoRIA"):
-        ContrastiveModule(vocab_size=100, local_method="gloria")
-    with pytest.raises(ValueError, match="model.slip_temperature must be > 0"):
-        ContrastiveModule(vocab_size=100, slip_temperature=0)
-    with pytest.raises(ValueError, match="model.image_freeze must be"):
-        ContrastiveModule(vocab_size=100, image_freeze="half")
-    module = ContrastiveModule(vocab_size=100, slip_weight=1.0)
+def test_lit_locks_the_image_tower_and_its_projection(tokenizer):
+    """LiT (big_vision's lit config): nothing on the image side trains; the text side does."""
+    module = _module(len(tokenizer), Freeze(image="lock"))
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    assert not any(n.startswith(("model.image_encoder.", "model.image_projection.")) for n in trainable)
+    assert {"model.text_projection.weight", "model.logit_scale"} <= trainable
+    assert any(n.startswith("model.text_encoder.") for n in trainable)
+    in_groups = {id(p) for g in module.param_groups() for p in g["params"]}
+    assert in_groups == {id(p) for p in module.parameters() if p.requires_grad}
+    module.train()
+    assert not module.model.image_encoder.backbone.training and not module.model.image_projection.training
+    assert module.model.text_encoder.model.training
+
+
+def test_objective_errors_name_the_key(tokenizer):
+    with pytest.raises(ValueError, match="SLIP.temperature must be > 0"):
+        SLIP(temperature=0)
+    with pytest.raises(ValueError, match="Freeze.image must be 'none', 'all', 'lock'"):
+        Freeze(image="half")
+    module = _module(100, SLIP())
     batch = _batch()
     del batch["image_view2"]
     with pytest.raises(ValueError, match="data.views: 2"):
-        module.objective_terms(batch, module(batch))
+        module.loss_terms(batch, module(batch))
 
 
 @pytest.mark.parametrize("config,term", [("methods/slip_mlm.yaml", "slip_loss"), ("methods/filip.yaml", "local_loss")])
@@ -120,8 +139,9 @@ def test_lit_config_from_a_weights_file_keeps_the_tower_at_those_weights(tmp_pat
     source = create_dual_encoder(ModelSpec(vocab_size=100)).image_encoder.backbone  # stand-in general-domain tower
     weights = {k: v.contiguous() for k, v in source.state_dict().items()}
     save_file(weights, tmp_path / "general.safetensors")
-    cli = fit_tiny(tmp_path, synthetic_dir, "--config", "methods/lit.yaml", "--model.image_weights", str(tmp_path / "general.safetensors"),
+    cli = fit_tiny(tmp_path, synthetic_dir, "--config", "methods/lit.yaml", "--model.model.image_weights", str(tmp_path / "general.safetensors"),
                    "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1")
     trained = cli.model.model.image_encoder.backbone.state_dict()
     assert all(torch.equal(trained[k], v) for k, v in weights.items())
+    assert not cli.model.model.image_projection.weight.requires_grad  # LiT: the image projection is locked too
     assert cli.trainer.global_step == 2
