@@ -32,7 +32,7 @@ class GapSweepConfig:
         task: ``multilabel`` (class-weighted BCE) or ``multiclass`` (class-weighted CE; rows with
             not exactly one positive label are dropped, and counted in the results).
         encoder: ``checkpoint`` (a medalign .ckpt / weights file) or ``open_clip`` (local weights).
-        checkpoint: medalign checkpoint (``encoder: checkpoint``).
+        ckpt: medalign checkpoint (``encoder: checkpoint``; ``--checkpoint`` is a deprecated alias).
         preset: model preset for a weights file without hyper-parameters.
         tokenizer: tokenizer folder (default: <manifest folder>/tokenizer; checkpoint encoder).
         weights: open_clip weights file or hf-hub-layout directory (``encoder: open_clip``).
@@ -61,7 +61,7 @@ class GapSweepConfig:
     label_columns: list[str] = field(default_factory=lambda: ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"])
     task: Literal["multilabel", "multiclass"] = "multilabel"
     encoder: Literal["checkpoint", "open_clip"] = "checkpoint"
-    checkpoint: str | None = None
+    ckpt: str | None = None
     preset: str | None = None
     tokenizer: str | None = None
     weights: str | None = None
@@ -89,9 +89,11 @@ class GapSweepConfig:
 def _parse(argv: list[str]) -> GapSweepConfig:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
+    from medalign.commands.flags import rename_deprecated, underscore_flags
     from medalign.paths import resolve_config_args
 
     argv = resolve_config_args(argv)  # bare names resolve in configs/, like train.py
+    argv = rename_deprecated(underscore_flags(argv), {"--checkpoint": "--ckpt"}, "medalign gap-sweep")
     parser = ArgumentParser(prog="medalign gap-sweep", description=__doc__)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config (bare names resolve in configs/)")
     parser.add_class_arguments(GapSweepConfig)
@@ -109,14 +111,14 @@ def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
         if not cfg.weights:
             raise ValueError("gap-sweep: encoder is 'open_clip': set weights (a local file or directory)")
         return OpenClipEncoder.from_pretrained(cfg.weights, cfg.arch, cfg.text_config_dir), {}
-    if not cfg.checkpoint:
-        raise ValueError("gap-sweep: encoder is 'checkpoint': set checkpoint (a medalign .ckpt or weights file)")
+    if not cfg.ckpt:
+        raise ValueError("gap-sweep: encoder is 'checkpoint': set --ckpt (a medalign .ckpt or weights file)")
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
 
-    ckpt = Path(cfg.checkpoint)
+    ckpt = Path(cfg.ckpt)
     if not ckpt.is_file():
-        raise FileNotFoundError(f"gap-sweep: checkpoint {ckpt} does not exist")
+        raise FileNotFoundError(f"gap-sweep: --ckpt {ckpt} does not exist")
     tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
     encoder = load_checkpoint_encoder(ckpt, tokenizer, manifest=cfg.manifest, preset=cfg.preset,
                                       max_length=cfg.max_length, image_size=cfg.image_size)
@@ -185,7 +187,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     results = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "settings": encoder.settings},
-        "checkpoint": cfg.checkpoint or cfg.weights,
+        "checkpoint": cfg.ckpt or cfg.weights,
         "checkpoint_sha256": encoder.fingerprint,
         "manifest": cfg.manifest,
         "n": {name: len(split[0]) for name, split in splits.items()},

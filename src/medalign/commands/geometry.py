@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", nargs="*", default=None,
                         help="label columns for clustering and the histograms (default: the checkpoint's data.label_columns)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's data.tokenizer, else <manifest folder>/tokenizer)")
-    parser.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/geometry_<split>)")
+    parser.add_argument("--out", default=None, help="output folder (default: the checkpoint's run folder: <run>/geometry_<split>)")
     parser.add_argument("--max-pairs", type=int, default=None, help="measure a seeded subset of this many pairs (default: all)")
     parser.add_argument("--image-size", type=int, default=None, help="default: the checkpoint's data.image_size")
     parser.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's data.max_length")
@@ -47,6 +47,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     from medalign.evaluation.geometry import geometry_metrics
     from medalign.evaluation.plots.geometry import plot_geometry
     from medalign.evaluation.results import metrics_table
+    from medalign.run_folder import RunFolder
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
@@ -73,7 +74,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     metrics = geometry_metrics(image, text, emb.labels[rows] if labels else None, seed=args.seed)
     metrics["n_pairs"] = float(len(rows))
 
-    out = Path(args.out) if args.out else ckpt.parent / f"geometry_{args.split}"
+    out = Path(args.out) if args.out else RunFolder.of_checkpoint(ckpt).analysis("geometry", args.split)
     out.mkdir(parents=True, exist_ok=True)
     result = {"checkpoint": str(ckpt), "manifest": str(manifest), "split": args.split, "label_columns": labels, "metrics": metrics}
     (out / "geometry.json").write_text(json.dumps(result, indent=2))

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--panels", type=int, default=8, help="rows drawn in the PNG (0: none)")
     p.add_argument("--no-baselines", action="store_true", help="skip the centre-prior and random-model rows")
     p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/saliency_<split>)")
+    p.add_argument("--out", default=None, help="output folder (default: the checkpoint's run folder: <run>/saliency_<split>)")
     return p
 
 
@@ -39,6 +39,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     from medalign.evaluation.results import format_table
     from medalign.evaluation.tasks.saliency import METRICS, saliency_agreement
     from medalign.paths import resolve_config
+    from medalign.run_folder import RunFolder
 
     ckpt = Path(args.ckpt)
     encoder = load_checkpoint_encoder(ckpt, load_tokenizer(args.tokenizer) if args.tokenizer else None, manifest=args.manifest)
@@ -49,7 +50,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         if not source:
             raise SystemExit("medalign saliency: --text prompt needs --prompts (none saved in the checkpoint)")
         prompts = load_prompts(resolve_config(source, (".json",)))
-    out = Path(args.out) if args.out else ckpt.parent / f"saliency_{args.split}"
+    out = Path(args.out) if args.out else RunFolder.of_checkpoint(ckpt).analysis("saliency", args.split)
     out.mkdir(parents=True, exist_ok=True)
     result = saliency_agreement(
         encoder, args.manifest, args.split, args.method, args.text, prompts, batch_size=args.batch_size,

@@ -22,6 +22,7 @@ from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpo
 from medalign.training.cli_errors import ConciseParser
 from medalign.training.epoch_summary import EpochSummary
 from medalign.training.run_history import AppendingCSVLogger, HistoryConfigCallback
+from medalign.training.fresh_run import check_fresh_run_folder
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.skips import SkippedRows
@@ -71,9 +72,11 @@ class MedAlignCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         config = self.config_init.get(self.subcommand, {}) if self.subcommand else {}
+        checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
-            checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
+        if self.subcommand == "fit":
+            check_fresh_run_folder(trainer, checkpoint.dirpath if checkpoint else None, config.get("ckpt_path"))
         for default in (ResumeGuard, SkippedRows, EpochSummary):  # always on, whatever trainer.callbacks says
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
