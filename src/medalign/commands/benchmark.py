@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from medalign.commands.flags import HelpFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medalign benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="medalign benchmark", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--config", required=True, help="study YAML (bare names resolve in configs/, e.g. benchmark/demo)")
     parser.add_argument("--out", default=None, help="override the study's output folder")
     mode = parser.add_mutually_exclusive_group()

@@ -11,6 +11,8 @@ import argparse
 import time
 from typing import Any
 
+from medalign.commands.flags import HelpFormatter
+
 # (task, metric, label) rows of the summary.
 REPORTED = (
     ("zero_shot", "macro_f1", "zero-shot macro-F1"),
@@ -28,7 +30,7 @@ def _metrics(results: dict[str, Any]) -> dict[tuple[str, str], float]:
 
 
 def run(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="medalign demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="medalign demo", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--config", default="demo.yaml", help="config to run (default: configs/demo.yaml)")
     args, overrides = parser.parse_known_args(argv)
     from medalign.run_folder import RunFolder

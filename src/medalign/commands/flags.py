@@ -7,6 +7,7 @@ and old names keep working as hidden aliases that warn.
 
 from __future__ import annotations
 
+import argparse
 import warnings
 from typing import Mapping, Sequence
 
@@ -32,3 +33,26 @@ def underscore_flags(argv: Sequence[str]) -> list[str]:
             arg = "--" + flag.replace("-", "_") + eq + value
         out.append(arg)
     return out
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The command's docstring as written, and ``(default: X)`` after every option whose help does not state its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" not in text and action.option_strings and not action.required
+                and action.default not in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def field_comments(config_class: type) -> dict[str, str]:
+    """``name: type = value  # comment`` → {name: comment} of a dataclass's source (its per-field documentation)."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(config_class)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$", source, re.MULTILINE)}

@@ -13,12 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medalign.commands.flags import HelpFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file")
     parser.add_argument("--manifest", required=True, help="manifest CSV/Parquet holding the split")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="manifest split to encode")
     parser.add_argument("--labels", nargs="*", default=None,
                         help="label columns for clustering and the histograms (default: the checkpoint's data.label_columns)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's data.tokenizer, else <manifest folder>/tokenizer)")
@@ -26,8 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pairs", type=int, default=None, help="measure a seeded subset of this many pairs (default: all)")
     parser.add_argument("--image-size", type=int, default=None, help="default: the checkpoint's data.image_size")
     parser.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's data.max_length")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64, help="encoder batch")
+    parser.add_argument("--num-workers", type=int, default=0, help="image-loading worker processes")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default: $MEDALIGN_CACHE_DIR or runs/cache)")
     parser.add_argument("--seed", type=int, default=0, help="subset, k-means and picture sampling seed")
