@@ -136,6 +136,21 @@ def _share_run_directory(trainer) -> None:
                        for lg in trainer.loggers]
 
 
+_MODEL_HELP = (
+    " The model's options (method, loss, towers, optimiser), each with its description and default: "
+    "`--model.help ContrastiveModule`; every key with its current value: `--print_config`. "
+    "Options are `--model.X` (short for `--model.init_args.X`), `--data.X`, `--trainer.X`, `--checkpoint.X`."
+)
+#: The ``-h`` description of each LightningCLI subcommand (Lightning's default is the Trainer method's first line).
+SUBCOMMAND_HELP = {
+    "fit": "Train a model (a new run in runs/<name>/version_N; resume one with --ckpt_path last)." + _MODEL_HELP,
+    "validate": "Run one validation epoch." + _MODEL_HELP,
+    "test": "Evaluate a checkpoint (--ckpt_path) with the evaluation suite into its run folder's eval/<timestamp>."
+            + _MODEL_HELP,
+    "predict": "Run the prediction loop." + _MODEL_HELP,
+}
+
+
 def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI:
     """Run LightningCLI on `args` (default: the process's argv).
 
@@ -152,6 +167,7 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI
         seed_everything_default=0,
         save_config_callback=HistoryConfigCallback,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={sub: {"description": text} for sub, text in SUBCOMMAND_HELP.items()},
         trainer_defaults={
             "default_root_dir": "runs",
             "logger": [
