@@ -6,6 +6,8 @@ serves one process and many.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -134,6 +136,25 @@ def siglip_contrastive_loss(
     labels = -torch.ones_like(logits)
     labels[torch.arange(batch, device=logits.device), torch.arange(offset, offset + batch, device=logits.device)] = 1.0
     return -F.logsigmoid(labels * logits).sum() / batch
+
+
+def siglip_bias_init(num_texts: int) -> float:
+    """SigLIP's bias at start for a batch comparing each image with `num_texts` texts: −log(num_texts).
+
+    Zhai et al. 2023 (§3.3) start at b = −10 (with t = 10) at batch 32k "so that training starts
+    close to the prior": with cos ≈ 0 at init, the N − 1 negatives of a row pull with Σσ(b) ≈
+    N·e^b against the positive's 1 − σ(b) ≈ 1, balanced at b ≈ −log N (−log 32768 = −10.4). The
+    fixed −10 at batch 32 leaves the negatives 32·e^−10 ≈ 1.5e-3 of the positive's weight: the
+    loss only pulls pairs together, the towers collapse onto one direction, and Adam moves the
+    scalar bias by at most ≈ lr per step (≈ 0.1 over a 300-step run), far too slowly to rescue it
+    (docs/methods.md, "SigLIP at small batch").
+
+    Args:
+        num_texts: N, the global batch (texts each image is scored against), ≥ 2.
+    """
+    if num_texts < 2:
+        raise ValueError(f"SigLIP needs at least 2 texts per image (one negative), got {num_texts}")
+    return -math.log(num_texts)
 
 
 def siglip_loss(

@@ -118,10 +118,15 @@ def test_non_empty_out_is_refused_unless_forced_and_force_never_deletes_inputs(t
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="--out .*busy is not empty .*notes.txt.*pass --force"):
-        main(["export", "--ckpt", str(ckpt), "--out", str(out)])
+        command("export")(["--ckpt", str(ckpt), "--out", str(out)])
     assert (out / "notes.txt").read_text() == "keep me"
-    main(["export", "--ckpt", str(ckpt), "--out", str(out), "--force", "--hub-id", "someone/medalign-tiny"])
-    assert not (out / "notes.txt").exists() and (out / "open_clip_model.safetensors").is_file()
+    with pytest.raises(ValueError, match="--force replaces only a folder `medalign export` wrote.*notes.txt"):
+        command("export")(["--ckpt", str(ckpt), "--out", str(out), "--force"])
+    assert (out / "notes.txt").read_text() == "keep me"
+    out = tmp_path / "again"
+    main(["export", "--ckpt", str(ckpt), "--out", str(out)])
+    main(["export", "--ckpt", str(ckpt), "--out", str(out), "--force", "--hub-id", "someone/medalign-tiny"])  # its own files
+    assert (out / "open_clip_model.safetensors").is_file() and not list(tmp_path.glob(".again.export-*"))
     assert "open_clip round trip (max abs difference)" in capsys.readouterr().out
     text_cfg = json.loads((out / "open_clip_config.json").read_text())["model_cfg"]["text_cfg"]
     assert text_cfg["hf_model_name"] == text_cfg["hf_tokenizer_name"] == "someone/medalign-tiny"  # what hf-hub: loading reads

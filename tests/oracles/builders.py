@@ -54,4 +54,4 @@ def balanced_single_label(
             paths = frame[column]
             frame[column] = [os.path.relpath(manifest.root / p, out.parent) if isinstance(p, str) and p else p for p in paths]
     frame.to_csv(out, index=False)
-    return read_manifest(out, list(classes), check_files=False)
+    return read_manifest(out, list(classes), check_files=False, allow_outside_paths=True)  # relative to `out`, checked source

@@ -81,7 +81,7 @@ def test_demo_config_trains_a_few_steps(tmp_path, synthetic_dir):
 def test_paper_configs_carry_the_papers_values(synthetic_dir):
     cli = cli_main(["--config", "eclip_swin.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv")], run=False)
     hp = cli.model.hparams
-    assert (hp.preset, hp.lr, hp.method, hp.processor, hp.mixup_alpha, hp.priming_weight) == ("swin_t", 2e-4, "eclip", "mha", 0.3, 0.1)
+    assert (hp.model["preset"], hp.lr, hp.method, hp.processor, hp.mixup_alpha, hp.priming_weight) == ("swin_t", 2e-4, "eclip", "mha", 0.3, 0.1)
     assert cli.model.schedule == {"cold_start": 0.1, "warmup": 0.3, "cooldown": 0.4, "start": 0.05, "peak": 0.5, "floor": 0.1}
     assert cli.model.processor.patch_embed.out_channels == 256 and cli.model.processor.attention.num_heads == 8
     assert cli.datamodule.hparams.expert_stream and cli.datamodule.expert_batch_size == 32
@@ -89,8 +89,8 @@ def test_paper_configs_carry_the_papers_values(synthetic_dir):
     swin = yaml.safe_load((CONFIG_DIR / "eclip_swin.yaml").read_text())
     for name, preset in (("eclip_vit_s", "vit_s"), ("eclip_vit_b", "vit_b")):
         other = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
-        assert other["model"]["init_args"]["preset"] == preset
-        other["model"]["init_args"]["preset"] = "swin_t"
+        assert other["model"]["init_args"]["model"]["preset"] == preset
+        other["model"]["init_args"]["model"]["preset"] = "swin_t"
         assert other["model"]["init_args"] == swin["model"]["init_args"] and other["data"] == swin["data"]
     assert cli.model.priming_end == 0.1  # priming over the curriculum's cold start
     for path in CONFIG_DIR.rglob("*.yaml"):  # plain DDP works for every method (tests/training/test_eclip_ddp.py)

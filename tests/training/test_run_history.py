@@ -59,3 +59,16 @@ def test_changed_keys_walks_nested_configs():
     first = {"model": {"init_args": {"lr": 1e-3, "preset": "tiny"}}, "ckpt_path": None, "trainer": {"max_epochs": 2}}
     now = {"model": {"init_args": {"lr": 5e-4, "preset": "tiny"}}, "ckpt_path": "last", "trainer": {"max_epochs": 2, "x": 1}}
     assert changed_keys(first, now) == {"model.init_args.lr": (1e-3, 5e-4), "trainer.x": (None, 1)}
+
+
+def test_resume_with_new_columns_keeps_the_old_ones(tmp_path):
+    logger = AppendingCSVLogger(tmp_path, name="run", version=0)
+    Path(logger.log_dir).mkdir(parents=True)
+    (Path(logger.log_dir) / "metrics.csv").write_text("epoch,step,val/loss\n0,3,2.5\n")
+    logger.log_metrics({"train/loss": 1.5}, step=4)  # only new columns: Lightning's writer dropped the old header
+    logger.save()
+    logger.log_metrics({"val/loss": 2.0, "val/t2i_R@1": 10.0}, step=5)
+    logger.save()
+    rows = _rows(Path(logger.log_dir))
+    assert [r["step"] for r in rows] == ["3", "4", "5"]
+    assert rows[0]["val/loss"] == "2.5" and rows[1]["train/loss"] == "1.5" and rows[2]["val/t2i_R@1"] == "10.0"

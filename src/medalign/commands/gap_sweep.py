@@ -55,6 +55,8 @@ class GapSweepConfig:
         batch_size: encoder batch. num_workers: image-loading workers.
         device: where the encoder runs (default CUDA when available).
         pca_points: rows drawn in the PCA pictures.
+        allow_outside_paths: read image paths outside the manifest's folder
+            (`medalign.data.manifest.confine_paths`; refused by default, as in every command).
     """
 
     manifest: str = "data/synthetic/manifest.csv"
@@ -84,6 +86,32 @@ class GapSweepConfig:
     num_workers: int = 0
     device: str | None = None
     pca_points: int = 1000
+    allow_outside_paths: bool = False
+
+
+def validate_config(cfg: GapSweepConfig) -> None:
+    """Refuse settings that would fail (or mislead) only after the embedding work: λ ∈ [0, 1], non-empty lists, sizes > 0.
+
+    Raises:
+        ValueError: naming the key, the value and what is allowed.
+    """
+    problems = []
+    if not cfg.lambdas:
+        problems.append("lambdas is empty: give at least one λ in [0, 1], e.g. --lambdas '[0, 0.5, 1]'")
+    bad = [x for x in cfg.lambdas if not 0.0 <= float(x) <= 1.0]  # NaN fails too
+    if bad:
+        problems.append(f"lambdas {bad} outside [0, 1]: λ interpolates image (0) to text (1) embeddings")
+    if not cfg.seeds:
+        problems.append("seeds is empty: give at least one probe seed, e.g. --seeds '[42]'")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        problems.append(f"seeds {cfg.seeds} repeat a seed: repeated probes are not independent runs")
+    for key in ("batch_size", "pca_points"):
+        if getattr(cfg, key) < 1:
+            problems.append(f"{key} must be ≥ 1, got {getattr(cfg, key)}")
+    if cfg.num_workers < 0:
+        problems.append(f"num_workers must be ≥ 0, got {cfg.num_workers}")
+    if problems:
+        raise ValueError("gap-sweep: " + "; ".join(problems))
 
 
 def _parse(argv: list[str]) -> GapSweepConfig:
@@ -100,7 +128,9 @@ def _parse(argv: list[str]) -> GapSweepConfig:
     namespace = parser.parse_args(argv)
     init = parser.instantiate_classes(namespace)
     values = {k: v for k, v in vars(init).items() if k != "config" and not k.startswith("__")}
-    return GapSweepConfig(**values)
+    cfg = GapSweepConfig(**values)
+    validate_config(cfg)  # before any checkpoint loading or embedding
+    return cfg
 
 
 def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
@@ -133,7 +163,7 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zer
     from medalign.evaluation.embeddings import get_embeddings
     from medalign.data.labels import single_label_rows
 
-    manifest = read_manifest(cfg.manifest, cfg.label_columns, check_files=False)
+    manifest = read_manifest(cfg.manifest, cfg.label_columns, check_files=False, allow_outside_paths=cfg.allow_outside_paths)
     names = ["train", "test"]
     if cfg.val_split and len(manifest.split(cfg.val_split)):
         names.insert(1, cfg.val_split)
@@ -142,7 +172,8 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zer
     out, dropped = {}, {}
     for name in names:
         emb = get_embeddings(encoder, cfg.manifest, name, cfg.label_columns, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size,
-                             num_workers=cfg.num_workers, device=cfg.device, uncertain=uncertain, blank=blank)
+                             num_workers=cfg.num_workers, device=cfg.device, uncertain=uncertain, blank=blank,
+                             allow_outside_paths=cfg.allow_outside_paths)
         keep = single_label_rows(emb.labels) if cfg.task == "multiclass" else np.ones(len(emb), bool)
         dropped[name] = int((~keep).sum())
         out["val" if name == cfg.val_split else name] = (emb.image[keep], emb.text[keep], emb.labels[keep])

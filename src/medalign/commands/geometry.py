@@ -17,6 +17,8 @@ from medalign.commands.flags import HelpFormatter
 
 
 def _parser() -> argparse.ArgumentParser:
+    from medalign.data.outside_paths import add_outside_paths_flag
+
     parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file")
     parser.add_argument("--manifest", required=True, help="manifest CSV/Parquet holding the split")
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default: $MEDALIGN_CACHE_DIR or runs/cache)")
     parser.add_argument("--seed", type=int, default=0, help="subset, k-means and picture sampling seed")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    add_outside_paths_flag(parser)
     return parser
 
 
@@ -66,7 +69,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     emb = get_embeddings(
         encoder, manifest, args.split, labels, cache_dir=args.cache_dir, batch_size=args.batch_size,
         num_workers=args.num_workers, device=args.device, uncertain=data.get("uncertain", "zeros"),
-        blank=data.get("blank", "zeros"),
+        blank=data.get("blank", "zeros"), allow_outside_paths=args.allow_outside_paths,
     )
     rows = np.arange(len(emb))
     if args.max_pairs is not None:

@@ -5,8 +5,11 @@ with ``--format jpeg``), ``DIR/heatmaps_<size>/…npy`` (resampled onto the resi
 ``DIR/<manifest name>`` (same rows and columns, only ``image``/``heatmap`` rewritten, relative to
 DIR) and ``DIR/resize_report.json``; a ``tokenizer/`` beside the manifest is copied. Rules
 (short side, 16-bit, sBIT, DICOM): `medalign.prepare.resize`. Re-running skips files already
-resized (newer than their source), so an interrupted run resumes; the manifest is written last,
-atomically, and only when every file was read (or ``--on-error drop``).
+resized from the same source content (size and SHA-256 recorded beside each output as
+``.<name>.source``; timestamps are not trusted), so an interrupted run resumes and a replaced
+source is resized again; the manifest is written last, atomically, and only when every file
+was read (or ``--on-error drop``). Paths outside the manifest's folder are refused unless
+``--allow-outside-paths`` (`medalign.data.manifest.confine_paths`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality with --format jpeg (default: 95)")
     parser.add_argument("--on-error", choices=["error", "drop"], default="error",
                         help="unreadable files: list them and write no manifest, or drop their rows (default: error)")  # fmt: skip
+    from medalign.data.outside_paths import add_outside_paths_flag
+
+    add_outside_paths_flag(parser)
     return parser
 
 
@@ -45,7 +51,8 @@ def run(argv: list[str]) -> Path:
     """Parse `argv`, resize, write the manifest; exit 1 naming the bad files."""
     args = build_parser().parse_args(argv)
     try:
-        return resize_manifest(args.manifest, args.out, args.size, args.workers, args.format, args.quality, args.on_error)
+        return resize_manifest(args.manifest, args.out, args.size, args.workers, args.format, args.quality, args.on_error,
+                               allow_outside_paths=args.allow_outside_paths)
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"medalign resize: {err}")
 
@@ -59,11 +66,14 @@ def resize_manifest(
     quality: int = 95,
     on_error: Literal["error", "drop"] = "error",
     progress: bool = True,
+    allow_outside_paths: bool = False,
 ) -> Path:
     """Resize every image (and heatmap) of `manifest` into `out`; return the new manifest's path.
 
     Raises:
         FileNotFoundError: no manifest at `manifest`.
+        ManifestError: a path outside the manifest's folder without `allow_outside_paths`
+            (nothing is written).
         ValueError: `out` is the manifest's folder, the manifest has no ``image`` column, or (with
             ``on_error="error"``) some files could not be resized — the message lists them.
     """
@@ -80,6 +90,9 @@ def resize_manifest(
     frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)  # every other column is copied verbatim
     if "image" not in frame.columns:
         raise ValueError(f"{manifest} has no 'image' column (columns: {', '.join(frame.columns)})")
+    from medalign.data.manifest import confine_paths
+
+    confine_paths(manifest, frame, allow_outside_paths)  # the rule every command applies
     heatmaps = frame["heatmap"] if "heatmap" in frame.columns else pd.Series([""] * len(frame))
     jobs: dict[str, set[str]] = {}
     for image, heatmap in zip(frame["image"], heatmaps):
@@ -125,8 +138,30 @@ def _target(rel: str, folder: Path, suffix: str) -> Path:
     return folder / path.with_suffix(suffix)
 
 
-def _fresh(target: Path, source: Path) -> bool:
-    return target.is_file() and target.stat().st_mtime >= source.stat().st_mtime
+def source_key(source: Path, *extra: str) -> str:
+    """What a resized file was made from: the source's size and SHA-256 (and `extra` keys it depends on)."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return " ".join([f"{source.stat().st_size}:{digest.hexdigest()}", *extra])
+
+
+def _record_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.source")
+
+
+def _fresh(target: Path, key: str) -> bool:
+    """`target` exists and was made from a source with this `source_key` (content, not timestamps)."""
+    record = _record_path(target)
+    return target.is_file() and record.is_file() and record.read_text() == key
+
+
+def _record(target: Path, key: str) -> None:
+    record = _record_path(target)
+    tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+    tmp.write_text(key)
+    os.replace(tmp, record)
 
 
 def _resize_one(task: tuple) -> dict:
@@ -143,10 +178,13 @@ def _resize_one(task: tuple) -> dict:
         target = _target(rel, out / f"images_{size}", ".jpg" if fmt == "jpeg" and not sixteen else ".png")
         if target.resolve() == source.resolve():
             raise ValueError("the resized file would overwrite its source")
-        if _fresh(target, source):
+        key = source_key(source, f"size={size}", f"format={fmt}", f"quality={quality}")
+        if _fresh(target, key):
             shape, new_shape = image_size(source), image_size(target)
         else:
+            _record_path(target).unlink(missing_ok=True)
             shape, new_shape = resize_image(source, target, size, fmt, quality)
+            _record(target, key)
         renamed[rel] = target.relative_to(out).as_posix()
     except Exception as err:  # PIL raises many types for corrupt files
         errors[str(source)] = f"{type(err).__name__}: {err}"
@@ -155,13 +193,16 @@ def _resize_one(task: tuple) -> dict:
         src = root / hm
         try:
             dest = _target(hm, out / f"heatmaps_{size}", ".npy")
-            if not _fresh(dest, src):
+            hm_key = source_key(src, f"image={key}")  # redone when its image is
+            if not _fresh(dest, hm_key):
+                _record_path(dest).unlink(missing_ok=True)
                 heatmap = np.load(src, allow_pickle=False) if src.suffix == ".npy" else _png_heatmap(src)
                 heatmap = heatmap[0] if heatmap.ndim == 3 and heatmap.shape[0] == 1 else heatmap
                 if heatmap.shape != shape:
                     raise ValueError(f"heatmap shape {heatmap.shape} differs from its image {source} {shape}")
                 with atomic_path(dest) as tmp:
                     np.save(tmp, resize_heatmap(heatmap, new_shape))
+                _record(dest, hm_key)
             renamed[hm] = dest.relative_to(out).as_posix()
         except Exception as err:
             errors[str(src)] = f"{type(err).__name__}: {err}"

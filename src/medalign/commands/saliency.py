@@ -16,6 +16,8 @@ from medalign.commands.flags import HelpFormatter
 
 
 def _parser() -> argparse.ArgumentParser:
+    from medalign.data.outside_paths import add_outside_paths_flag
+
     p = argparse.ArgumentParser(prog="medalign saliency", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="medalign checkpoint (.ckpt)")
     p.add_argument("--manifest", required=True, help="manifest with a heatmap column (EGD-CXR / REFLACX / synthetic)")
@@ -28,8 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="first N gaze rows only")
     p.add_argument("--panels", type=int, default=8, help="rows drawn in the PNG (0: none)")
     p.add_argument("--no-baselines", action="store_true", help="skip the centre-prior and random-model rows")
+    p.add_argument("--metrics-variant", choices=["mit", "medalign"], default="mit",
+                   help="metric definitions: the MIT benchmark's (default) or medalign's first ones (docs/gaze.md)")
     p.add_argument("--device", default=None, help="where the model runs (default: cuda when available, else cpu)")
     p.add_argument("--out", default=None, help="output folder (default: the checkpoint's run folder: <run>/saliency_<split>)")
+    add_outside_paths_flag(p)
     return p
 
 
@@ -46,8 +51,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     ckpt = Path(args.ckpt)
     encoder = load_checkpoint_encoder(ckpt, load_tokenizer(args.tokenizer) if args.tokenizer else None, manifest=args.manifest)
     prompts = None
+    _, data = checkpoint_hparams(ckpt)
     if args.text == "prompt":
-        _, data = checkpoint_hparams(ckpt)
         source = args.prompts or data.get("prompts")
         if not source:
             raise SystemExit("medalign saliency: --text prompt needs --prompts (none saved in the checkpoint)")
@@ -57,6 +62,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     result = saliency_agreement(
         encoder, args.manifest, args.split, args.method, args.text, prompts, batch_size=args.batch_size,
         device=args.device, limit=args.limit, baselines=not args.no_baselines, panels=args.panels, out_dir=out,
+        uncertain=data.get("uncertain", "zeros"), blank=data.get("blank", "zeros"),  # the checkpoint's label policy
+        variant=args.metrics_variant,
+        allow_outside_paths=args.allow_outside_paths,
     )
     result.update(checkpoint=str(ckpt), manifest=str(args.manifest), split=args.split)
     (out / "saliency.json").write_text(json.dumps(result, indent=2))

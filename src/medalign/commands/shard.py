@@ -13,7 +13,7 @@ import sys
 from medalign.commands.flags import HelpFormatter
 
 
-def run(argv: list[str]) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medalign shard", description=__doc__,
                                      formatter_class=HelpFormatter)
     parser.add_argument("manifest", help="manifest (CSV or Parquet) whose splits to shard")
@@ -23,9 +23,14 @@ def run(argv: list[str]) -> None:
     parser.add_argument("--num-workers", type=int, default=1, help="writer processes (litdata optimize)")
     parser.add_argument("--chunk-bytes", default="64MB", help="target chunk size, e.g. 64MB")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    parser.add_argument("--allow-outside-paths", action="store_true",
-                        help="accept absolute image paths and ../ out of the manifest's folder")
-    args = parser.parse_args(argv)
+    from medalign.data.outside_paths import add_outside_paths_flag
+
+    add_outside_paths_flag(parser)
+    return parser
+
+
+def run(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from medalign.data.manifest import ManifestError

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from medalign.data.labels import BlankPolicy, UncertainPolicy
 from medalign.data.manifest import Manifest
-from medalign.data.heatmaps import peak_normalise
+from medalign.data.heatmaps import check_heatmap
 from medalign.data.skips import BAD_ROWS_KEY, BadRow, TooManyBadRows
 from medalign.data.text import clean_report  # noqa: F401 - re-exported
 from medalign.data.transforms import PairTransform, decode_image, load_heatmap
@@ -189,13 +189,7 @@ class ImageTextDataset(Dataset):
             heatmap = self._read_heatmap(position)
         except Exception as err:
             raise OSError(f"{where}: cannot read: {err}") from err
-        if heatmap.shape[-2:] != image_shape:
-            raise ValueError(f"{where} has shape {tuple(heatmap.shape[-2:])} but its image is {tuple(image_shape)}")
-        if not torch.isfinite(heatmap).all():
-            raise ValueError(f"{where} contains NaN or Inf")
-        if float(heatmap.max()) <= 0:
-            raise ValueError(f"{where} is all zeros")
-        return peak_normalise(heatmap)  # the heatmap invariant: peak 1 (medalign.data.heatmaps)
+        return check_heatmap(heatmap, image_shape, where)  # the heatmap invariant: peak 1 (medalign.data.heatmaps)
 
 
 class Collator:

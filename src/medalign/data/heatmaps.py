@@ -44,3 +44,29 @@ def peak_normalise(heatmap: Heatmap, allow_zero: bool = True, eps: float = 1e-6)
     if not allow_zero and bool((peak <= eps).any()):
         raise ValueError("heatmap is all zeros")
     return torch.where(peak > eps, clipped / peak.clamp_min(eps), torch.zeros_like(clipped))
+
+
+def check_heatmap(heatmap: "torch.Tensor", image_shape: tuple[int, int], where: str) -> "torch.Tensor":
+    """The one heatmap rule of training and `medalign saliency`: the image's size, finite, not all zero.
+
+    Args:
+        heatmap: the raw map, (1, H, W).
+        image_shape: (H, W) of the row's image before any transform.
+        where: the manifest, row and heatmap file, put in front of every message.
+
+    Returns:
+        The map scaled to peak 1 (`peak_normalise`).
+
+    Raises:
+        ValueError: another shape than the image, a NaN / Inf, or an all-zero map.
+    """
+    import torch
+
+    if tuple(heatmap.shape[-2:]) != tuple(image_shape):
+        raise ValueError(f"{where} has shape {tuple(heatmap.shape[-2:])} but its image is {tuple(image_shape)}; "
+                         "resize the heatmap to the image (or fix the row's paths)")
+    if not torch.isfinite(heatmap).all():
+        raise ValueError(f"{where} contains NaN or Inf")
+    if float(heatmap.max()) <= 0:
+        raise ValueError(f"{where} is all zeros (no fixation): drop the row's heatmap path")
+    return peak_normalise(heatmap)

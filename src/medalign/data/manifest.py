@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,7 +98,7 @@ def read_manifest(
     path: str | Path,
     label_columns: Sequence[str] = (),
     check_files: bool = True,
-    allow_outside_paths: bool = True,
+    allow_outside_paths: bool = False,
 ) -> Manifest:
     """Read and validate a manifest.
 
@@ -107,8 +107,9 @@ def read_manifest(
         label_columns: label columns that must be present; their values must be 1, 0, -1 or empty.
         check_files: verify that every referenced image and heatmap exists.
         allow_outside_paths: accept image / heatmap paths that are absolute or lead out of the
-            manifest's folder (``../``). Training refuses them by default (``data.allow_outside_paths``)
-            so that a manifest copied elsewhere cannot silently read another dataset's files.
+            manifest's folder (``../``). Every command refuses them by default (`confine_paths`, one
+            rule and one flag) so that a manifest cannot make medalign read — or copy — files
+            elsewhere on the machine (``/etc/passwd`` as an image).
 
     Raises:
         FileNotFoundError: the manifest is missing.
@@ -136,8 +137,7 @@ def read_manifest(
 
     _check_values(path, frame, label_columns)
     _check_ids(path, frame)
-    if not allow_outside_paths:
-        _check_inside(path, frame)
+    confine_paths(path, frame, allow_outside_paths)
     if check_files:
         _check_files(path, frame)
     return Manifest(path, frame, list(label_columns))
@@ -206,10 +206,25 @@ def _check_ids(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-def _check_inside(path: Path, frame: pd.DataFrame) -> None:
-    """Refuse absolute paths and ``..`` that lead out of the manifest's folder (lexically: symlinks are fine)."""
+from medalign.data.outside_paths import OUTSIDE_PATHS_HINT, add_outside_paths_flag  # noqa: E402,F401 - re-exported
+
+
+def confine_paths(path: str | Path, frame: pd.DataFrame, allow_outside_paths: bool = False) -> None:
+    """The one rule for every command: image / heatmap paths stay inside the manifest's folder.
+
+    Absolute paths and ``..`` that lead out of the folder are refused (lexically: symlinks
+    inside the folder are fine) unless `allow_outside_paths`.
+
+    Raises:
+        ManifestError: naming the manifest, the row, the column, the path and the flag.
+    """
+    if allow_outside_paths:
+        return
+    path = Path(path)
     root = os.path.abspath(path.parent)
     for column in ("image", "heatmap"):
+        if column not in frame.columns:
+            continue
         for i, rel in enumerate(frame[column]):
             if not rel:
                 continue
@@ -217,7 +232,7 @@ def _check_inside(path: Path, frame: pd.DataFrame) -> None:
             if os.path.isabs(str(rel)) or os.path.commonpath([root, target]) != root:
                 raise ManifestError(
                     f"{path}: {_row(i)}, {column} path {rel!r} is outside the manifest's folder {root}. "
-                    "Use paths relative to the manifest, or allow them with --data.allow_outside_paths true"
+                    f"Use paths relative to the manifest, or {OUTSIDE_PATHS_HINT}"
                 )
 
 

@@ -26,6 +26,8 @@ from medalign.run_folder import file_sha256
 log = logging.getLogger(__name__)
 
 ITEM_KEYS = ("row", "image", "heatmap", "text", "labels")
+RESUME_FILE = "medalign_resume.json"  # in a staging folder: the settings a rerun must match to resume
+DONE_FILE = ".medalign_split_done"  # in a staged split: finished, rows table written
 
 
 def label_columns_of(frame: pd.DataFrame) -> list[str]:
@@ -59,12 +61,15 @@ def write_shards(
     num_workers: int = 1,
     chunk_bytes: str = "64MB",
     overwrite: bool = False,
-    allow_outside_paths: bool = True,
+    allow_outside_paths: bool = False,
 ) -> dict[str, Any]:
     """Write the shards of every split of `manifest` into the folder `out`, atomically.
 
-    Everything is written into a temporary sibling folder that replaces `out` only when all
-    splits are done, so an interrupted run leaves no half-written shards behind.
+    Everything is written into a staging sibling ``.<out>.partial-<pid>`` that replaces `out`
+    only when all splits are done, so an interrupted run leaves no half-written shards behind.
+    litdata checkpoints the staging after every chunk: a rerun of the same command after a
+    kill adopts the staging of the dead process and resumes from its last finished chunk
+    (finished splits are kept whole); stagings of dead runs with other settings are removed.
 
     Args:
         manifest: the manifest (CSV or Parquet).
@@ -91,31 +96,37 @@ def write_shards(
     if num_workers < 1:
         raise ValueError(f"--num-workers must be ≥ 1, got {num_workers}")
     if label_columns is None:
-        label_columns = label_columns_of(read_manifest(manifest, check_files=False).frame)
+        label_columns = label_columns_of(read_manifest(manifest, check_files=False, allow_outside_paths=allow_outside_paths).frame)
     data = read_manifest(manifest, list(label_columns), check_files=True, allow_outside_paths=allow_outside_paths)
     if not len(data):
         raise ManifestError(f"{manifest} has no rows")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    key = {"manifest_sha256": sha256(manifest), "label_columns": list(label_columns), "chunk_bytes": str(chunk_bytes),
+           "num_workers": num_workers, "litdata": litdata_version, "version": VERSION}
+    tmp = _staging(out, key)
     splits: dict[str, dict[str, int]] = {}
     try:
         for split in SPLITS:
             rows = data.split(split)
             if not len(rows):
                 continue
-            log.info("sharding %d %s rows of %s", len(rows), split, manifest)
-            optimize(
-                fn=shard_item,
-                inputs=_tasks(rows),
-                output_dir=str(tmp / split),
-                chunk_bytes=chunk_bytes,
-                num_workers=min(num_workers, len(rows)),
-                mode="overwrite",
-                start_method="fork",  # workers inherit the imports (spawn re-imports torch: seconds per split)
-            )
-            table = _row_table(rows, tmp / split)
-            table.to_json(tmp / split / ROWS_FILE, orient="records", lines=True, force_ascii=False)
+            if (tmp / split / DONE_FILE).is_file():
+                log.info("%s split already sharded in %s (resumed)", split, tmp)
+                table = pd.read_json(tmp / split / ROWS_FILE, orient="records", lines=True, dtype=False)
+            else:
+                log.info("sharding %d %s rows of %s", len(rows), split, manifest)
+                optimize(
+                    fn=shard_item,
+                    inputs=_tasks(rows),
+                    output_dir=str(tmp / split),
+                    chunk_bytes=chunk_bytes,
+                    num_workers=min(num_workers, len(rows)),
+                    use_checkpoint=True,  # a checkpoint after every chunk: a rerun resumes from it
+                    start_method="fork",  # workers inherit the imports (spawn re-imports torch: seconds per split)
+                )
+                table = _row_table(rows, tmp / split)
+                table.to_json(tmp / split / ROWS_FILE, orient="records", lines=True, force_ascii=False)
+                (tmp / split / DONE_FILE).write_text("done\n")
             splits[split] = {"rows": len(rows), "heatmaps": int(rows.frame["heatmap"].astype(bool).sum())}
         tokenizer = manifest.parent / "tokenizer"
         if tokenizer.is_dir():
@@ -132,12 +143,67 @@ def write_shards(
             "litdata": litdata_version,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        for split in splits:
+            (tmp / split / DONE_FILE).unlink()
+            shutil.rmtree(tmp / split / ".checkpoints", ignore_errors=True)
+        (tmp / RESUME_FILE).unlink()
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
         _replace(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        log.warning("sharding %s stopped; the finished chunks are kept in %s: run the same command again to resume "
+                    "(or delete that folder)", manifest, tmp)
         raise
     return index
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (a zombie or another user's process counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _staging(out: Path, key: dict[str, Any]) -> Path:
+    """This run's staging folder: a dead run's with the same `key` (to resume), else a new one.
+
+    Stagings ``.<out>.partial-<pid>`` of dead processes with another key are removed; one of a
+    live process means another `medalign shard` writes `out` now.
+
+    Raises:
+        FileExistsError: another live process is writing `out`.
+    """
+    mine = out.parent / f".{out.name}.partial-{os.getpid()}"
+    adopted = mine if mine.is_dir() and _resume_key(mine) == key else None
+    for folder in sorted(out.parent.glob(f".{out.name}.partial-*")):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if folder == mine or not pid.isdigit():
+            continue
+        if _alive(int(pid)):
+            raise FileExistsError(f"another `medalign shard` (pid {pid}) is writing {out} (staging {folder}); wait for it "
+                                  "to finish or stop it")
+        if adopted is None and _resume_key(folder) == key:
+            folder.rename(mine)
+            adopted = mine
+            log.info("resuming the shards of a stopped run (pid %s) from %s", pid, mine)
+        else:
+            log.info("removing %s: the staging of a stopped run with other settings", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    if adopted is None:
+        shutil.rmtree(mine, ignore_errors=True)
+        mine.mkdir()
+        (mine / RESUME_FILE).write_text(json.dumps(key, indent=2) + "\n")
+    return mine
+
+
+def _resume_key(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / RESUME_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _tasks(rows: Manifest) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ from medalign.run_folder import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode)
+CACHE_VERSION = 4  # 2: the key covers the manifest folder and image files; 3: JPEGs DCT-reduced (fast decode); 4: open_clip's eval preprocess on full decodes
 DEFAULT_CACHE_DIR = Path(os.environ.get("MEDALIGN_CACHE_DIR", "runs/cache"))
 
 
@@ -88,7 +88,7 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         try:
-            image, source_size = decode_image(self.paths[i], min_size=self.transform.image_size)  # DCT-reduced JPEGs
+            image, source_size = decode_image(self.paths[i])  # full size: the exported model's preprocess sees the file
         except Exception as err:  # PIL raises many types for corrupt files
             if self.on_error == "raise":
                 raise OSError(f"cannot read image {self.paths[i]}: {err}") from err
@@ -156,6 +156,7 @@ def get_embeddings(
     on_error: Literal["raise", "skip"] = "raise",
     max_skip_share: float = 0.01,
     bad_rows_path: str | Path | None = None,
+    allow_outside_paths: bool = False,
 ) -> EmbeddingSet:
     """Embeddings of one manifest split, from the cache or by running `encoder` once.
 
@@ -178,13 +179,14 @@ def get_embeddings(
             embeddings (counted, logged, listed in `bad_rows_path`).
         max_skip_share: under ``skip``, fail when more than this share of the split is unreadable.
         bad_rows_path: CSV file the skipped rows are appended to (`medalign.data.skips`).
+        allow_outside_paths: read image paths outside the manifest's folder (`confine_paths`).
 
     Raises:
         ValueError: the split has no rows.
         TooManyBadRows: more than `max_skip_share` of the split is unreadable.
     """
     manifest_path = Path(manifest_path)
-    manifest = read_manifest(manifest_path, list(label_columns), check_files=False).split(split)
+    manifest = read_manifest(manifest_path, list(label_columns), check_files=False, allow_outside_paths=allow_outside_paths).split(split)
     if len(manifest) == 0:
         raise ValueError(f"{manifest_path} has no rows with split {split!r}")
     if on_error not in ("raise", "skip"):

@@ -7,8 +7,11 @@ Methods (a registry: `SALIENCY_METHODS`, extended with `register_saliency`):
   for a [CLS]-pooled ViT the tokens entering the last block): channel weights = spatial mean of
   the gradient, map = ReLU(Σ_c w_c A_c).
 * ``rollout`` — attention rollout (Abnar & Zuidema, ACL 2020) for ViT towers: head-averaged
-  attention plus identity, row-normalised and multiplied over the blocks; the [CLS] row over
-  the patch tokens. Text-agnostic by construction.
+  attention plus identity, row-normalised and multiplied over the blocks; read out for the
+  token(s) the tower pools: the [CLS] row (``global_pool="token"``), or the mean of the patch
+  tokens' rows (``global_pool="avg"``, e.g. a ViT without class token: the pooled feature is the
+  mean of those tokens, so its rollout is the mean of their rows); over the patch columns.
+  Other poolings (attention pooling ``map``, ``max``) raise. Text-agnostic by construction.
 
 Every method maps images (B, 3, S, S) and text embeddings (B, D) to (B, S, S) maps scaled to
 [0, 1] per image (bilinear upsampling of the feature grid). No Lightning; works on any
@@ -69,7 +72,7 @@ def feature_grid(backbone: nn.Module, features: Tensor) -> Tensor:
 
 def _to_image(maps: Tensor, size: tuple[int, int]) -> Tensor:
     """(B, h, w) → (B, S, S) bilinear, scaled to [0, 1] per map (all-zero maps stay zero)."""
-    maps = F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+    maps = F.interpolate(maps[:, None].to(torch.promote_types(maps.dtype, torch.float32)), size=size, mode="bilinear", align_corners=False)[:, 0]
     low = maps.flatten(1).min(1).values[:, None, None]
     span = (maps.flatten(1).max(1).values[:, None, None] - low)
     return torch.where(span > 0, (maps - low) / span.clamp_min(1e-12), torch.zeros_like(maps))
@@ -138,15 +141,37 @@ def attention_rollout(model: nn.Module, images: Tensor, text_emb: Tensor | None 
         for block, flag in zip(blocks, fused):
             block.attn.fused_attn = flag
         model.train(was_training)
-    tokens = captured[0].shape[-1]
-    rollout = torch.eye(tokens, device=images.device).expand(len(images), tokens, tokens)
+    tokens, dtype = captured[0].shape[-1], captured[0].dtype
+    eye = torch.eye(tokens, device=images.device, dtype=dtype)
+    rollout = eye.expand(len(images), tokens, tokens)
     for attn in captured:  # (B, heads, T, T)
-        a = attn.mean(1) + torch.eye(tokens, device=attn.device)  # (B, T, T)
+        a = attn.mean(1) + eye  # (B, T, T)
         rollout = (a / a.sum(-1, keepdim=True)) @ rollout
-    prefix = getattr(backbone, "num_prefix_tokens", 1)
-    cls_row = rollout[:, 0, prefix:]  # (B, h·w)
-    side = math.isqrt(cls_row.shape[1])
-    return _to_image(cls_row.reshape(len(images), side, side), images.shape[-2:])
+    pooled_row = rollout_readout(backbone, rollout)  # (B, h·w)
+    side = math.isqrt(pooled_row.shape[1])
+    return _to_image(pooled_row.reshape(len(images), side, side), images.shape[-2:])
+
+
+def rollout_readout(backbone: nn.Module, rollout: Tensor) -> Tensor:
+    """The rollout row of what a timm ViT pools, over its patch tokens: (B, T, T) → (B, T − prefix).
+
+    ``global_pool="token"`` pools the class token (row 0; it must exist); ``"avg"`` the mean of
+    the patch tokens, whose rollout is the mean of their rows (rollout is linear in the row).
+
+    Raises:
+        ValueError: a pooling without a defined readout, or token pooling without a class token.
+    """
+    prefix = int(getattr(backbone, "num_prefix_tokens", 1))
+    pool = getattr(backbone, "global_pool", "token")
+    if pool == "token":
+        if getattr(backbone, "cls_token", None) is None or prefix < 1:
+            raise ValueError(f"attention rollout: {type(backbone).__name__} pools token 0 but has no class token; "
+                             "no rollout row is defined for it — use 'gradcam'")
+        return rollout[:, 0, prefix:]
+    if pool == "avg":
+        return rollout[:, prefix:, prefix:].mean(1)
+    raise ValueError(f"attention rollout reads the class token ('token') or the mean of the patch tokens ('avg'); "
+                     f"{type(backbone).__name__} pools with global_pool={pool!r} — use 'gradcam'")
 
 
 def centre_prior(batch: int, size: int, sigma_fraction: float = 0.25) -> Tensor:

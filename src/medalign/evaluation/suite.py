@@ -40,6 +40,7 @@ class DataDefaults:
     blank: BlankPolicy = "zeros"
     on_error: Literal["raise", "skip"] = "raise"
     max_skip_share: float = 0.01
+    allow_outside_paths: bool = False  # data.allow_outside_paths (`medalign.data.manifest.confine_paths`)
 
 
 def default_tasks(defaults: DataDefaults) -> list[Task]:
@@ -71,7 +72,7 @@ class SuiteRunner:
         return get_embeddings(
             self.encoder, manifest, split, classes, cache_dir=self.cache_dir, uncertain=uncertain, blank=blank,
             on_error=self.defaults.on_error, max_skip_share=self.defaults.max_skip_share,
-            bad_rows_path=RunFolder(self.out_dir).bad_rows(), **self.loader,
+            bad_rows_path=RunFolder(self.out_dir).bad_rows(), allow_outside_paths=self.defaults.allow_outside_paths, **self.loader,
         )
 
     def label_policy(self, task: Task | None) -> tuple[UncertainPolicy, BlankPolicy]:

@@ -239,8 +239,8 @@ class ReportRetrievalTask(Task):
 
 @register_task
 @dataclass
-class SaliencyTask(Task):
-    """Saliency–gaze agreement on the split's rows with a heatmap (docs/gaze.md).
+class SaliencyTask(LabelledTask):
+    """Saliency–gaze agreement on the split's rows with a heatmap (docs/gaze.md); ``text: prompt`` rows follow the label policies.
 
     Attributes:
         method: saliency method (``gradcam``, ``rollout``, or a registered one).
@@ -249,6 +249,7 @@ class SaliencyTask(Task):
         limit: at most this many gaze rows.
         panels: rows drawn in the PNG.
         baselines: also score a centre prior and a randomly initialised model.
+        metrics_variant: ``mit`` (the MIT benchmark's definitions) or ``medalign`` (docs/gaze.md).
     """
 
     type: ClassVar[str] = "saliency"
@@ -258,15 +259,18 @@ class SaliencyTask(Task):
     limit: int | None = None
     panels: int = 6
     baselines: bool = True
+    metrics_variant: str = "mit"
 
     def run(self, runner: "SuiteRunner", manifest: str) -> TaskOutput:
         from medalign.evaluation.tasks.saliency import saliency_agreement
 
         prompts = runner.prompts(self, self.prompts, None) if self.text == "prompt" else None
+        uncertain, blank = runner.label_policy(self)
         result = saliency_agreement(
             runner.encoder, manifest, self.split, self.method, self.text, prompts, device=runner.loader.get("device"),
             limit=self.limit, baselines=self.baselines, panels=self.panels, out_dir=runner.out_dir,
-            progress=runner.loader.get("progress", True),
+            progress=runner.loader.get("progress", True), uncertain=uncertain, blank=blank,
+            variant=self.metrics_variant,
         )
         files = {"panels": result.pop("panels")} if "panels" in result else {}
         return result, result["n"], files

@@ -32,6 +32,7 @@ class CardInfo:
         results: a ``medalign test`` results dict.
         hub_id: the repository the folder is meant for.
         differences: round-trip max abs differences (``image``, ``text``) and open_clip's logit scale.
+        logit_bias: SigLIP's learned bias b (exported as open_clip's ``logit_bias``), None for InfoNCE.
     """
 
     checkpoint: str
@@ -51,6 +52,7 @@ class CardInfo:
     results: dict[str, Any] | None = None
     hub_id: str | None = None
     differences: dict[str, float] = field(default_factory=dict)
+    logit_bias: float | None = None
 
 
 def training_config(ckpt: Path, hparams: dict[str, Any], data: dict[str, Any]) -> str:
@@ -101,6 +103,8 @@ def model_card(info: CardInfo, name: str) -> str:
         f"- text tower: {info.towers.get('text', '?')}",
         f"- shared space: {info.embed_dim}-d, L2-normalised; temperature {info.temperature:.4g} "
         f"(logit scale {1 / info.temperature:.4g}, stored as its log)",
+        *([f"- SigLIP bias b = {info.logit_bias:.6g}, exported as open_clip's `logit_bias` (`model(image, text)` returns "
+            "it): a pair's match probability is σ(logit scale · cos + b)"] if info.logit_bias is not None else []),
         f"- training method: `{info.method}`"
         + (f"; left out (training-only): {', '.join(f'`{p}`' for p in info.left_out)}" if info.left_out else ""),
     ]
@@ -112,12 +116,12 @@ def model_card(info: CardInfo, name: str) -> str:
         f"Images: {info.image_size} px, mean {list(info.mean)}, std {list(info.std)}, gray repeated to 3 channels. "
         f"Texts: the model's tokenizer (`open_clip.get_tokenizer`), {info.context_length} tokens.",
         "",
-        "medalign's evaluation transform crops the centred square and resizes it (bilinear, antialiased) on "
-        "float images in [0, 1]; open_clip's `preprocess` (`resize_mode: shortest`, bilinear) resizes the short side and "
-        "then crops, on 8-bit PIL images converted to RGB: identical when an image already has the model's size, "
-        "otherwise a few gray levels apart at single pixels (8-bit rounding and crop offsets; see medalign's docs/export.md); "
-        "16-bit PNGs and DICOM must be scaled to 8 bits (or loaded with `medalign.data.transforms.load_image`) first, "
-        "as PIL's RGB conversion clips them. open_clip's HF tokenizer also runs `ftfy` and HTML unescaping before "
+        "open_clip's `preprocess` (`resize_mode: shortest`, bilinear) is medalign's evaluation transform: on 8-bit "
+        "grayscale files (or gray stored as RGB) it gives medalign's input tensor exactly (checked at export on a "
+        "non-square picture). It differs on colour images (medalign uses the luma: give `image.convert('L')`), palette or "
+        "alpha images (convert to `L` first) and 16-bit PNGs / DICOM, which PIL clips or cannot read: give "
+        "`medalign.data.transforms.open_clip_image(path)` (scaled by the bit depth, rounded to 8 bits, as medalign "
+        "evaluates them). open_clip's HF tokenizer also runs `ftfy` and HTML unescaping before "
         "tokenising, so texts with HTML entities or mojibake can get other ids than in medalign.",
         "", "## Training", "",
         f"- optimizer steps: {info.global_step if info.global_step is not None else 'unknown'}, "
@@ -132,7 +136,10 @@ def model_card(info: CardInfo, name: str) -> str:
         d = info.differences
         lines += ["## Export check", "",
                   f"open_clip's embeddings of this folder vs medalign's on fixed inputs (fp32, max abs difference): "
-                  f"image {d['image']:.2e}, text {d['text']:.2e}; logit scale {d['logit_scale']:.6g}.", ""]
+                  f"image {d['image']:.2e}, text {d['text']:.2e}; logit scale {d['logit_scale']:.6g}"
+                  + (f"; logit bias {d['logit_bias']:.6g} (equal to the checkpoint's)" if "logit_bias" in d else "")
+                  + (f"; open_clip's preprocess vs medalign's transform on a non-square 8-bit picture {d['preprocess']:.1e}"
+                     if "preprocess" in d else "") + ".", ""]
     lines += [
         "## Intended use and limits", "",
         "- Research on image–text representation learning for medical images (retrieval, zero-shot "

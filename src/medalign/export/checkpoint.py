@@ -18,10 +18,15 @@ import torch
 
 from medalign.export.card import CardInfo, model_card, training_config
 from medalign.export.folder import check_out, preprocess_config, put_in_place, staged, verify, write_files
-from medalign.export.open_clip_model import open_clip_parts
+from medalign.export.open_clip_model import OpenClipParts, open_clip_parts
+from medalign.export.towers import ExportError
+from medalign.models.checkpoint import load_checkpoint_file
 from medalign.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+
+SIGLIP_BIAS_KEY = "logit_bias"  # the training module's SigLIP bias (a top-level parameter, or an objective's)
+
 
 def export_checkpoint(
     ckpt: str | Path,
@@ -58,7 +63,7 @@ def export_checkpoint(
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
     evaluation = _read_results(Path(results)) if results else None
     check_out(out, force, inputs=[ckpt] + ([Path(results)] if results else []))
-    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    saved = load_checkpoint_file(ckpt, mmap=True)  # a damaged file: CheckpointError naming it
     hparams = dict(saved.get("hyper_parameters") or {}) if isinstance(saved, dict) else {}
     data = dict(saved.get("datamodule_hyper_parameters") or {}) if isinstance(saved, dict) else {}
     if not hparams:
@@ -70,7 +75,8 @@ def export_checkpoint(
     source = hub_id or str(out.resolve())
     parts = open_clip_parts(encoder.model, spec, encoder.tokenizer, settings["image_size"], encoder.max_length, source)
     state = saved.get("state_dict", {})
-    left_out = sorted({k.split(".")[0] for k in state if "." in k and not k.startswith("model.")})  # modules, not counters
+    bias = add_logit_bias(parts, state)
+    left_out = sorted({k.split(".")[0] for k in state if "." in k and not k.startswith("model.") and k != SIGLIP_BIAS_KEY})
     info = CardInfo(
         checkpoint=str(ckpt), towers=parts.towers, embed_dim=int(parts.model_cfg["embed_dim"]),
         temperature=1.0 / float(encoder.model.logit_scale.detach().exp()), image_size=settings["image_size"],
@@ -79,7 +85,7 @@ def export_checkpoint(
         method=str(hparams.get("method", "clip")), left_out=left_out,
         global_step=saved.get("global_step"), epoch=saved.get("epoch"),
         manifest=data.get("manifest"), config_yaml=training_config(ckpt, hparams, data),
-        results=evaluation, hub_id=hub_id,
+        results=evaluation, hub_id=hub_id, logit_bias=bias,
     )
     del saved, state
 
@@ -88,7 +94,7 @@ def export_checkpoint(
         write_files(stage, parts, preprocess_config(settings["image_size"], settings["mean"], settings["std"]))
         with torch.no_grad():
             info.differences = verify(stage, parts, encoder.encode_images, encoder.encode_texts,
-                                      float(encoder.model.logit_scale.detach().exp()))
+                                      float(encoder.model.logit_scale.detach().exp()), transform=encoder.transform)
         (stage / "README.md").write_text(model_card(info, out.name))
         put_in_place(stage, out)
     except BaseException:
@@ -97,6 +103,25 @@ def export_checkpoint(
     files = sorted(p.name for p in out.iterdir())
     log.info("exported %s to %s (%s)", ckpt, out, ", ".join(files))
     return {"out": str(out), "files": files, "differences": info.differences, "card": info}
+
+
+def add_logit_bias(parts: OpenClipParts, state: dict[str, torch.Tensor]) -> float | None:
+    """Put a SigLIP checkpoint's learned bias into `parts` as open_clip's ``logit_bias``; its value, or None.
+
+    The bias belongs to the training module (the loss), not to the dual encoder, so the towers'
+    mapping never sees it; open_clip builds ``logit_bias`` from ``model_cfg["init_logit_bias"]``
+    and loads the learned value from the weights. For a model fine-tuned from an open_clip
+    SigLIP preset the trained bias replaces the preset's own (untrained under medalign) one.
+    """
+    keys = [k for k in state if k == SIGLIP_BIAS_KEY or (k.endswith("." + SIGLIP_BIAS_KEY) and not k.startswith("model."))]
+    if not keys:
+        return None
+    if len(keys) > 1:
+        raise ExportError(f"checkpoint: several SigLIP biases {keys}; cannot tell which one the loss used")
+    bias = state[keys[0]].detach().float().reshape(())
+    parts.model_cfg["init_logit_bias"] = float(bias)
+    parts.state_dict["logit_bias"] = bias.clone()
+    return float(bias)
 
 
 def _read_results(path: Path) -> dict[str, Any]:

@@ -38,31 +38,72 @@ VERIFY_TEXTS = (
 )
 
 
+MARKER_FILE = ".medalign-export.json"  # the files export wrote: the only ones --force may replace
+
+
+def written_files(folder: Path) -> list[str]:
+    """Every file under `folder`, as sorted POSIX paths relative to it."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+
+
 def check_out(out: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
-    """Refuse a non-empty `out` unless `force`, and never let `force` delete an input.
+    """Refuse an `out` that `--force` could not replace without deleting someone else's files.
+
+    `out` may be new, empty, or (with `force`) a folder a previous export wrote: it holds
+    ``MARKER_FILE`` and no file that marker does not list. The working directory, its parents
+    and the home folder are refused always (replacing them is never what was meant).
 
     Raises:
         FileExistsError: `out` is a file, or a non-empty folder without `force`.
-        ValueError: `force` would delete one of `inputs` (it lies inside `out`).
+        ValueError: `out` is the working directory, a parent of it or the home folder; with
+            `force`, it holds files export did not write; or `force` would delete one of `inputs`.
     """
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file; give a folder for the exported model")
+    root = out.resolve()
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    if root == cwd or root in cwd.parents or root == home or root in home.parents:
+        what = "the working directory" if root == cwd else "the home folder" if root == home else "a parent of the working directory or home folder"
+        raise ValueError(f"--out {out} is {what} ({root}); export writes a new folder: give one, e.g. --out {out}/exported")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if entries and not force:
         raise FileExistsError(
             f"--out {out} is not empty ({len(entries)} entries, e.g. {entries[:3]}); choose an empty or new folder, "
-            "or pass --force to replace it"
+            "or pass --force to replace a folder a previous `medalign export` wrote"
         )
-    root = out.resolve()
+    if not entries:
+        return
     for path in inputs:
-        if force and entries and root in Path(path).resolve().parents:
+        if root == Path(path).resolve() or root in Path(path).resolve().parents:
             raise ValueError(f"--force would delete {path}, which lies inside --out {out}; export to another folder")
+    foreign = sorted(set(written_files(out)) - set(_listed(out)) - {MARKER_FILE})
+    if foreign or not (out / MARKER_FILE).is_file():
+        shown = foreign[:3] if foreign else entries[:3]
+        raise ValueError(
+            f"--force replaces only a folder `medalign export` wrote, but --out {out} holds files it did not write "
+            f"({len(foreign) or len(entries)}, e.g. {shown}); move them away or export to a new folder"
+        )
+
+
+def _listed(folder: Path) -> list[str]:
+    """The files `folder`'s marker says export wrote (none for a missing or unreadable marker)."""
+    try:
+        listed = json.loads((folder / MARKER_FILE).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(f) for f in listed] if isinstance(listed, list) else []
+
+
+def mark_written(folder: Path) -> None:
+    """Record in `folder` every file in it, so a later ``--force`` knows they are export's to replace."""
+    (folder / MARKER_FILE).write_text(json.dumps({"producer": "medalign export", "files": written_files(folder)}, indent=2) + "\n")
 
 
 def preprocess_config(image_size: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
-    """open_clip's ``preprocess_cfg`` closest to medalign's eval transform (short side → centre crop, bilinear)."""
-    return {"size": int(image_size), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-            "interpolation": "bilinear", "resize_mode": "shortest"}
+    """open_clip's ``preprocess_cfg`` of medalign's evaluation transform (`EvalPreprocess`, the one definition)."""
+    from medalign.data.transforms import EvalPreprocess
+
+    return EvalPreprocess(int(image_size), tuple(mean), tuple(std)).open_clip_cfg()
 
 
 def write_files(folder: Path, parts: OpenClipParts, preprocess_cfg: dict[str, Any]) -> None:
@@ -92,6 +133,7 @@ def verify(
     encode_text: Callable[[list[str]], torch.Tensor],
     logit_scale: float,
     atol: float = VERIFY_ATOL,
+    transform: Callable[[torch.Tensor], tuple[torch.Tensor, Any]] | None = None,
 ) -> dict[str, float]:
     """Load `folder` through open_clip and compare it with the medalign model on fixed inputs.
 
@@ -103,9 +145,13 @@ def verify(
         encode_text: medalign's texts → normalised embeddings (B, D), with medalign's tokenizer.
         logit_scale: medalign's exp(logit_scale).
         atol: largest max-abs difference accepted.
+        transform: medalign's evaluation transform ((1, H, W) in [0, 1] → ((3, S, S), heatmap)): then
+            open_clip's ``preprocess`` of a non-square 8-bit picture must give the same tensor.
 
     Returns:
-        ``image``, ``text`` (max abs differences) and ``logit_scale`` (open_clip's exp value).
+        ``image``, ``text`` (max abs differences), ``preprocess`` (with `transform`: max abs
+        difference of the two preprocessed pictures), ``logit_scale`` (open_clip's exp value) and,
+        when the weights have one (SigLIP), ``logit_bias`` (open_clip's value, equal to the written one).
 
     Raises:
         ExportError: open_clip's model differs by more than `atol`.
@@ -116,7 +162,7 @@ def verify(
     text_cfg = parts.model_cfg.get("text_cfg", {})
     if "hf_model_name" in text_cfg:
         overrides["text_cfg"] = {**text_cfg, "hf_model_name": str(folder)}
-    clip, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}", **overrides)
+    clip, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", **overrides)
     tokenize = open_clip.get_tokenizer(f"local-dir:{folder}")
     clip.eval()
     size = clip.visual.preprocess_cfg["size"]
@@ -131,6 +177,18 @@ def verify(
             "text": float((theirs_text - encode_text(texts)).abs().max()),
             "logit_scale": float(clip.logit_scale.exp()),
         }
+    if transform is not None:
+        diffs["preprocess"] = _preprocess_difference(preprocess, transform, size)
+        if diffs["preprocess"] > 0:
+            raise ExportError(f"round trip: open_clip's preprocess of {folder} differs from medalign's evaluation transform "
+                              f"on an 8-bit picture (max abs difference {diffs['preprocess']:.2e}); nothing was exported — "
+                              "please report this with your open_clip and torchvision versions")
+    ours_bias, theirs_bias = parts.state_dict.get("logit_bias"), getattr(clip, "logit_bias", None)
+    if (theirs_bias is None) != (ours_bias is None) or (ours_bias is not None and not torch.equal(theirs_bias.detach(), ours_bias.float())):
+        raise ExportError(f"round trip: open_clip's logit_bias from {folder} is {theirs_bias}, the checkpoint's {ours_bias}; "
+                          "nothing was exported — please report this")
+    if theirs_bias is not None:
+        diffs["logit_bias"] = float(theirs_bias)
     if not diffs["image"] <= atol or not diffs["text"] <= atol or abs(diffs["logit_scale"] - logit_scale) > 1e-6 * logit_scale:
         raise ExportError(
             f"round trip: open_clip's model from {folder} differs from the checkpoint (max abs difference image "
@@ -140,17 +198,48 @@ def verify(
     return diffs
 
 
+def _preprocess_difference(preprocess: Callable, transform: Callable, size: int) -> float:
+    """Max abs difference of open_clip's preprocess and medalign's transform on a non-square 8-bit gray picture."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (size * 3 // 2 + 3, size + 5), dtype=np.uint8)  # (H, W): larger than S, not square
+    theirs = preprocess(Image.fromarray(pixels, mode="L"))  # (3, S, S)
+    ours = transform(torch.from_numpy(pixels).float()[None] / 255.0)[0]
+    if theirs.shape != ours.shape:
+        return float("inf")
+    return float((theirs - ours).abs().max())
+
+
 def staged(out: Path) -> Path:
-    """A fresh staging folder next to `out` (same file system, so the final move is a rename)."""
-    stage = out.parent / f".{out.name}.export-tmp"
-    if stage.exists():
-        shutil.rmtree(stage)
+    """A new, unique staging folder next to `out` (same file system, so the final move is a rename)."""
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-tmp-", dir=out.parent))
+    stage.rmdir()  # `write_files` creates it; the unique name stays ours
     return stage
 
 
 def put_in_place(stage: Path, out: Path) -> None:
-    """Replace `out` (already checked by `check_out`) with the staging folder."""
-    if out.is_dir():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage.rename(out)
+    """Replace `out` (already checked by `check_out`) with the staging folder by renames.
+
+    An old `out` is first renamed aside, then the stage renamed to `out`, and only then the
+    old folder (which `check_out` found to hold only export's own files) removed; a failure
+    in between puts the old folder back.
+    """
+    mark_written(stage)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        if out.is_dir():
+            out.rmdir()
+        stage.rename(out)
+        return
+    old = stage.with_name(stage.name.replace(".export-tmp-", ".export-old-"))
+    out.rename(old)
+    try:
+        stage.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old)

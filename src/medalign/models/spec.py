@@ -50,6 +50,10 @@ class ModelSpec:
     open_clip_text_config_dir: str | None = None
     open_clip_pretrained: bool = True
 
+    def __post_init__(self) -> None:
+        if self.embed_dim is not None and (isinstance(self.embed_dim, bool) or self.embed_dim < 1):
+            raise ValueError(f"model.embed_dim must be ≥ 1 (or null for the preset's width), got {self.embed_dim!r}")
+
     @classmethod
     def from_hparams(cls, hparams: Mapping[str, Any], **overrides: Any) -> "ModelSpec":
         """The spec inside a module's (or checkpoint's) hyper-parameters; other keys are ignored.

@@ -80,7 +80,7 @@ def join_gaze(
     only_annotated: bool = False,
 ) -> Prepared:
     """The manifest's rows with ``heatmap`` = ``heatmaps/<dicom_id>[_<reader>].npy`` where gaze exists."""
-    loaded = read_manifest(manifest, check_files=False)
+    loaded = read_manifest(manifest, check_files=False, allow_outside_paths=True)
     frame = loaded.frame.copy()
     if "id" not in frame.columns:
         raise AdapterError(

@@ -98,7 +98,7 @@ def write_manifest(
         _render_heatmaps(prepared, frame, staging, out if resize else None)
         frame.to_csv(staging / name, index=False)
         (staging / REPORT).write_text(json.dumps(report, indent=2, default=str))
-        read_manifest(staging / name, prepared.label_columns, check_files=False)  # what training will read
+        read_manifest(staging / name, prepared.label_columns, check_files=False, allow_outside_paths=True)  # what training will read
         _commit(staging, out, name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

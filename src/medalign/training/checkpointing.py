@@ -9,6 +9,9 @@ also written
 * after every validation and at every epoch end and at the end of training;
 * when the process receives SIGTERM (SLURM pre-emption, ``scancel``): the trainer stops after
   the current batch, this writes ``last.ckpt`` and the CLI exits with `PREEMPTED_EXIT_CODE`.
+  A cluster sends SIGTERM to the whole process group, loader workers included: they ignore it
+  (`ignore_sigterm`, the loaders' ``worker_init_fn``) so that the main process lives to save;
+  they end when the main process shuts its loaders down or exits.
 
 At `fit` start-up it runs the `medalign.training.preflight` checks.
 """
@@ -16,6 +19,7 @@ At `fit` start-up it runs the `medalign.training.preflight` checks.
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 import lightning as L
@@ -28,6 +32,57 @@ from medalign.training import preflight
 log = logging.getLogger(__name__)
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM: the job did not finish; schedulers requeue on non-zero
+
+
+class PreemptionSync(L.Callback):
+    """SIGTERM under DDP: every rank stops after the same step, whichever ranks got the signal.
+
+    Lightning's own SIGTERM handler runs a ``broadcast`` inside the signal handler. Under a
+    group SIGTERM (``scancel``, SLURM ``--signal``) each rank gets the signal, rank 0 often
+    twice (from the group and from its launcher), and those unmatched collectives hang the
+    job. Here the handler only notes the signal (and forwards it to launched child ranks, as
+    Lightning does); at the end of each training batch the ranks agree with one all-reduce
+    (max), and all set ``received_sigterm`` together, so Lightning stops them after the same
+    step and `MedAlignCheckpoint` saves it. A single process keeps Lightning's plain flag.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        connector = trainer._signal_connector
+        self.pending = False
+
+        def notify(signum: int, frame: Any) -> None:  # registered by Lightning for SIGTERM
+            log.info("[rank %d] received SIGTERM (%d)", trainer.global_rank, signum)
+            if not self.pending and trainer.strategy.launcher is not None:
+                trainer.strategy.launcher.kill(signum)
+            self.pending = True
+            if trainer.world_size == 1:
+                connector.received_sigterm = True
+
+        connector._sigterm_notifier_fn = notify  # read when Lightning registers its handlers, after setup
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        if trainer.world_size == 1 or trainer._signal_connector.received_sigterm:
+            return
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if self.pending else 0.0], device=trainer.strategy.root_device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank, every step: the decision is shared
+        if flag.item() > 0:
+            trainer._signal_connector.received_sigterm = True
+
+
+def ignore_sigterm(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a worker ignores SIGTERM and leaves pre-emption to the main process.
+
+    PyTorch's workers die on a SIGTERM that does not come from their parent, and the main
+    process then fails with "DataLoader worker … is killed by signal: Terminated" before it
+    can save. Ignoring it keeps the batch in flight; the main process stops the workers.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class MedAlignCheckpoint(ModelCheckpoint):

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from medalign.methods.legacy import migrate_cli_args
 from medalign.models.checkpoint import load_checkpoint_file
 from medalign.training.checkpoint_io import AtomicCheckpointIO
-from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint
+from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpoint, PreemptionSync
 from medalign.training.cli_errors import ConciseParser
 from medalign.training.epoch_summary import EpochSummary
 from medalign.training.run_history import AppendingCSVLogger, HistoryConfigCallback
@@ -77,7 +77,7 @@ class MedAlignCLI(LightningCLI):
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
         if self.subcommand == "fit":
             check_fresh_run_folder(trainer, checkpoint.dirpath if checkpoint else None, config.get("ckpt_path"))
-        for default in (ResumeGuard, SkippedRows, EpochSummary):  # always on, whatever trainer.callbacks says
+        for default in (ResumeGuard, SkippedRows, EpochSummary, PreemptionSync):  # always on, whatever trainer.callbacks says
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
         _share_run_directory(trainer)

@@ -156,6 +156,7 @@ def run_test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, s
         blank=hp.get("blank", "zeros"),
         on_error=hp.get("on_error", "raise"),
         max_skip_share=hp.get("max_skip_share", 0.01),
+        allow_outside_paths=bool(hp.get("allow_outside_paths", False)),
     )
     device = suite.device
     if device is None:

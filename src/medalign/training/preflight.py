@@ -18,27 +18,51 @@ import lightning as L
 import torch
 
 ADAM_STATE_FACTOR = 3  # weights + AdamW's two moment buffers per parameter
-RETRIEVAL_KS = (1, 5, 10)  # ContrastiveModule logs i2t_R@K for these K ≤ the validation size
 TRAIN_METRICS = ("train/loss", "train/lr", "train/logit_scale", "train/clip_loss", "train/priming_loss")
+
+
+def validation_metric_names(pl_module: L.LightningModule) -> set[str]:
+    """The ``val/`` names this module's validation logs, found by running its metric code on dummy embeddings.
+
+    ``val/loss`` and whatever ``evaluate_embeddings`` returns (retrieval both ways with ranks,
+    zero-shot when the data has prompts) — the same function validation calls, so the list
+    cannot drift from what is logged. Runs under ``no_grad`` in eval mode with the RNG state
+    forked, so a run's randomness is untouched.
+    """
+    names = {"val/loss"}
+    evaluate = getattr(pl_module, "evaluate_embeddings", None)
+    dim = getattr(getattr(pl_module, "model", None), "embed_dim", None)
+    if not callable(evaluate) or not isinstance(dim, int) or dim < 1:
+        return names
+    data = getattr(pl_module, "data_context", None)
+    k = max(len(getattr(data, "label_columns", None) or ()), 1)
+    n = max(k, 2)
+    emb = torch.nn.functional.normalize(torch.randn(n, dim, generator=torch.Generator().manual_seed(0)), dim=1)  # (N, D)
+    dummy = {"image": emb, "text": emb.clone(), "labels": torch.eye(n, k), "index": torch.arange(n),
+             "report_key": torch.arange(n)}  # (N, K) labels: one positive class per row
+    training = pl_module.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            pl_module.eval()
+            names |= {f"val/{name}" for name in evaluate(dummy)}
+    finally:
+        pl_module.train(training)
+    return names
 
 
 def expected_metrics(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[set[str], set[str]]:
     """Metric names a `fit` of this module will log, and prefixes under which any name is possible.
 
     Returns:
-        (names, prefixes): e.g. ``{"val/loss", "val/i2t_R@1", ...}`` and ``{"geometry/"}`` when a
-        `GeometryCallback` is attached.
+        (names, prefixes): e.g. ``{"val/loss", "val/i2t_R@1", "val/t2i_median_rank", ...}`` and
+        ``{"geometry/"}`` when a `GeometryCallback` is attached.
     """
     from medalign.training.callbacks import GeometryCallback
 
     datamodule = getattr(trainer, "datamodule", None)
     names = {"epoch", "step", *TRAIN_METRICS}
-    val = (getattr(datamodule, "datasets", None) or {}).get("val")
-    if val is not None or datamodule is None:
-        n_val = len(val) if val is not None else max(RETRIEVAL_KS)
-        names |= {"val/loss", *(f"val/i2t_R@{k}" for k in RETRIEVAL_KS if k <= n_val)}
-        if getattr(datamodule, "prompts", None) or datamodule is None:
-            names |= {"val/zero_shot_macro_f1", "val/zero_shot_accuracy"}
+    if datamodule is None or (getattr(datamodule, "datasets", None) or {}).get("val") is not None:
+        names |= validation_metric_names(pl_module)
     prefixes = {"geometry/"} if any(isinstance(c, GeometryCallback) for c in trainer.callbacks) else set()
     extra = getattr(pl_module, "monitorable_metrics", None)  # a subclass may declare more
     if callable(extra):

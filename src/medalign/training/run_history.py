@@ -27,7 +27,18 @@ IGNORED_KEYS = ("ckpt_path",)  # differs on every resume by design
 
 
 class _AppendingWriter(ExperimentWriter):
-    """Lightning's writer without the deletion of an existing ``metrics.csv``."""
+    """Lightning's writer without the deletion of an existing ``metrics.csv``, starting from its header.
+
+    Lightning's writer knows only the columns it logged itself; the earlier run's columns are read
+    from the file so a later header rewrite keeps them (otherwise its rows no longer fit the header).
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        path = Path(self.metrics_file_path)
+        if path.is_file():
+            with path.open(newline="") as file:
+                self.metrics_keys = sorted(csv.DictReader(file).fieldnames or [])
 
     def _check_log_dir_exists(self) -> None:
         return

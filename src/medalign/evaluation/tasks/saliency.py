@@ -21,11 +21,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medalign.data.labels import apply_label_policy, single_label_rows
+from medalign.data.heatmaps import check_heatmap
+from medalign.data.labels import BlankPolicy, UncertainPolicy, apply_label_policy, single_label_rows
 from medalign.data.manifest import read_manifest
 from medalign.data.transforms import load_heatmap, load_image
 from medalign.evaluation.saliency import centre_prior, get_saliency_method
-from medalign.metrics.saliency import auc, binarize, cc, kld, nss, sim
+from medalign.metrics.saliency import MIT_EPS, VARIANTS, auc, auc_judd, binarize, cc, kld, nss, nss_fixations, sim
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,26 @@ def randomised(model: nn.Module, seed: int = 0) -> nn.Module:
     return clone.eval()
 
 
-def score_maps(saliency: torch.Tensor, heatmaps: torch.Tensor, auc_quantile: float = 0.9) -> dict[str, np.ndarray]:
-    """Per-row metrics of saliency maps (B, S, S) against expert heatmaps (B, S, S)."""
+def score_maps(
+    saliency: torch.Tensor, heatmaps: torch.Tensor, auc_quantile: float = 0.9, variant: str = "mit"
+) -> dict[str, np.ndarray]:
+    """Per-row metrics of saliency maps (B, S, S) against expert heatmaps (B, S, S).
+
+    Args:
+        auc_quantile: a heatmap's pixels at or above this quantile are its fixations (AUC; MIT NSS).
+        variant: ``mit`` (the MIT benchmark's NSS at fixations, AUC-Judd, min–max SIM, KLD ε 2.2e-16)
+            or ``medalign`` (heatmap-weighted NSS, Mann–Whitney AUC, sum-normalised SIM, KLD ε 1e-7);
+            see `medalign.metrics.saliency`.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"saliency metrics variant must be one of {list(VARIANTS)}, got {variant!r}")
     fixations = binarize(heatmaps, auc_quantile)
+    if variant == "mit":
+        return {
+            "nss": nss_fixations(saliency, fixations).numpy(), "cc": cc(saliency, heatmaps).numpy(),
+            "kld": kld(saliency, heatmaps, eps=MIT_EPS).numpy(), "sim": sim(saliency, heatmaps, normalize="minmax").numpy(),
+            "auc": auc_judd(saliency, fixations).numpy(),
+        }
     return {
         "nss": nss(saliency, heatmaps).numpy(), "cc": cc(saliency, heatmaps).numpy(),
         "kld": kld(saliency, heatmaps).numpy(), "sim": sim(saliency, heatmaps).numpy(),
@@ -81,6 +99,10 @@ def saliency_agreement(
     out_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    uncertain: UncertainPolicy = "zeros",
+    blank: BlankPolicy = "zeros",
+    variant: str = "mit",
+    allow_outside_paths: bool = False,
 ) -> dict[str, Any]:
     """Score the model's saliency against the expert heatmaps of a split's gaze rows.
 
@@ -101,6 +123,10 @@ def saliency_agreement(
         out_dir: folder for the panels.
         seed: seed of the random-model baseline.
         progress: tqdm bar.
+        uncertain: label policy for -1 cells (``text: prompt``): the run's ``data.uncertain``.
+        blank: label policy for blank cells (``text: prompt``): the run's ``data.blank``.
+        variant: metric definitions, ``mit`` (the MIT benchmark's) or ``medalign`` (`score_maps`).
+        allow_outside_paths: read paths outside the manifest's folder (`confine_paths`).
 
     Returns:
         ``n``, ``skipped``, per-source ``{metric}_mean`` / ``{metric}_sd`` under ``model``,
@@ -116,7 +142,7 @@ def saliency_agreement(
         raise ValueError("saliency needs a medalign checkpoint encoder (a DualEncoder with a timm image tower); "
                          "open_clip models are not supported")
     saliency_fn = get_saliency_method(method)
-    rows = read_manifest(manifest, [], check_files=False).split(split)
+    rows = read_manifest(manifest, [], check_files=False, allow_outside_paths=allow_outside_paths).split(split)
     frame = rows.frame[rows.frame["heatmap"].astype(str).str.len() > 0] if "heatmap" in rows.frame else rows.frame.iloc[:0]
     if not len(frame):
         raise ValueError(
@@ -129,7 +155,7 @@ def saliency_agreement(
         if not prompts:
             raise ValueError("saliency text 'prompt' needs prompts (class → prompt strings)")
         classes = [c for c in prompts if c in frame.columns]
-        labels = apply_label_policy(frame[classes].to_numpy(dtype=np.float32))  # (N, C): the run's label rules
+        labels = apply_label_policy(frame[classes].to_numpy(dtype=np.float32), uncertain, blank)  # (N, C)
         keep = single_label_rows(labels)  # the one single-label rule
         skipped = int((~keep).sum())
         owner = np.asarray(classes)[np.nan_to_num(labels[keep]).argmax(1)]
@@ -150,8 +176,11 @@ def saliency_agreement(
     for start in tqdm(range(0, len(frame), batch_size), desc=f"saliency {method}", disable=not progress, leave=False):
         chunk = frame.iloc[start : start + batch_size]
         images, heatmaps = [], []
-        for image_rel, heat_rel in zip(chunk["image"], chunk["heatmap"]):
-            image, heat = encoder.transform(load_image(root / image_rel), load_heatmap(root / heat_rel))
+        for row, image_rel, heat_rel in zip(chunk.index, chunk["image"], chunk["heatmap"]):
+            raw = load_image(root / image_rel)  # (1, H, W)
+            where = f"{rows.path} row {row}: heatmap {root / heat_rel}"
+            heat = check_heatmap(load_heatmap(root / heat_rel), tuple(raw.shape[-2:]), where)  # training's rule
+            image, heat = encoder.transform(raw, heat)
             images.append(image)
             heatmaps.append(heat[0])
         images_t = torch.stack(images).to(device)  # (B, 3, S, S)
@@ -162,20 +191,20 @@ def saliency_agreement(
             else:
                 text_emb = encoder.encode_texts(texts[start : start + len(chunk)]).to(device)
         maps = saliency_fn(model, images_t, text_emb).cpu()
-        for name, values in score_maps(maps, heat_t, auc_quantile).items():
+        for name, values in score_maps(maps, heat_t, auc_quantile, variant).items():
             per_row["model"][name].append(values)
         if baselines:
             prior = centre_prior(len(chunk), maps.shape[-1])
-            for name, values in score_maps(prior, heat_t, auc_quantile).items():
+            for name, values in score_maps(prior, heat_t, auc_quantile, variant).items():
                 per_row["centre_prior"][name].append(values)
             random_maps = saliency_fn(random_model, images_t, text_emb).cpu()
-            for name, values in score_maps(random_maps, heat_t, auc_quantile).items():
+            for name, values in score_maps(random_maps, heat_t, auc_quantile, variant).items():
                 per_row["random_model"][name].append(values)
         for i in range(len(chunk)):
             if len(panel_rows) < panels:
                 panel_rows.append((images_t[i].cpu(), heat_t[i], maps[i]))
     result: dict[str, Any] = {"n": int(len(frame)), "skipped": skipped, "method": method, "text": text,
-                              "auc_quantile": auc_quantile}
+                              "auc_quantile": auc_quantile, "metrics_variant": variant}
     for source in sources:
         result[source] = _summary(per_row[source])
     if panel_rows and out_dir is not None:
