@@ -57,6 +57,8 @@ class GapSweepConfig:
         pca_points: rows drawn in the PCA pictures.
         allow_outside_paths: read image paths outside the manifest's folder
             (`medalign.data.manifest.confine_paths`; refused by default, as in every command).
+        progress: progress with an ETA for encoding and each block of probes (a bar on a terminal, log lines
+            otherwise) and each block's result as it finishes; false: quiet.
     """
 
     manifest: str = "data/synthetic/manifest.csv"
@@ -87,6 +89,7 @@ class GapSweepConfig:
     device: str | None = None
     pca_points: int = 1000
     allow_outside_paths: bool = False
+    progress: bool = True
 
 
 def validate_config(cfg: GapSweepConfig) -> None:
@@ -173,7 +176,7 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zer
     for name in names:
         emb = get_embeddings(encoder, cfg.manifest, name, cfg.label_columns, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size,
                              num_workers=cfg.num_workers, device=cfg.device, uncertain=uncertain, blank=blank,
-                             allow_outside_paths=cfg.allow_outside_paths)
+                             allow_outside_paths=cfg.allow_outside_paths, progress=cfg.progress)
         keep = single_label_rows(emb.labels) if cfg.task == "multiclass" else np.ones(len(emb), bool)
         dropped[name] = int((~keep).sum())
         out["val" if name == cfg.val_split else name] = (emb.image[keep], emb.text[keep], emb.labels[keep])
@@ -191,9 +194,14 @@ def run(argv: list[str]) -> dict[str, Any]:
     encoder, data = _encoder(cfg)
     policy = (cfg.uncertain or data.get("uncertain", "zeros"), cfg.blank or data.get("blank", "zeros"))
     splits, dropped = _splits(cfg, encoder, *policy)
+    n_fit = len(splits["train"][0])
+    blocks = 1 + 2 * cfg.references + cfg.learnable_lambda
+    log.info("gap-sweep: %d λ × %d seeds = %d probes%s, up to %d epochs each on %d rows (%d block(s)); progress and an "
+             "ETA follow per block", len(cfg.lambdas), len(cfg.seeds), len(cfg.lambdas) * len(cfg.seeds),
+             " one at a time" if cfg.sequential else " trained together", cfg.probe.epoch_budget(n_fit), n_fit, blocks)
     result = run_gap_sweep(splits["train"], splits.get("val"), splits["test"], cfg.lambdas, cfg.seeds, cfg.task,
                            cfg.label_columns, cfg.probe, cfg.sequential, cfg.references,
-                           cfg.learnable_lambda)
+                           cfg.learnable_lambda, progress=None if cfg.progress else False)
     out = Path(cfg.output_dir or Path("runs/gap_sweep") / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(result)

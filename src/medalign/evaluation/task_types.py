@@ -191,7 +191,8 @@ class LinearProbeTask(LabelledTask):
         train = runner.embeddings(self.train_manifest or manifest, self.train_split, classes, self)
         test = runner.embeddings(manifest, self.split, classes, self)
         sweep = linear_probe.fraction_sweep(
-            train.image, train.labels, test.image, test.labels, classes, self.fractions, self.multilabel, self.seed
+            train.image, train.labels, test.image, test.labels, classes, self.fractions, self.multilabel, self.seed,
+            progress=runner.loader.get("progress", True),
         )
         plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png", title=self.title)
         metrics = {f"macro_auc@{k}": v["macro_auc"] for k, v in sweep.items()} | {"sweep": sweep, "n_train": len(train)}

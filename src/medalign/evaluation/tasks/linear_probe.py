@@ -106,15 +106,22 @@ def fraction_sweep(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     multilabel: bool = True,
     seed: int = 0,
+    progress: bool = True,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """`fit_probe` on seeded random subsets of the training rows, one per fraction.
 
+    Args:
+        progress: report each fitted fraction (`medalign.progress`: a bar on a terminal, log lines otherwise).
+
     Returns:
         {"<fraction>": fit_probe result + ``fraction``}.
     """
+    from medalign.progress import track
+
     out = {}
-    for fraction in fractions:
+    for fraction in track(list(fractions), desc=f"linear probes ({len(classes)} classes)", enabled=None if progress else False,
+                          unit="fraction"):
         rows = subsample(len(train_x), fraction, seed)
         result = fit_probe(train_x[rows], train_y[rows], test_x, test_y, classes, multilabel, seed=seed, **kwargs)
         out[f"{fraction:g}"] = {"fraction": float(fraction), **result}
