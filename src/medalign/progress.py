@@ -37,7 +37,7 @@ class Progress:
         desc: what is being done (``"gap sweep probes"``).
         enabled: False silences bar and log lines; None/True: bar on a terminal, log lines otherwise.
         callback: called with (done, total) after every update.
-        log_every: seconds between log lines without a terminal (the first and last are always written).
+        log_every: seconds between log lines without a terminal (the last one is always written).
         unit: the unit's name in the bar and the lines.
     """
 
@@ -50,7 +50,7 @@ class Progress:
         tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
         self.bar = None
         self.lines = not quiet and not tty
-        self._last_line = -float("inf")
+        self._last_line = 0.0
         if not quiet and tty:
             from tqdm.auto import tqdm
 

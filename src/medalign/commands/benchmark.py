@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--aggregate", action="store_true", help="only aggregate the cells that finished")
     parser.add_argument("--methods", nargs="+", default=None, help="run only these methods")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    parser.add_argument("--quiet", action="store_true", help="no per-cell start/end lines (elapsed time, grid ETA)")
     return parser
 
 
@@ -52,7 +53,7 @@ def run(argv: list[str]) -> dict:
         print(f"\n{states.count('done')} done, {states.count('partial')} partial, {states.count('stale')} stale, {states.count('new')} new")
         return {"cells": [c.key for c in cells]}
     if not args.aggregate:
-        outcomes = run_grid(cells)
+        outcomes = run_grid(cells, progress=not args.quiet)
         failed = [o for o in outcomes if o.status == "failed"]
         print(f"benchmark {cfg.name}: {sum(o.status == 'done' for o in outcomes)} run, "
               f"{sum(o.status == 'skipped' for o in outcomes)} skipped (finished before), {len(failed)} failed")
