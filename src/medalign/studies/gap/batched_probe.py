@@ -228,7 +228,7 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg,
         stopping = active & (stale >= cfg.patience)
         epochs = torch.where(stopping, epoch, epochs)
         active &= ~stopping
-        bar.update(budget - epoch if not active.any() else 1)  # all stopped early: the block is done
+        bar.update(budget - epoch + 1 if not active.any() else 1)  # all stopped early: the block is done
         if not active.any():
             break
     return ProbeFit(best_w.permute(2, 0, 1, 3).contiguous(), best_b.transpose(0, 1).contiguous(),
