@@ -66,7 +66,7 @@ def test_dataset_help_loads_only_its_adapter_without_torch(dataset: str, option:
 
 
 def test_registry_points_at_adapters() -> None:
-    assert list(ADAPTERS) == list(REGISTRY) and len(ADAPTERS) == 12
+    assert list(ADAPTERS) == list(REGISTRY) and len(ADAPTERS) == 17  # 12 + mbrset, recipes5k, daquar, coco-qa, fakeddit
     for name, spec in REGISTRY.items():
         adapter = load_adapter(name)
         assert callable(adapter.build) and callable(adapter.add_arguments)

@@ -20,6 +20,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("medalign.commands.demo", "train + evaluate the CPU demo"),
     "geometry": ("medalign.commands.geometry", "geometry table and pictures for a checkpoint"),
     "gap-sweep": ("medalign.commands.gap_sweep", "λ-shift + linear-probe study (modality gap)"),
+    "cone-effect": ("medalign.commands.cone_effect", "cone-effect paper grid: datasets × backbones gap-sweeps"),
     "prepare": ("medalign.commands.prepare", "real dataset in its published layout → manifest"),
     "resize": ("medalign.commands.resize", "resized copy (short side N) of any manifest's images and heatmaps"),
     "saliency": ("medalign.commands.saliency", "saliency–gaze agreement (NSS, CC, KLD, SIM, AUC) of a checkpoint"),

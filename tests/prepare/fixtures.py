@@ -295,3 +295,93 @@ def brset(root: Path) -> Path:
     for name in frame["image_id"]:
         image(root / "fundus_photos" / f"{name}.jpg", mode="RGB")
     return root
+
+
+def mbrset(root: Path) -> Path:
+    """labels_mbrset.csv (PhysioNet mBRSET 1.0 header) + images/<file>."""
+    columns = ["patient", "age", "sex", "dm_time", "insulin", "insulin_time", "oraltreatment_dm", "systemic_hypertension",
+               "insurance", "educational_level", "alcohol_consumption", "smoking", "obesity", "vascular_disease",
+               "acute_myocardial_infarction", "nephropathy", "neuropathy", "diabetic_foot", "file", "laterality",
+               "final_artifacts", "final_quality", "final_icdr", "final_edema"]  # fmt: skip
+    rows = [
+        (1, 61, 0, 10, "yes", 5, "yes", "yes", 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, "1.1.jpg", "right", "yes", "yes", 0, "no"),
+        (1, 61, 0, 10, "yes", 5, "yes", "yes", 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, "1.2.jpg", "left", "yes", "yes", 2, "no"),
+        (2, None, 1, None, "no", None, "no", "no", 1, 3, 1, 1, 0, 0, 0, "yes", 0, 0, "2.1.jpg", "right", "no", "yes", None, None),
+    ]  # fmt: skip
+    root.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.to_csv(root / "labels_mbrset.csv", index=False)
+    for name in frame["file"]:
+        image(root / "images" / name, mode="RGB")
+    return root
+
+
+def recipes5k(root: Path) -> Path:
+    """annotations/{split}_images.txt + {split}_labels.txt + ingredients files, images/<food>/<file>.jpg."""
+    notes = root / "annotations"
+    notes.mkdir(parents=True, exist_ok=True)
+    ingredients = ["onion,flour,egg,beer", "rice,salmon,nori", "onion,breadcrumbs,oil", "rice,tuna,nori,cucumber"]
+    (notes / "ingredients_Recipes5k.txt").write_text("\n".join(ingredients) + "\n")
+    (notes / "ingredients_simplified_Recipes5k.txt").write_text("onion,flour,egg,beer\nrice,fish,nori\nonion,bread,oil\nrice,fish,nori,cucumber\n")
+    (notes / "classes_Recipes5k.txt").write_text("onion_rings\nsushi\n")
+    splits = {"train": [("onion_rings/0_beer_onion_rings_hostedLargeUrl.jpg", 0), ("sushi/1_salmon_sushi_hostedLargeUrl.jpg", 1)],
+              "val": [("onion_rings/2_baked_onion_rings_hostedLargeUrl.jpg", 2)],
+              "test": [("sushi/3_tuna_roll_hostedLargeUrl.jpg", 3)]}  # fmt: skip
+    for split, rows in splits.items():
+        (notes / f"{split}_images.txt").write_text("".join(f"{p}\n" for p, _ in rows))
+        (notes / f"{split}_labels.txt").write_text("".join(f"{i}\n" for _, i in rows))
+        for p, _ in rows:
+            image(root / "images" / p, mode="RGB")
+    return root
+
+
+def daquar(root: Path) -> Path:
+    """qa.894.raw.{train,test}.txt (question line, answer line) + nyu_depth_images/image<N>.png."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "qa.894.raw.train.txt").write_text(
+        "what is on the right side of the black telephone and on the left side of the red chair in the image3 ?\ndesk\n"
+        "what are the objects on the table in the image1 ?\ncup, plate, bottle\n"
+        "how many chairs are in the image1 ?\n2\n")
+    (root / "qa.894.raw.test.txt").write_text("what is under the table in the image5 ?\nchair, carpet\n")
+    for n in (1, 3, 5):
+        image(root / "nyu_depth_images" / f"image{n}.png", mode="RGB")
+    return root
+
+
+def cocoqa(root: Path) -> Path:
+    """train/ and test/ with img_ids.txt, questions.txt, answers.txt, types.txt + COCO 2014 image folders."""
+    splits = {"train": [(9, "what is the color of the bus", "red", 2), (25, "how many giraffes are standing", "two", 1),
+                        (9, "what is parked on the street", "bus", 0)],
+              "test": [(42, "what is the man holding", "bus", 0), (73, "what does the woman hold", "umbrella", 0)]}  # fmt: skip
+    for split, rows in splits.items():
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, name in enumerate(("img_ids", "questions", "answers", "types")):
+            (folder / f"{name}.txt").write_text("".join(f"{r[k]}\n" for r in rows))
+        coco, prefix = ("train2014", "COCO_train2014_") if split == "train" else ("val2014", "COCO_val2014_")
+        for r in rows:
+            image(root / coco / f"{prefix}{r[0]:012d}.jpg", mode="RGB")
+    return root
+
+
+FAKEDDIT_COLUMNS = ["author", "clean_title", "created_utc", "domain", "hasImage", "id", "image_url", "linked_submission_id",
+                    "num_comments", "score", "subreddit", "title", "upvote_ratio", "2_way_label", "3_way_label", "6_way_label"]
+
+
+def fakeddit(root: Path) -> Path:
+    """multimodal_{train,validate,test_public}.tsv (v2.0 header, tab-separated) + public_image_set/<id>.jpg."""
+    root.mkdir(parents=True, exist_ok=True)
+    splits = {"train": [("c3t1gq", "my cat sits on the roof", True, 1), ("8ql0ap", "dog wins election", True, 0),
+                        ("e5a9xb", "", True, 1), ("d4s8zz", "no image here", False, 0)],
+              "validate": [("0aa1bb", "sunset over the lake", True, 1)],
+              "test_public": [("1cc2dd", "man builds house from cheese", True, 0)]}  # fmt: skip
+    for split, rows in splits.items():
+        records = [{"author": "someone", "clean_title": title, "created_utc": 1.5e9, "domain": "i.imgur.com", "hasImage": has,
+                    "id": i, "image_url": f"https://i.imgur.com/{i}.jpg" if has else None, "linked_submission_id": None,
+                    "num_comments": 3.0, "score": 10, "subreddit": "pics", "title": title.capitalize(), "upvote_ratio": 0.9,
+                    "2_way_label": label, "3_way_label": label * 2, "6_way_label": label} for i, title, has, label in rows]  # fmt: skip
+        pd.DataFrame(records, columns=FAKEDDIT_COLUMNS).to_csv(root / f"multimodal_{split}.tsv", sep="\t", index=False)
+        for i, _, has, _ in rows:
+            if has:
+                image(root / "public_image_set" / f"{i}.jpg", mode="RGB")
+    return root

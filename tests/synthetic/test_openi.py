@@ -42,18 +42,25 @@ def test_counts_match_the_xml_files():
     raw = _raw_reports()
     assert len(raw) == 3955
     tsne = pd.read_csv(DATA / "nlmcxr_tsne_pa.csv.gz").set_index("imageid")["tsne-view"].to_dict()
+    dicom = pd.read_csv(DATA / "nlmcxr_dicom_metadata.csv.gz", usecols=["imageid", "View Position"])
+    dicom_lateral = set(dicom.loc[dicom["View Position"].isin(["LL", "RL", "LATERAL", "LARGE LATERAL"]), "imageid"])
+    assert len(dicom_lateral) == 717 + 119 + 29 + 2
+
+    def lateral(image: str) -> bool:  # XML ids repeat report 1's uid (CXR1_1_IM-...); the DICOM table does not
+        return tsne.get(image) == "L" or re.sub(r"^CXR1_1_", "CXR1_", image) in dicom_lateral
+
     no_image = [r for r in raw if not r["images"]]
-    lateral_only = [r for r in raw if len(r["images"]) == 1 and tsne.get(r["images"][0]) == "L"]
+    lateral_only = [r for r in raw if r["images"] and all(lateral(i) for i in r["images"])]
     kept = [r for r in raw if r["images"] and r not in lateral_only and r["has_text"]]
     reports, dropped, notes = select_reports(DATA)
     assert dropped["no image"] == len(no_image) == 104
-    assert dropped["only a lateral image"] == len(lateral_only)
-    assert len(reports) == len(kept) and set(reports["uid"]) == {r["uid"] for r in kept}
+    assert dropped["only a lateral image"] == len(lateral_only) == 165  # 157 by the t-SNE table alone
+    assert len(reports) == len(kept) == 3664 and set(reports["uid"]) == {r["uid"] for r in kept}
     assert sum(dropped.values()) + len(reports) == 3955 and notes == []
-    second = {r["uid"] for r in kept if tsne.get(r["images"][0]) == "L"}  # first image lateral: the next one
     chosen = dict(zip(reports["uid"], reports["image_id"]))
-    assert all(chosen[u] == next(r for r in kept if r["uid"] == u)["images"][1] for u in second)
-    assert len(second) > 300
+    assert all(chosen[r["uid"]] == next(i for i in r["images"] if not lateral(i)) for r in kept)
+    assert sum(chosen[r["uid"]] != r["images"][0] for r in kept) > 300  # first image lateral: a later one
+    assert not reports["text"].str.contains("&gt;|&lt;|&amp;").any()  # two reports escape entities twice
 
 
 def test_frontal_rule():
@@ -61,6 +68,7 @@ def test_frontal_rule():
     assert frontal_image(["a", "b"], {"a": "L"}) == "b"
     assert frontal_image(["a"], {"a": "L"}) is None and frontal_image([], {}) is None
     assert frontal_image(["a", "b"], {}) == "a"  # no t-SNE entry: first image
+    assert frontal_image(["a", "b"], {}, {"a"}) == "b" and frontal_image(["a", "b"], {"a": "L"}, {"b"}) is None
 
 
 def test_manifest_round_trips_through_read_manifest(dataset):

@@ -144,11 +144,12 @@ def test_paper_config_runs_the_eclip_protocols(synthetic_dir):
     assert tasks["rsna_pneumonia"].type == "binary_zero_shot" and tasks["rsna_pneumonia"].label == "Pneumonia"
 
     probes = {n: t for n, t in tasks.items() if t.type == "linear_probe"}
-    assert set(probes) == {"cxr8_probe", "rsna_probe", "mimic5_probe_for_openi5"}
+    assert set(probes) == {"cxr8_probe", "rsna_probe", "openi5_probe"}
     assert all(t.fractions == [0.01, 0.1, 1.0] and (t.train_split, t.split) == ("train", "test") for t in probes.values())
     chestx_ray8 = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax"]
     assert probes["cxr8_probe"].classes == chestx_ray8 and set(chestx_ray8) <= set(nih.LABELS)
-    assert probes["mimic5_probe_for_openi5"].classes == COMPETITION_5 and probes["mimic5_probe_for_openi5"].blank == "zeros"
+    assert probes["openi5_probe"].classes == COMPETITION_5 and probes["openi5_probe"].blank == "zeros"
+    assert all(t.repeats == 5 and t.C_grid for t in probes.values())
 
     retrieval, rag = tasks["openi_retrieval"], tasks["openi_report_generation"]
     assert retrieval.type == "retrieval" and retrieval.ks == [1, 5, 10] and "openi" in retrieval.manifest
@@ -156,7 +157,7 @@ def test_paper_config_runs_the_eclip_protocols(synthetic_dir):
     assert rag.train_manifest == rag.manifest  # corpus = the other Open-I reports
 
     text = (CONFIG_DIR / "eval" / "paper.yaml").read_text()
-    assert "OpenI-5" in text and "NOT available" in text  # the unavailable dataset and its replacement are stated
+    assert "OpenI-5" in text and "gloria" in text  # OpenI-5's labels and the prompt set's source are stated
     outs = {out: name for name, out in re.findall(r"medalign prepare (\S+) .*--out (\S+)", text)}  # folder → adapter
     assert set(outs.values()) <= set(ADAPTERS)
     for task in tasks.values():

@@ -8,12 +8,28 @@ from typing import Any
 
 import numpy as np
 
-from medalign.evaluation.plots.style import new_figure, save_figure
+from medalign.evaluation.plots.style import chance_line, legend_below, new_figure, save_figure
 
 
 def _grid(n: int) -> tuple[int, int]:
     cols = min(n, 3)
     return math.ceil(n / cols), cols
+
+
+def chance_level(metric: str) -> float | None:
+    """The chance value of a metric, drawn as a dotted line: 0.5 for an AUC, 0 for NSS; None when unknown."""
+    name = metric.lower().split("@")[0].replace("/", ".").split(".")[-1]  # linear_probe.macro_auc@0.1 → macro_auc
+    if "auc" in name:
+        return 0.5
+    if name.startswith("nss"):
+        return 0.0
+    return None
+
+
+def _mark_chance(ax, metric: str) -> None:
+    level = chance_level(metric)
+    if level is not None:
+        chance_line(ax, level, "chance")
 
 
 def plot_bars(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path: str | Path) -> Path:
@@ -34,10 +50,10 @@ def plot_bars(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path:
         ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=8)
         ax.set_title(metric, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
+        _mark_chance(ax, metric)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
-    if len(cfg.fractions) > 1:
-        axes[0].legend(fontsize=7)
+    legend_below(fig, ncol=len(cfg.fractions) + 1)  # fractions (when several) and the chance line
     fig.suptitle(f"benchmark {cfg.name}: mean ± sd over seeds {cfg.seeds}", fontsize=10)
     return save_figure(fig, path)
 
@@ -59,7 +75,9 @@ def plot_fraction_lines(summary: list[dict[str, Any]], cfg: Any, metrics: list[s
         ax.set_xlabel("training fraction")
         ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
+        _mark_chance(ax, metric)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
+    legend_below(fig, ncol=min(len(cfg.methods) + 1, 6))
+    fig.suptitle(f"benchmark {cfg.name}: mean ± sd over seeds {cfg.seeds}", fontsize=10)
     return save_figure(fig, path)

@@ -35,7 +35,7 @@ class GapSweepConfig:
         ckpt: medalign checkpoint (``encoder: checkpoint``; ``--checkpoint`` is a deprecated alias).
         preset: model preset for a weights file without hyper-parameters.
         tokenizer: tokenizer folder (default: <manifest folder>/tokenizer; checkpoint encoder).
-        weights: open_clip weights file or hf-hub-layout directory (``encoder: open_clip``).
+        weights: open_clip weights file or hf-hub-layout directory, or a transformers CLIP/SigLIP folder (``encoder: open_clip``).
         arch: open_clip architecture of a weights file, e.g. ``ViT-B-32``.
         text_config_dir: local HF directory with an open_clip text tower's config.json.
         image_size: encoder input size (default: the checkpoint's data.image_size, else 224).
@@ -138,12 +138,12 @@ def _parse(argv: list[str]) -> GapSweepConfig:
 
 def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
     """The frozen encoder and the data settings saved with a medalign checkpoint."""
-    from medalign.evaluation.encoders import OpenClipEncoder
+    from medalign.evaluation.encoders import load_pretrained_encoder
 
     if cfg.encoder == "open_clip":
         if not cfg.weights:
             raise ValueError("gap-sweep: encoder is 'open_clip': set weights (a local file or directory)")
-        return OpenClipEncoder.from_pretrained(cfg.weights, cfg.arch, cfg.text_config_dir), {}
+        return load_pretrained_encoder(cfg.weights, cfg.arch, cfg.text_config_dir), {}  # open_clip or transformers
     if not cfg.ckpt:
         raise ValueError("gap-sweep: encoder is 'checkpoint': set --ckpt (a medalign .ckpt or weights file)")
     from medalign.data.tokenizer import load_tokenizer
@@ -189,6 +189,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     import numpy as np
 
     from medalign.studies.gap.sweep import run_gap_sweep
+    from medalign.evaluation.plots.style import dataset_name
     from medalign.studies.gap.plots import markdown_table, plot_auc_vs_lambda, plot_shift_pca, write_csv
 
     encoder, data = _encoder(cfg)
@@ -216,13 +217,13 @@ def run(argv: list[str]) -> dict[str, Any]:
                  if result.n_unconverged else "\n\nall probes converged (early stopping fired within the budget)") + "\n")
     (out / "gap_sweep.md").write_text(header + "\n" + table + "\n")
     write_csv(result, out / "gap_sweep.csv")
-    plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{Path(cfg.manifest).name}: AUC vs λ")
+    plot_auc_vs_lambda(result, out / "auc_vs_lambda.png", title=f"{dataset_name(cfg.manifest)}: AUC vs λ")
     v, t, _ = splits["test"]
     pictured = sorted({0.0, result.best_lambda, 1.0})
     import torch
 
     plot_shift_pca(torch.from_numpy(v), torch.from_numpy(t), torch.from_numpy(result.delta), pictured,
-                   out / "pca_lambda.png", max_points=cfg.pca_points, title="test split, Δ from train")
+                   out / "pca_lambda.png", max_points=cfg.pca_points, title=f"{dataset_name(cfg.manifest)}: test split, Δ from train")
     results = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "settings": encoder.settings},

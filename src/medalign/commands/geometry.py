@@ -20,7 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     from medalign.data.outside_paths import add_outside_paths_flag
 
     parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file")
+    parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file, or a pretrained "
+                        "model folder (open_clip hf-hub layout, or transformers CLIP/SigLIP such as MedSigLIP)")
     parser.add_argument("--manifest", required=True, help="manifest CSV/Parquet holding the split")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="manifest split to encode")
     parser.add_argument("--labels", nargs="*", default=None,
@@ -48,22 +49,22 @@ def run(argv: list[str]) -> dict[str, Any]:
 
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.embeddings import get_embeddings
-    from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
-    from medalign.evaluation.geometry import geometry_metrics
+    from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder, load_pretrained_encoder
+    from medalign.evaluation.geometry import geometry_metrics, geometry_table
     from medalign.evaluation.plots.geometry import plot_geometry
-    from medalign.evaluation.results import metrics_table
+    from medalign.evaluation.plots.style import dataset_name
     from medalign.run_folder import RunFolder
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
-    if not ckpt.is_file():
+    if not ckpt.exists():
         raise FileNotFoundError(f"--ckpt {ckpt} does not exist")
     if not manifest.is_file():
         raise FileNotFoundError(f"--manifest {manifest} does not exist")
-    _, data = checkpoint_hparams(ckpt)
+    _, data = checkpoint_hparams(ckpt) if ckpt.is_file() else ({}, {})
     labels = list(args.labels if args.labels is not None else data.get("label_columns") or [])
     tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
-    encoder = load_checkpoint_encoder(
+    encoder = load_pretrained_encoder(ckpt) if ckpt.is_dir() else load_checkpoint_encoder(
         ckpt, tokenizer, manifest=manifest, max_length=args.max_length, image_size=args.image_size
     )
     emb = get_embeddings(
@@ -83,12 +84,12 @@ def run(argv: list[str]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     result = {"checkpoint": str(ckpt), "manifest": str(manifest), "split": args.split, "label_columns": labels, "metrics": metrics}
     (out / "geometry.json").write_text(json.dumps(result, indent=2))
-    print(f"## geometry of {ckpt.name} on {manifest.name} [{args.split}], {len(rows)} pairs\n")
-    print(metrics_table(metrics))
+    print(f"## geometry of {ckpt.name} on {dataset_name(manifest)} [{args.split}], {len(rows)} pairs\n")
+    print(geometry_table(metrics))
     if not args.no_plot:
         picture = out / f"geometry_{args.split}.png"
         plot_geometry(image, text, emb.labels[rows] if labels else None, labels, picture,
-                      title=f"{ckpt.name} · {args.split}", seed=args.seed)
+                      title=f"{ckpt.name} on {dataset_name(manifest)} · {args.split}", seed=args.seed)
         print(f"\npicture: {picture}")
     print(f"json: {out / 'geometry.json'}")
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,11 +210,34 @@ def _check_ids(path: Path, frame: pd.DataFrame) -> None:
 from medalign.data.outside_paths import OUTSIDE_PATHS_HINT, add_outside_paths_flag  # noqa: E402,F401 - re-exported
 
 
+PREPARE_REPORT = "prepare_report.json"  # written by `medalign prepare` beside its manifest
+
+
+def trusted_roots(manifest: str | Path) -> list[str]:
+    """The raw-data folders `medalign prepare` wrote this manifest's in-place image paths into.
+
+    Read from ``source_roots`` in the ``prepare_report.json`` beside the manifest (absolute
+    folders as prepare saw them). A manifest folder moved elsewhere keeps its relative ``../``
+    paths, which then lead outside these folders and are refused again.
+    """
+    report = Path(manifest).parent / PREPARE_REPORT
+    if not report.is_file():
+        return []
+    try:
+        roots = json.loads(report.read_text()).get("source_roots") or []
+    except (OSError, ValueError):
+        return []
+    roots = [os.path.normpath(r) for r in roots if isinstance(r, str) and os.path.isabs(r)]
+    return [r for r in roots if os.path.dirname(r) != r]  # never the filesystem root
+
+
 def confine_paths(path: str | Path, frame: pd.DataFrame, allow_outside_paths: bool = False) -> None:
     """The one rule for every command: image / heatmap paths stay inside the manifest's folder.
 
     Absolute paths and ``..`` that lead out of the folder are refused (lexically: symlinks
-    inside the folder are fine) unless `allow_outside_paths`.
+    inside the folder are fine) unless `allow_outside_paths`, or unless they lead into a raw-data
+    folder that `medalign prepare` recorded for this manifest (`trusted_roots`): the manifests it
+    writes reference images in place and train as written.
 
     Raises:
         ManifestError: naming the manifest, the row, the column, the path and the flag.
@@ -222,6 +246,7 @@ def confine_paths(path: str | Path, frame: pd.DataFrame, allow_outside_paths: bo
         return
     path = Path(path)
     root = os.path.abspath(path.parent)
+    allowed = [root, *trusted_roots(path)]
     for column in ("image", "heatmap"):
         if column not in frame.columns:
             continue
@@ -229,7 +254,7 @@ def confine_paths(path: str | Path, frame: pd.DataFrame, allow_outside_paths: bo
             if not rel:
                 continue
             target = os.path.normpath(os.path.join(root, str(rel)))
-            if os.path.isabs(str(rel)) or os.path.commonpath([root, target]) != root:
+            if not any(os.path.commonpath([r, target]) == r for r in allowed):
                 raise ManifestError(
                     f"{path}: {_row(i)}, {column} path {rel!r} is outside the manifest's folder {root}. "
                     f"Use paths relative to the manifest, or {OUTSIDE_PATHS_HINT}"

@@ -1,4 +1,4 @@
-"""Frozen encoders behind one small protocol: our checkpoints and open_clip models from local files.
+"""Frozen encoders behind one small protocol: our checkpoints, open_clip and transformers CLIP/SigLIP folders.
 
 Every evaluator sees an `Encoder`: it knows how its images are preprocessed (`transform`),
 embeds preprocessed images and raw report strings into L2-normalised vectors, and names
@@ -209,6 +209,114 @@ class OpenClipEncoder(_ModelEncoder):
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts)).to(self.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+
+class HFImageTransform:
+    """Evaluation preprocessing of a transformers CLIP/SigLIP folder: its own image processor.
+
+    The loaded (1, H, W) [0, 1] image is turned back into the 8-bit grey picture it was read
+    from (exact for 8-bit files), repeated to RGB and passed through the saved processor, so
+    the pixels equal ``processor(images=Image.open(file).convert("RGB"))``. 16-bit images are
+    rounded to 8 bits; JPEGs decoded at a reduced size (`medalign.data.decode`) are not exact.
+
+    Args:
+        image_processor: the folder's image processor.
+        image_size: its output side (the embedding loader's decode size and blank size).
+    """
+
+    def __init__(self, image_processor: Any, image_size: int) -> None:
+        self.image_processor = image_processor
+        self.image_size = int(image_size)
+        self.channels = 3
+
+    def __call__(
+        self, image: torch.Tensor, heatmap: torch.Tensor | None = None, generator: Any = None,
+        source_size: tuple[int, int] | None = None,
+    ) -> tuple[torch.Tensor, None]:
+        """(1, H, W) [0, 1] image → (3, S, S) pixel values (no heatmap support)."""
+        import numpy as np
+        from PIL import Image
+
+        if heatmap is not None:
+            raise ValueError("transformers CLIP/SigLIP encoders do not transform heatmaps (saliency needs a medalign checkpoint)")
+        if image.ndim != 3 or image.shape[0] != 1:
+            raise ValueError(f"expected a (1, H, W) grey image, got shape {tuple(image.shape)}")
+        pixels = (image[0].clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+        picture = Image.fromarray(np.ascontiguousarray(pixels), mode="L").convert("RGB")
+        return self.image_processor(images=picture, return_tensors="pt")["pixel_values"][0], None
+
+
+class HFClipEncoder(_ModelEncoder):
+    """A frozen transformers ``CLIPModel`` / ``SiglipModel`` folder with its processor.
+
+    Texts are tokenised by the folder's tokenizer with SigLIP's ``padding="max_length"`` (its
+    text tower pools the last position, as trained) or CLIP's ``padding=True``.
+
+    Args:
+        model: the model (put in eval mode here).
+        processor: its processor (``image_processor`` + ``tokenizer``).
+        model_type: ``clip``, ``siglip`` or ``siglip2``.
+        fingerprint: content hash of the folder.
+        name: description used in results.
+    """
+
+    def __init__(self, model: nn.Module, processor: Any, model_type: str, fingerprint: str, name: str = "transformers") -> None:
+        self.model = model.eval()
+        self.tokenizer = processor.tokenizer
+        self.model_type = model_type
+        image_cfg = getattr(model.config, "vision_config", None)
+        size = int(getattr(image_cfg, "image_size", 224))
+        self.transform = HFImageTransform(processor.image_processor, size)
+        self.padding: bool | str = "max_length" if model_type.startswith("siglip") else True
+        text_cfg = getattr(model.config, "text_config", None)
+        self.max_length = int(getattr(text_cfg, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+        self.fingerprint = fingerprint
+        self.name = name
+        processor_cfg = processor.image_processor.to_dict()
+        self.settings = {"kind": "transformers", "model_type": model_type, "image_size": size, "padding": self.padding,
+                         "max_length": self.max_length,
+                         "image_processor": json.loads(json.dumps(processor_cfg, sort_keys=True, default=str))}
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "HFClipEncoder":
+        """Load a folder written by ``model.save_pretrained`` + ``processor.save_pretrained``."""
+        from medalign.models.hf_clip import load_hf_clip
+
+        loaded = load_hf_clip(path)
+        return cls(loaded.model, loaded.processor, loaded.model_type, loaded.fingerprint, name=f"transformers:{path}")
+
+    @torch.no_grad()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        from medalign.models.hf_clip import features
+
+        return F.normalize(features(self.model.get_image_features(pixel_values=images.to(self.device))).float(), dim=-1)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        from medalign.models.hf_clip import features
+
+        tokens = self.tokenizer(list(texts), padding=self.padding, truncation=True, max_length=self.max_length,
+                                return_tensors="pt")
+        tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask", "position_ids")}
+        return F.normalize(features(self.model.get_text_features(**tokens)).float(), dim=-1)
+
+
+def load_pretrained_encoder(
+    weights: str | Path, arch: str | None = None, text_config_dir: str | Path | None = None
+) -> OpenClipEncoder | HFClipEncoder:
+    """A frozen pretrained model from local files: a transformers CLIP/SigLIP folder or an open_clip model.
+
+    Args:
+        weights: a folder with ``config.json`` of ``model_type`` clip/siglip (MedSigLIP's
+            layout), else anything `OpenClipEncoder.from_pretrained` takes.
+        arch, text_config_dir: open_clip only (see `OpenClipEncoder.from_pretrained`).
+    """
+    from medalign.models.hf_clip import hf_clip_model_type
+
+    if hf_clip_model_type(weights) is not None:
+        return HFClipEncoder.from_pretrained(weights)
+    return OpenClipEncoder.from_pretrained(weights, arch, text_config_dir)
 
 
 def checkpoint_hparams(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -14,12 +14,22 @@ import torch
 import torch.nn.functional as F
 
 from medalign.data.labels import single_label_rows
+from medalign.evaluation.results import format_table
 from medalign.metrics.clustering import clustering_scores
 from medalign.metrics.geometry import geometry_summary
 
 log = logging.getLogger(__name__)
 
-__all__ = ["geometry_metrics", "joint_pca", "row_classes", "similarity_groups"]
+__all__ = ["BETTER", "geometry_metrics", "geometry_table", "joint_pca", "row_classes", "similarity_groups"]
+
+# Which way each metric moves when its paper calls the space better: ↑ higher, ↓ lower. The two
+# uniformities point opposite ways (eCLIP's cross-modal one is −log E[...], Wang & Isola's is log E[...]).
+# modality_gap, r_* and intra_cosine_* have no better direction: a smaller gap or a wider cone is what
+# gap-closing methods aim for, not by itself a better space (docs/methods.md), so they stay unmarked.
+BETTER = {
+    "alignment": "↑", "uniformity": "↑", "uniformity_image": "↓", "uniformity_text": "↓",
+    "true_pair_cosine": "↑", "nmi": "↑", "silhouette": "↑", "calinski_harabasz": "↑",
+}
 
 
 def row_classes(labels: np.ndarray | torch.Tensor | None) -> np.ndarray | None:
@@ -117,3 +127,15 @@ def similarity_groups(v: torch.Tensor, t: torch.Tensor, classes: np.ndarray | No
     groups["same label"] = sims[valid & same]
     groups["different label"] = sims[valid & ~same]
     return groups
+
+
+def geometry_table(metrics: dict[str, float]) -> str:
+    """`geometry_metrics` as a Markdown table whose metric names carry the better direction (``alignment ↑``).
+
+    Metrics without a better direction (``modality_gap``, ``r_*``, counts such as ``n_pairs``) are listed
+    unmarked; a note under the table says what the arrows mean.
+    """
+    body = [[f"{k} {BETTER[k]}" if k in BETTER else k, v] for k, v in metrics.items()]
+    table = format_table(["metric (↑/↓: better)", "value"], body, numeric={1})
+    return table + ("\n\n↑ higher is better, ↓ lower is better (the two uniformities point opposite ways); "
+                    "unmarked: no better direction (a smaller gap or lower R is not by itself a better space)")

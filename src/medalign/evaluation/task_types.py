@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from medalign.data.labels import BlankPolicy, UncertainPolicy
+from medalign.evaluation.plots.style import dataset_name
 from medalign.evaluation.tasks import linear_probe, report_retrieval
 from medalign.evaluation.tasks.retrieval import retrieval_metrics
 from medalign.evaluation.tasks.zero_shot import binary_zero_shot, zero_shot_classify
@@ -174,6 +175,9 @@ class LinearProbeTask(LabelledTask):
         fractions: training fractions.
         multilabel: one-vs-rest per label (True) or one multinomial model (False).
         seed: sampling seed.
+        repeats: subsamples per fraction below 1 (mean and 95 % t-interval over them).
+        C_grid: C values chosen on `val_split` of the training manifest per repeat (None: C = 1).
+        val_split: the split C is chosen on.
     """
 
     type: ClassVar[str] = "linear_probe"
@@ -183,6 +187,9 @@ class LinearProbeTask(LabelledTask):
     fractions: list[float] = field(default_factory=lambda: list(linear_probe.DEFAULT_FRACTIONS))
     multilabel: bool = True
     seed: int = 0
+    repeats: int = 1
+    C_grid: list[float] | None = None
+    val_split: str = "val"
 
     def run(self, runner: "SuiteRunner", manifest: str) -> TaskOutput:
         classes = self.classes or runner.defaults.label_columns
@@ -190,11 +197,14 @@ class LinearProbeTask(LabelledTask):
             raise ValueError(f"linear_probe task {self.title!r} needs 'classes' or data.label_columns")
         train = runner.embeddings(self.train_manifest or manifest, self.train_split, classes, self)
         test = runner.embeddings(manifest, self.split, classes, self)
+        val = runner.embeddings(self.train_manifest or manifest, self.val_split, classes, self) if self.C_grid else None
         sweep = linear_probe.fraction_sweep(
             train.image, train.labels, test.image, test.labels, classes, self.fractions, self.multilabel, self.seed,
+            repeats=self.repeats, C_grid=self.C_grid, val_x=None if val is None else val.image, val_y=None if val is None else val.labels,
             progress=runner.loader.get("progress", True),
         )
-        plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png", title=self.title)
+        plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png",
+                                                title=f"{self.title} on {dataset_name(manifest)}")
         metrics = {f"macro_auc@{k}": v["macro_auc"] for k, v in sweep.items()} | {"sweep": sweep, "n_train": len(train)}
         metrics |= {f"converged@{k}": v["converged"] for k, v in sweep.items()}  # L-BFGS stopped before max_iter
         return metrics, len(test), {"plot": plot.name}
@@ -211,6 +221,7 @@ class ReportRetrievalTask(Task):
         k: reports retrieved per image.
         generator: local transformers model directory for report generation (off when unset).
         generate_limit: images sent to the generator.
+        prompt: generation prompt template with ``{reports}`` (a ``.txt`` path or a name in configs/prompts).
     """
 
     type: ClassVar[str] = "report_retrieval"
@@ -219,6 +230,7 @@ class ReportRetrievalTask(Task):
     k: int = 5
     generator: str | None = None
     generate_limit: int = 16
+    prompt: str | None = None
 
     def run(self, runner: "SuiteRunner", manifest: str) -> TaskOutput:
         corpus = runner.embeddings(self.train_manifest or manifest, self.train_split, [])
@@ -228,7 +240,12 @@ class ReportRetrievalTask(Task):
             record["true_report"] = own
         files = {"reports": report_retrieval.write_jsonl(records, runner.out_dir / f"{self.title}.jsonl").name}
         if self.generator:
-            generated = report_retrieval.generate_reports(records[: self.generate_limit], self.generator)
+            template = report_retrieval.DEFAULT_PROMPT
+            if self.prompt:
+                from medalign.paths import resolve_config
+
+                template = resolve_config(self.prompt, (".txt",)).read_text()
+            generated = report_retrieval.generate_reports(records[: self.generate_limit], self.generator, template)
             files["generated"] = report_retrieval.write_jsonl(generated, runner.out_dir / f"{self.title}_generated.jsonl").name
         metrics = {
             "k": self.k,

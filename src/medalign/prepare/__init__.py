@@ -31,11 +31,13 @@ class SubsetSpec:
         classes: ``"module:ATTRIBUTE"`` naming the list of class columns.
         per_class: default images per class.
         from_split: default split drawn from.
+        shortfall: ``error`` or ``take_all`` when a class has fewer eligible rows than `per_class`.
     """
 
     classes: str
     per_class: int
     from_split: str
+    shortfall: str = "error"  # a class with too few eligible rows: "error" or "take_all" (warn, record)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ _COMPETITION_5 = "medalign.prepare.subsets:COMPETITION_5"
 REGISTRY: dict[str, AdapterSpec] = {
     "mimic-cxr": AdapterSpec(_P + "mimic", "MIMIC-CXR-JPG images, splits and CheXpert labels + MIMIC-CXR reports"),
     "mimic-5x200": AdapterSpec(_P + "mimic", "MIMIC 5x200: 200 single-label test images per competition class",
-                               SubsetSpec(_COMPETITION_5, 200, "test")),  # fmt: skip
+                               SubsetSpec(_COMPETITION_5, 200, "test", "take_all")),  # fmt: skip
     "egd-cxr": AdapterSpec(_P + "egd_cxr", "EGD-CXR eye gaze → heatmaps joined onto a MIMIC manifest"),
     "reflacx": AdapterSpec(_P + "reflacx", "REFLACX eye gaze → heatmaps joined onto a MIMIC manifest"),
     "chexpert": AdapterSpec(_P + "chexpert", "CheXpert v1.0 / v1.0-small images and labels"),
@@ -71,6 +73,11 @@ REGISTRY: dict[str, AdapterSpec] = {
     "openi": AdapterSpec(_P + "openi", "Open-I / Indiana University chest X-rays with reports"),
     "ham10000": AdapterSpec(_P + "ham10000", "HAM10000 dermatoscopic images, 7 diagnoses"),
     "brset": AdapterSpec(_P + "brset", "BRSET fundus photos and their labels"),
+    "mbrset": AdapterSpec(_P + "mbrset", "mBRSET handheld-camera fundus photos, binary DR from final_icdr"),
+    "recipes5k": AdapterSpec(_P + "recipes5k", "Recipes5k food photos + ingredient lists, 101 food types"),
+    "daquar": AdapterSpec(_P + "daquar", "DAQUAR indoor-scene questions, multi-label answers"),
+    "coco-qa": AdapterSpec(_P + "cocoqa", "COCO-QA questions on MS-COCO images, multi-class answers"),
+    "fakeddit": AdapterSpec(_P + "fakeddit", "Fakeddit multimodal posts, binary 2_way_label"),
 }
 
 
@@ -94,7 +101,7 @@ def load_adapter(name: str) -> Any:
     from medalign.prepare.subsets import SubsetAdapter
 
     s = spec.subset
-    return SubsetAdapter(name, module, _attribute(s.classes), s.per_class, s.from_split)
+    return SubsetAdapter(name, module, _attribute(s.classes), s.per_class, s.from_split, s.shortfall)
 
 
 class _Adapters(Mapping):

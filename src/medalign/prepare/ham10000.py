@@ -8,13 +8,16 @@ Published layout::
 Seven classes (``dx``): akiec, bcc, bkl, df, mel, nv, vasc, one-hot in the manifest. As in the
 cone-effect paper (Restrepo et al. 2026), the text is the metadata rendered as a sentence
 (never the diagnosis): "Dermatoscopic image of a lesion on the back of a 45-year-old male
-patient, diagnosis confirmed by histopathology." No official split: lesions (a lesion can have
-several images) are split with a seed.
+patient, diagnosis confirmed by histopathology." The paper gives no template ("metadata
+represented as text"); ``--text-style restrepo`` renders the cone-effect authors' one instead:
+"Patient diagnosed via histo. Age: 45 years. Sex: male. Localization: back." (docs/datasets.md).
+No official split: lesions (a lesion can have several images) are split with a seed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -42,12 +45,24 @@ def metadata_text(row: pd.Series) -> str:
     return text + (f", diagnosis confirmed by {how}." if how else ".")
 
 
+def restrepo_text(row: pd.Series) -> str:
+    """The cone-effect authors' rendering: diagnosis method, age, sex and site as raw values ("No data reported" if blank)."""
+    def value(v: object) -> str:
+        return "No data reported" if pd.isna(v) else str(v)
+
+    age = "No data reported" if pd.isna(row["age"]) else str(int(row["age"]))
+    return (f"Patient diagnosed via {row['dx_type']}. Age: {age} years. Sex: {value(row['sex'])}. "
+            f"Localization: {value(row['localization'])}.")
+
+
 @adapter
-def build(root: Path, *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0) -> Prepared:
+def build(root: Path, *, text_style: Literal["sentence", "restrepo"] = "sentence", val_fraction: float = 0.1,
+          test_fraction: float = 0.2, seed: int = 0) -> Prepared:
     """Read the metadata table; one row per image, one-hot ``dx``.
 
     Args:
         root: the HAM10000 folder (metadata and image parts).
+        text_style: ``sentence`` (ours) or ``restrepo`` (the cone-effect authors' rendering).
         val_fraction: fraction of lesions in val.
         test_fraction: fraction of lesions in test.
         seed: seed of the lesion split.
@@ -60,7 +75,7 @@ def build(root: Path, *, val_fraction: float = 0.1, test_fraction: float = 0.2, 
     frame = pd.DataFrame(
         {
             "image": [str(files.get(f"{i}.jpg", root / "HAM10000_images_part_1" / f"{i}.jpg")) for i in table["image_id"]],
-            "text": [metadata_text(r) for _, r in table.iterrows()],
+            "text": [(restrepo_text if text_style == "restrepo" else metadata_text)(r) for _, r in table.iterrows()],
             "split": split_by_group(table["lesion_id"], val_fraction, test_fraction, seed),
             "id": table["image_id"].to_numpy(),
             "study_id": table["lesion_id"].to_numpy(),

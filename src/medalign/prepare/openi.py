@@ -22,13 +22,26 @@ One row per frontal image with its report's findings and impression (configurabl
 do not say which view an image is: pass ``--projections indiana_projections.csv`` to keep
 frontal views, otherwise every image is kept (noted in the report); an image with no entry there
 is dropped as "no projection in indiana_projections.csv" (counted and listed apart from lateral
-views). Reports whose chosen sections are empty are dropped (listed in the report). Open-I has
-no official split: every row is ``test`` unless ``--val-fraction`` / ``--test-fraction`` split
-reports with a seed.
+views). The DICOM headers (``nlmcxr_dicom_metadata.csv.gz``, as shipped with torchxrayvision:
+``imageid``, ``View Position``) catch laterals the other sources call frontal (13 of the 3,671
+first-frontal images of the rendered set): with ``views: frontal`` an image whose View Position
+is LL, RL, LATERAL or LARGE LATERAL is dropped as "lateral by DICOM View Position" (an image
+without a View Position, 2,586 of 7,469 in that table, is judged by the other sources alone).
+The table is read from ``--dicom-metadata``, else from ``<root>/nlmcxr_dicom_metadata.csv.gz``;
+without one a note says so. Reports whose chosen sections are empty are dropped (listed in the
+report). Report text is HTML-unescaped (two NLM reports carry ``&gt;``/``&lt;`` escaped twice).
+
+Labels (OpenI-5, the eCLIP paper's Fig. 4 probes): the five CheXpert competition classes and
+No Finding, 1/0 from the report's MeSH major terms through `medalign.synthetic.openi_mesh`
+(``MeSH`` column of indiana_reports.csv, ``;``-separated; ``<major>`` elements of the XMLs).
+
+Open-I has no official split: every row is ``test`` unless ``--val-fraction`` /
+``--test-fraction`` split reports with a seed.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -44,6 +57,9 @@ from medalign.prepare.options import adapter, arguments_adder
 NAME = "openi"
 VERSION = "Open-I (Kaggle: indiana_reports.csv + indiana_projections.csv; or NLM: ecgen-radiology/*.xml + NLMCXR_png/)"
 REPORT_COLUMNS = ["uid", "findings", "impression"]
+DICOM_METADATA = "nlmcxr_dicom_metadata.csv.gz"
+OPENI5 = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion", "No Finding"]  # label columns
+LATERAL_VIEWS = ("LL", "RL", "LATERAL", "LARGE LATERAL")  # DICOM View Position values of lateral views
 PROJECTION_COLUMNS = ["uid", "filename", "projection"]
 LAYOUT = Layout(NAME, VERSION)
 Section = Literal["findings", "impression"]
@@ -67,7 +83,7 @@ def image_key(value: object) -> str | None:
 def parse_report_xml(data: bytes | str) -> dict:
     """One NLM report: ``uid``, ``findings``, ``impression`` (cleaned, "" if absent), ``images``, ``mesh``."""
     tree = ET.fromstring(data)
-    sections = {el.get("Label", "").lower(): clean_text(el.text) for el in tree.iter("AbstractText")}
+    sections = {el.get("Label", "").lower(): _text(el.text) for el in tree.iter("AbstractText")}
     uid = tree.find("uId")
     return {
         "uid": uid.get("id") if uid is not None else "",
@@ -76,6 +92,27 @@ def parse_report_xml(data: bytes | str) -> dict:
         "images": [el.get("id") for el in tree.iter("parentImage")],
         "mesh": [clean_text(el.text) for el in tree.iter("major")],
     }
+
+
+def _text(value: object) -> str:
+    """Cleaned section text with HTML entities decoded (``&gt;`` → ``>``; some reports are escaped twice)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return clean_text(html.unescape(str(value)))
+
+
+def openi5_labels(terms: list[str]) -> dict[str, int]:
+    """OpenI-5 label columns (five CheXpert classes + No Finding, 1/0) of a report's MeSH major terms."""
+    from medalign.synthetic.openi_mesh import mesh_labels
+
+    return mesh_labels([t for t in terms if t])
+
+
+def lateral_by_dicom(path: Path) -> set[str]:
+    """Canonical ids of the images whose DICOM View Position is a lateral view."""
+    table = pd.read_csv(path, usecols=["imageid", "View Position"], dtype=str)
+    lateral = table["View Position"].fillna("").str.strip().str.upper().isin(LATERAL_VIEWS)
+    return {k for k in table.loc[lateral, "imageid"].map(image_key) if k}
 
 
 def iter_report_xmls(root: Path) -> Iterator[tuple[str, bytes]]:
@@ -113,6 +150,7 @@ def build(
     sections: list[Section] = ("findings", "impression"),
     views: Literal["frontal", "all"] = "frontal",
     projections: str | None = None,
+    dicom_metadata: str | None = None,
     val_fraction: float = 0.0,
     test_fraction: float | None = None,
     seed: int = 0,
@@ -125,6 +163,8 @@ def build(
         sections: report sections, in order.
         views: keep frontal images only, or all.
         projections: indiana_projections.csv for view filtering in the xml layout.
+        dicom_metadata: nlmcxr_dicom_metadata.csv.gz (DICOM View Position per image); default:
+            the file in root, if there.
         val_fraction: fraction of reports in val (default: none).
         test_fraction: fraction of reports in test (default: all rows are test).
         seed: seed of the report split.
@@ -150,12 +190,22 @@ def build(
         no_view = images["projection"].isna().to_numpy()
         images = drop(images, no_view, "no projection in indiana_projections.csv", dropped, value="id")
         images = drop(images, images["projection"] != "Frontal", "not a frontal view", dropped, value="projection")
+        metadata = Path(dicom_metadata) if dicom_metadata else root / DICOM_METADATA
+        if metadata.is_file():
+            lateral = images["id"].isin(lateral_by_dicom(metadata)).to_numpy()
+            images = drop(images, lateral, "lateral by DICOM View Position", dropped, value="id")
+        elif dicom_metadata:
+            raise AdapterError(f"{NAME}: --dicom-metadata {metadata} does not exist")
+        else:
+            notes.append(f"no {DICOM_METADATA} in {root} (--dicom-metadata): laterals are judged by the projection "
+                         "table alone (torchxrayvision ships the file in its data/ folder)")
     images = images.assign(
-        text=[" ".join(t for t in (clean_text(r[s]) for s in sections) if t) for _, r in images[list(sections)].iterrows()]
+        text=[" ".join(t for t in (_text(r[s]) for s in sections) if t) for _, r in images[list(sections)].iterrows()]
     )
     images = drop(images, images["text"] == "", f"report has no {'/'.join(sections)}", dropped, value="study_id")
     study = images["study_id"].astype(str)
     split = split_by_group(study, val_fraction, test_fraction, seed) if test_fraction is not None else "test"
+    labels = pd.DataFrame([openi5_labels(list(terms)) for terms in images["mesh"]], index=images.index, columns=OPENI5)
     frame = pd.DataFrame(
         {
             "image": images["image"].to_numpy(),
@@ -166,9 +216,10 @@ def build(
             "subject_id": study.to_numpy(),
             "_file": images["_file"].to_numpy(),
             "_row": images["_row"].to_numpy(),
+            **{c: labels[c].astype(float).to_numpy() for c in labels.columns},
         }
     )
-    return Prepared(NAME, frame, [], rows_in, dropped, notes)
+    return Prepared(NAME, frame, list(labels.columns), rows_in, dropped, notes)
 
 
 add_arguments = arguments_adder(build)
@@ -195,6 +246,8 @@ def _kaggle_images(root: Path, dropped: Drops) -> tuple[pd.DataFrame, int]:
     images["projection"] = images["id"].map(view_of)
     images["study_id"] = "CXR" + images["uid"].astype(str)
     images["image"] = [str(root / "images" / "images_normalized" / f) for f in images["filename"]]
+    mesh = images["MeSH"] if "MeSH" in images.columns else pd.Series("", index=images.index)
+    images["mesh"] = [[t.strip() for t in str(m).split(";")] if pd.notna(m) else [] for m in mesh]
     images = drop(images, images["_merge"] != "both", "no report for this uid in indiana_reports.csv", dropped, value="uid")
     return images, len(projections)
 

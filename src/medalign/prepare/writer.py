@@ -23,14 +23,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from medalign.data.manifest import read_manifest
+from medalign.data.manifest import PREPARE_REPORT, read_manifest
 from medalign.prepare.base import MANIFEST_COLUMNS, SOURCE_COLUMNS, AdapterError, Drops, Prepared, clean_text, drop, where
 from medalign.prepare.resize import image_size, resize_heatmap, resize_image
 from medalign.prepare.validate import validate_frame
 from medalign.run_folder import atomic_path
 
 MissingPolicy = Literal["error", "drop"]
-REPORT = "prepare_report.json"
+REPORT = PREPARE_REPORT
 HEATMAPS = "heatmaps"
 
 
@@ -88,8 +88,10 @@ def write_manifest(
         if root is None:
             raise ValueError("copy/resize needs the raw dataset root")
         frame["image"] = _materialise(list(frame["image"]), Path(root), out, resize)
+    sources = [] if copy or resize else _source_roots(frame, out, root, set(prepared.heatmaps))
     frame = _standard_columns(frame, prepared, out)
     report = _report(prepared, frame, dropped, check_images, options)
+    report["source_roots"] = sources  # in-place images: the folders training may read (`trusted_roots`)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -191,6 +193,24 @@ def summary(report_path: str | Path) -> str:
         lines.append(f"  dropped {count}: {reason}" + (f" (e.g. {first})" if first else ""))
     lines += [f"  note: {n}" for n in report["notes"]]
     return "\n".join(lines)
+
+
+def _source_roots(frame: pd.DataFrame, out: Path, root: str | Path | None, rendered: set[str]) -> list[str]:
+    """Absolute folders outside `out` that hold the manifest's in-place images and heatmaps.
+
+    The raw dataset root when every such file is under it, else the deepest folder they share
+    (never ``/``: a manifest spread over the whole disk needs ``allow_outside_paths``).
+    """
+    out_abs = os.path.abspath(out)
+    paths = [os.path.abspath(p) for column in ("image", "heatmap") if column in frame.columns
+             for p in frame[column] if isinstance(p, str) and p and p not in rendered]  # rendered: inside `out`
+    outside = [p for p in paths if os.path.commonpath([out_abs, p]) != out_abs]
+    if not outside:
+        return []
+    base = os.path.abspath(root) if root is not None else None
+    if base is None or any(os.path.commonpath([base, p]) != base for p in outside):
+        base = os.path.commonpath(outside) if len(outside) > 1 else os.path.dirname(outside[0])
+    return [] if base == os.path.dirname(base) else [base]  # the filesystem root is never trusted
 
 
 def _relative(path: str, out: Path) -> str:

@@ -7,11 +7,12 @@ competition classes are labels, other terms are drawn as distractor patterns), a
 report text (findings + impression). **Only the text is real**; the images are drawn by
 `images.render_image`. Reports are parsed by the Open-I adapter (`prepare.openi`).
 
-Frontal view (the XMLs record no view): the report's first ``parentImage``, unless
+Frontal view (the XMLs record no view): the report's first ``parentImage`` that neither
 torchxrayvision's t-SNE-derived view table (``nlmcxr_tsne_pa.csv.gz``, which labels the first
-image of 3,851 reports ``PA`` or ``L``) marks it lateral, then its second image; a report whose
-only image is lateral has no frontal view and is dropped. Open-I studies are a PA + a lateral
-view, so this gives one frontal image per report (docs/openi_rendered.md).
+image of 3,851 reports ``PA`` or ``L``) nor the DICOM View Position (``nlmcxr_dicom_metadata.csv.gz``:
+LL, RL, LATERAL, LARGE LATERAL) marks lateral; a report without such an image has no frontal
+view and is dropped. Open-I studies are a PA + a lateral view, so this gives one frontal image
+per report (docs/openi_rendered.md). Report texts are HTML-unescaped by the adapter's parser.
 
 Layout under `out_dir`: ``manifest.csv`` (image, text, split, heatmap, id, study_id, subject_id,
 the CheXpert classes, No Finding, ``distractors``, ``mesh``, ``image_source`` = ``rendered``),
@@ -39,8 +40,9 @@ from medalign.synthetic.generate import SPLITS, _heatmap_subset, ensure_generate
 from medalign.synthetic.images import render_heatmap, render_image
 from medalign.synthetic.openi_mesh import findings_from_mesh, mesh_labels
 
-GENERATOR_VERSION = 1  # bump when the view rule, the MeSH map or the rendering changes
+GENERATOR_VERSION = 2  # bump when the view rule, the MeSH map or the rendering changes (2: DICOM laterals, entities)
 TSNE_VIEWS = "nlmcxr_tsne_pa.csv.gz"
+DICOM_VIEWS = "nlmcxr_dicom_metadata.csv.gz"
 _FINDINGS, _IMAGE = 0, 1  # per-report random streams
 IMAGE_SOURCE = "rendered"  # the manifest's image_source column: images are drawn, text is real
 
@@ -84,18 +86,14 @@ def reports_root(reports: str | None = None) -> Path:
     return Path(spec.submodule_search_locations[0]) / "data"
 
 
-def frontal_image(images: list[str], tsne_view: dict[str, str]) -> str | None:
-    """The report's frontal image id: its first image unless the t-SNE table says lateral, then its second."""
-    if not images:
-        return None
-    if tsne_view.get(images[0]) != "L":
-        return images[0]
-    return images[1] if len(images) > 1 else None
+def frontal_image(images: list[str], tsne_view: dict[str, str], dicom_lateral: frozenset[str] | set[str] = frozenset()) -> str | None:
+    """The report's frontal image id: its first image that neither the t-SNE table nor the DICOM header calls lateral."""
+    return next((i for i in images if tsne_view.get(i) != "L" and i not in dicom_lateral), None)
 
 
 def select_reports(root: Path) -> tuple[pd.DataFrame, Counter, list[str]]:
     """Reports that get a row: uid, number, text, findings, mesh, image_id, id; with drops and notes."""
-    from medalign.prepare.openi import image_key, read_xml_reports
+    from medalign.prepare.openi import image_key, lateral_by_dicom, read_xml_reports
 
     reports = read_xml_reports(root)
     notes: list[str] = []
@@ -106,7 +104,12 @@ def select_reports(root: Path) -> tuple[pd.DataFrame, Counter, list[str]]:
         tsne_view = dict(zip(table["imageid"], table["tsne-view"]))
     else:
         notes.append(f"no {TSNE_VIEWS} next to the reports: the first image of every report is taken as frontal")
-    reports["image_id"] = [frontal_image(list(images), tsne_view) for images in reports["images"]]
+    dicom_path = root / DICOM_VIEWS
+    lateral_keys = lateral_by_dicom(dicom_path) if dicom_path.is_file() else set()
+    if not dicom_path.is_file():
+        notes.append(f"no {DICOM_VIEWS} next to the reports: DICOM View Position not checked")
+    reports["image_id"] = [frontal_image(list(images), tsne_view, {i for i in images if image_key(i) in lateral_keys})
+                           for images in reports["images"]]
     reports["text"] = [" ".join(t for t in (f, i) if t) for f, i in zip(reports["findings"], reports["impression"])]
     reports["number"] = reports["uid"].str.extract(r"(\d+)$")[0].astype(int)
     reports = reports.sort_values("number", kind="stable").reset_index(drop=True)

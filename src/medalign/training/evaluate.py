@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 
 from medalign.evaluation.embeddings import DEFAULT_CACHE_DIR
-from medalign.evaluation.encoders import Encoder, MedAlignEncoder, OpenClipEncoder, load_checkpoint_encoder
+from medalign.evaluation.encoders import Encoder, MedAlignEncoder, load_checkpoint_encoder, load_pretrained_encoder
 from medalign.evaluation.results import markdown_table, write_results
 from medalign.evaluation.suite import DataDefaults, SuiteRunner, Task, default_tasks, parse_task
 from medalign.run_folder import RunFolder, new_timestamped_folder
@@ -115,7 +115,7 @@ def encoder_from_cli(model: Any, datamodule: Any, ckpt_path: str | None, suite: 
             raise ValueError("evaluation.encoder is 'open_clip': set evaluation.weights (a local file or directory)")
         if ckpt_path:
             log.warning("--ckpt_path %s is ignored: evaluating the open_clip model %s", ckpt_path, suite.weights)
-        return OpenClipEncoder.from_pretrained(suite.weights, suite.arch, suite.text_config_dir)
+        return load_pretrained_encoder(suite.weights, suite.arch, suite.text_config_dir)  # open_clip or transformers folder
     hp = datamodule.hparams
     settings = dict(max_length=hp.max_length, image_size=hp.image_size, mean=tuple(hp.mean), std=tuple(hp.std))
     if ckpt_path:  # a plain weights file (no hyper-parameters) is built as the config's --model

@@ -1,7 +1,8 @@
 """Start-up checks of a `fit`: problems that would otherwise surface after an epoch (or never).
 
 * the monitored metric is one the module (and its callbacks) will log;
-* a monitored validation metric has validation rows to come from;
+* a monitored validation metric has validation rows to come from (for zero-shot: single-label rows
+  of the prompted classes);
 * the checkpoint and log folders can be written;
 * the checkpoint folder's disk holds at least one checkpoint.
 """
@@ -82,6 +83,8 @@ def check_monitor(monitor: str | None, trainer: L.Trainer, pl_module: L.Lightnin
             f"checkpoint.monitor is {monitor!r}, a validation metric, but {where} has no rows with split 'val'. "
             "Give some rows split 'val' (e.g. 5 % of subjects), or monitor nothing: --checkpoint.monitor null"
         )
+    if monitor.startswith("val/zero_shot"):
+        check_zero_shot_rows(monitor, datamodule)
     names, prefixes = expected_metrics(trainer, pl_module)
     if monitor in names or any(monitor.startswith(p) for p in prefixes):
         return
@@ -90,6 +93,36 @@ def check_monitor(monitor: str | None, trainer: L.Trainer, pl_module: L.Lightnin
         f"checkpoint.monitor {monitor!r} is not a metric this run logs; it would never improve and no best "
         f"checkpoint would be kept. Known: {known}. Set --checkpoint.monitor to one of them (or null)"
     )
+
+
+def check_zero_shot_rows(monitor: str, datamodule: Any) -> None:
+    """Raise when validation zero-shot has no prompts or no single-label validation row to score.
+
+    Validation zero-shot classifies the rows positive for exactly one prompted class (under the
+    data's label policy); with none it is skipped every epoch and the monitored key never appears.
+    """
+    manifest = getattr(datamodule, "manifest", None)
+    prompts = getattr(datamodule, "prompts", None)
+    if manifest is None or prompts is None:
+        return  # not our data module: nothing to check ahead
+    where = getattr(datamodule, "manifest_path", None) or getattr(manifest, "path", "the manifest")
+    if not prompts:
+        raise ValueError(f"checkpoint.monitor is {monitor!r} but the data has no zero-shot prompts (data.prompts); "
+                         "set --data.prompts (e.g. prompts/chexpert5.json) or monitor val/loss")
+    from medalign.data.labels import single_label_rows
+    from medalign.data.manifest import Manifest
+
+    hp = getattr(datamodule, "hparams", {})
+    val = manifest.split("val")
+    scored = Manifest(val.path, val.frame, [c for c in prompts if c in val.label_columns])
+    labels = scored.labels(hp.get("uncertain", "zeros"), hp.get("blank", "zeros"))
+    if labels.shape[1] == 0 or not single_label_rows(labels).any():
+        raise ValueError(
+            f"checkpoint.monitor is {monitor!r} but {where} has no validation row positive for exactly one of the "
+            f"prompted classes {list(prompts)} ({len(val)} val rows): zero-shot would be skipped every epoch. "
+            "Monitor val/loss or a retrieval metric (--checkpoint.monitor val/i2t_R@10 --checkpoint.mode max), "
+            "or give the val split single-label rows"
+        )
 
 
 def check_writable(folder: str | Path, what: str) -> None:

@@ -21,14 +21,18 @@ def tiny_ckpt(tmp_path_factory, synthetic_dir):
     return tmp / "ckpt" / "step3.ckpt"
 
 
-def test_score_maps_rewards_the_expert_map_itself():
+@pytest.mark.parametrize("variant", ["mit", "medalign"])
+def test_score_maps_rewards_the_expert_map_itself(variant):
+    from medalign.metrics.saliency import binarize, nss_fixations
+
     g = torch.Generator().manual_seed(0)
     heat = torch.rand(4, 16, 16, generator=g) ** 4
-    perfect = score_maps(heat, heat)
-    noise = score_maps(torch.rand(4, 16, 16, generator=g), heat)
+    perfect = score_maps(heat, heat, variant=variant)
+    noise = score_maps(torch.rand(4, 16, 16, generator=g), heat, variant=variant)
     assert (perfect["cc"] > 0.99).all() and (perfect["sim"] > 0.99).all() and (perfect["kld"] < 1e-4).all()
     assert (perfect["nss"] > noise["nss"]).all() and (perfect["auc"] > noise["auc"]).all()
-    assert np.allclose(perfect["nss"], [nss(heat[i], heat[i]) for i in range(4)], rtol=1e-5)
+    expected = [nss_fixations(heat[i], binarize(heat[i])) if variant == "mit" else nss(heat[i], heat[i]) for i in range(4)]
+    assert np.allclose(perfect["nss"], expected, rtol=1e-5)  # MIT: z-scored saliency at the fixations
 
 
 def test_randomised_changes_every_weight_but_not_the_original():

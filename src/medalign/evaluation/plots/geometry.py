@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from medalign.evaluation.geometry import joint_pca, row_classes, similarity_groups
-from medalign.evaluation.plots.style import new_figure, save_figure
+from medalign.evaluation.plots.style import legend_below, new_figure, save_figure
 
 __all__ = ["plot_geometry"]
 
@@ -44,7 +44,7 @@ def plot_geometry(
     Returns:
         The matplotlib Figure.
     """
-    fig = new_figure((12, 5))  # checks matplotlib first
+    fig = new_figure((12, 5.6))  # checks matplotlib first
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
 
@@ -73,13 +73,12 @@ def plot_geometry(
             ax_pca.scatter(*pt[m].T, s=10, marker="^", color=colour, edgecolors="k", linewidths=0.2, zorder=2)
         ax_pca.plot([], [], "^", color="0.5", markeredgecolor="k", label="text (▲)")
     ax_pca.set(title="joint PCA: images ● texts ▲, lines join true pairs", xlabel="PC 1", ylabel="PC 2")
-    ax_pca.legend(fontsize=7, loc="best")
 
     for name, values in similarity_groups(v, t, classes).items():
         if len(values):
             ax_hist.hist(values, bins=50, density=True, histtype="stepfilled", alpha=0.45, label=f"{name} (n={len(values)})")
     ax_hist.set(title="image–text cosine similarity", xlabel="cos(v_i, t_j)", ylabel="density")
-    ax_hist.legend(fontsize=8)
+    legend_below(fig, ncol=4)  # both panels' keys under the figure: no point or bar is hidden
     if title:
         fig.suptitle(title)
     if path is not None:

@@ -16,14 +16,19 @@ def _gray(image: torch.Tensor) -> torch.Tensor:
 
 
 def plot_panels(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], path: str | Path, title: str = "") -> Path:
-    """One line per (image (C, S, S), heatmap (S, S), saliency (S, S)) row; returns the PNG path."""
-    fig = new_figure((9.6, 2.5 * len(rows)))
+    """One line per (image (C, S, S), heatmap (S, S), saliency (S, S)) row; returns the PNG path.
+
+    Heatmap and saliency share the [0, 1] scale of the colour bars under their columns; the overlay
+    uses the saliency colours.
+    """
+    fig = new_figure((9.6, 2.4 * len(rows) + 1.0))
     axes = fig.subplots(len(rows), 4, squeeze=False)
+    images = {}
     for r, (image, heat, sal) in enumerate(rows):
         gray = _gray(image).numpy()
         panels = [(gray, "gray", "image"), (heat.numpy(), "magma", "expert gaze"), (sal.numpy(), "jet", "model saliency")]
         for c, (data, cmap, name) in enumerate(panels):
-            axes[r, c].imshow(data, cmap=cmap, vmin=0, vmax=1)
+            images[c] = axes[r, c].imshow(data, cmap=cmap, vmin=0, vmax=1)
             axes[r, c].set_title(name if r == 0 else "", fontsize=9)
         axes[r, 3].imshow(gray, cmap="gray")
         axes[r, 3].imshow(sal.numpy(), cmap="jet", alpha=0.4, vmin=0, vmax=1)
@@ -31,6 +36,11 @@ def plot_panels(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], pat
         axes[r, 3].set_title("overlay (white: gaze ≥ 0.5)" if r == 0 else "", fontsize=9)
         for ax in axes[r]:
             ax.set_axis_off()
+    for c, label in ((1, "expert gaze (normalised)"), (2, "model saliency (normalised)")):
+        bar = fig.colorbar(images[c], ax=axes[:, c] if c == 1 else axes[:, 2:], location="bottom", shrink=0.8,
+                           aspect=30, pad=0.02)
+        bar.set_label(label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

@@ -5,6 +5,12 @@ unknown label left out of that label's fit and score), or one multinomial model 
 single-label data; ROC AUC per class and macro-averaged over classes with both outcomes in
 the test set.
 
+Sample efficiency (`fraction_sweep`): each fraction below 1 is drawn ``repeats`` times with seeds
+``seed, seed + 1, ...``; the result is the mean macro AUC with a 95 % t-interval over the repeats
+(one subsample says nothing about the spread: 1 % of RSNA is ~180 images). ``C`` is scikit-learn's
+default 1.0 unless a grid and validation rows are given: then each repeat picks the C with the
+best validation macro AUC on its own subsample (ties: the smaller C, i.e. stronger L2).
+
 Convergence: a model has converged iff L-BFGS stopped on its tolerance before ``max_iter``
 iterations (``n_iter_ < max_iter``). Unconverged fits are reported (``converged`` per class and
 overall, ``unconverged`` lists them) and logged with what to change; their AUCs are not results.
@@ -97,6 +103,34 @@ def fit_probe(
     }
 
 
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the Student-t interval of the mean over repeats; NaN bounds for fewer than 2."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if not np.isnan(x)], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return mean, mean - half, mean + half
+
+
+def choose_C(
+    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, classes: Sequence[str],
+    C_grid: Sequence[float], multilabel: bool = True, seed: int = 0, **kwargs: Any,
+) -> tuple[float, dict[str, float]]:
+    """The C of `C_grid` with the best validation macro AUC (ties: the smallest C); also every C's score."""
+    scores = {f"{C:g}": fit_probe(train_x, train_y, val_x, val_y, classes, multilabel, C=C, seed=seed, **kwargs)["macro_auc"]
+              for C in sorted(C_grid)}  # fmt: skip
+    defined = {k: v for k, v in scores.items() if not np.isnan(v)}
+    if not defined:
+        return float(min(C_grid)), scores
+    best = max(defined.values())
+    return float(next(k for k, v in defined.items() if v == best)), scores
+
+
 def fraction_sweep(
     train_x: np.ndarray,
     train_y: np.ndarray,
@@ -106,40 +140,80 @@ def fraction_sweep(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     multilabel: bool = True,
     seed: int = 0,
+    repeats: int = 1,
+    C_grid: Sequence[float] | None = None,
+    val_x: np.ndarray | None = None,
+    val_y: np.ndarray | None = None,
     progress: bool = True,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
-    """`fit_probe` on seeded random subsets of the training rows, one per fraction.
+    """`fit_probe` on seeded random subsets of the training rows, `repeats` per fraction below 1.
 
     Args:
+        repeats: subsamples per fraction (seeds ``seed + r``); fraction 1 is fitted once.
+        C_grid: candidate C values, chosen per repeat on (`val_x`, `val_y`); None: ``C`` from kwargs (1.0).
+        val_x / val_y: validation rows for choosing C (needed with `C_grid`).
         progress: report each fitted fraction (`medalign.progress`: a bar on a terminal, log lines otherwise).
 
     Returns:
-        {"<fraction>": fit_probe result + ``fraction``}.
+        {"<fraction>": the first repeat's `fit_probe` result with ``macro_auc`` and ``per_class_auc``
+        replaced by their means over repeats, plus ``fraction``, ``repeats``, ``macro_auc_sd``,
+        ``macro_auc_ci95`` [low, high] (None for one repeat) and ``runs`` (per repeat: seed, C, C_scores, macro_auc, n_train, converged)}.
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    if C_grid is not None and (val_x is None or val_y is None or len(val_x) == 0):
+        raise ValueError("linear probe: C_grid needs validation rows (val_x, val_y): set val_split to a split with rows")
     from medalign.progress import track
 
     out = {}
     for fraction in track(list(fractions), desc=f"linear probes ({len(classes)} classes)", enabled=None if progress else False,
                           unit="fraction"):
-        rows = subsample(len(train_x), fraction, seed)
-        result = fit_probe(train_x[rows], train_y[rows], test_x, test_y, classes, multilabel, seed=seed, **kwargs)
-        out[f"{fraction:g}"] = {"fraction": float(fraction), **result}
+        runs = []
+        for r in range(repeats if fraction < 1 else 1):
+            rows = subsample(len(train_x), fraction, seed + r)
+            x, y = train_x[rows], train_y[rows]
+            fit_kwargs = dict(kwargs)
+            scores = None
+            if C_grid is not None:
+                fit_kwargs["C"], scores = choose_C(x, y, val_x, val_y, classes, C_grid, multilabel, seed + r, **kwargs)
+            result = fit_probe(x, y, test_x, test_y, classes, multilabel, seed=seed + r, **fit_kwargs)
+            runs.append((result, {"seed": seed + r, "C": float(fit_kwargs.get("C", 1.0)), "C_scores": scores,
+                                  "macro_auc": result["macro_auc"], "n_train": result["n_train"],
+                                  "converged": result["converged"]}))  # fmt: skip
+        first = runs[0][0]
+        mean, low, high = mean_ci([run["macro_auc"] for _, run in runs])
+        aucs = np.array([run["macro_auc"] for _, run in runs], dtype=float)
+        per_class = {c: float(np.nanmean([res["per_class_auc"][c] for res, _ in runs]))
+                     if any(not np.isnan(res["per_class_auc"][c]) for res, _ in runs) else float("nan") for c in classes}
+        out[f"{fraction:g}"] = {
+            "fraction": float(fraction), **first, "per_class_auc": per_class, "macro_auc": mean,
+            "converged": all(run["converged"] for _, run in runs), "repeats": len(runs),
+            "macro_auc_sd": float(np.nanstd(aucs, ddof=1)) if len(runs) > 1 else None,
+            "macro_auc_ci95": [low, high] if len(runs) > 1 else None, "runs": [run for _, run in runs],
+        }  # fmt: skip
     return out
 
 
 def plot_fraction_sweep(sweep: dict[str, dict[str, Any]], path: str | Path, title: str = "linear probe") -> Path:
-    """Macro AUC vs training fraction (log x axis) as a PNG (the one plot style: OO matplotlib)."""
-    from medalign.evaluation.plots.style import new_figure, save_figure
+    """Macro AUC vs training fraction (log x axis) as a PNG, y from below chance (0.5, dotted) to 1."""
+    from medalign.evaluation.plots.style import chance_line, legend_below, new_figure, save_figure
 
     fractions = [v["fraction"] for v in sweep.values()]
     aucs = [v["macro_auc"] for v in sweep.values()]
-    fig = new_figure((4.5, 3.2))
+    fig = new_figure((4.5, 3.6))
     ax = fig.subplots()
-    ax.plot(fractions, aucs, marker="o")
+    ax.plot(fractions, aucs, marker="o", label="linear probe")
+    bounds = np.array([v.get("macro_auc_ci95") or [np.nan, np.nan] for v in sweep.values()], dtype=float)  # (F, 2)
+    if np.isfinite(bounds).any():
+        ax.fill_between(fractions, bounds[:, 0], bounds[:, 1], alpha=0.2, label="95 % CI over repeats")
     ax.set_xscale("log")
     ax.set_xlabel("fraction of training rows")
     ax.set_ylabel("macro AUC")
+    finite = [a for a in aucs if a == a]  # drop NaN (a class without both outcomes)
+    ax.set_ylim(min([0.45, *finite]) - 0.02, 1.0)
+    chance_line(ax, 0.5, "chance AUC")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    legend_below(fig, ax)
     return save_figure(fig, path)

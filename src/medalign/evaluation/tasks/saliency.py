@@ -210,7 +210,8 @@ def saliency_agreement(
         result[source] = _summary(per_row[source])
     if panel_rows and out_dir is not None:
         from medalign.evaluation.plots.saliency import plot_panels
+        from medalign.evaluation.plots.style import dataset_name
 
-        path = plot_panels(panel_rows, Path(out_dir) / f"saliency_{method}.png", title=f"{method} vs expert gaze")
+        path = plot_panels(panel_rows, Path(out_dir) / f"saliency_{method}.png", title=f"{method} vs expert gaze on {dataset_name(manifest)}")
         result["panels"] = path.name
     return result

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from medalign.studies.gap.sweep import SweepResult
-from medalign.evaluation.plots.style import new_figure, save_figure
+from medalign.evaluation.plots.style import legend_below, new_figure, save_figure
 from medalign.evaluation.results import format_table
 from medalign.evaluation.geometry import joint_pca
 from medalign.metrics.geometry import lambda_shift
@@ -105,18 +105,18 @@ def plot_auc_vs_lambda(result: SweepResult, path: str | Path | None = None, titl
     The λ selected on validation AUC is starred; the test argmax is drawn as a hollow circle labelled as an
     oracle; λ values with unconverged probes are crossed.
     """
-    fig = new_figure((5.5, 3.8))
+    fig = new_figure((6.0, 5.2))
     ax = fig.subplots()
-    ax.errorbar(result.lambdas, result.auc_mean, yerr=result.auc_std, marker="o", capsize=3, label="early fusion (image ⧺ text)")
+    ax.errorbar(result.lambdas, result.auc_mean, yerr=result.auc_std, marker="o", capsize=3, label="early fusion (image, text concatenated)")
     ax.plot([result.best_lambda], [result.auc_mean[result.best_index]], marker="*", markersize=14, color="tab:red",
-            linestyle="none", label=f"best λ on val = {result.best_lambda:g} (test AUC shown)")
+            linestyle="none", label=f"best λ on val = {result.best_lambda:g} (test AUC shown)", zorder=4)
     oracle = result.test_argmax_index
     ax.plot([result.lambdas[oracle]], [result.auc_mean[oracle]], marker="o", markersize=12, markerfacecolor="none",
             color="grey", linestyle="none", label=f"test-argmax λ = {result.lambdas[oracle]:g} (oracle, not a result)")
     bad = [l for l in range(len(result.lambdas)) if not np.asarray(result.converged[l]).all()]
     if bad:
-        ax.plot([result.lambdas[l] for l in bad], [result.auc_mean[l] for l in bad], marker="x", color="black",
-                linestyle="none", label="some probes not converged")
+        ax.plot([result.lambdas[l] for l in bad], [result.auc_mean[l] for l in bad], marker="x", markersize=9,
+                markeredgewidth=2, color="black", linestyle="none", label="some probes not converged", zorder=5)
     for (name, ref), colour in zip(result.references.items(), ("tab:green", "tab:purple")):
         mean, sd = float(np.mean(ref["auc"])), float(np.std(ref["auc"]))
         ax.axhline(mean, linestyle="--", color=colour, label=name.replace("_", "-"))
@@ -127,7 +127,7 @@ def plot_auc_vs_lambda(result: SweepResult, path: str | Path | None = None, titl
                     capsize=3, linestyle="none", label=f"learned λ = {lam.mean():.2f}")
     ax.set(xlabel="λ (gap shift fraction)", ylabel="test AUC (macro)", title=title or "AUC vs λ")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_below(fig, ax, ncol=2)  # below the axes: no mark is hidden
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -153,17 +153,17 @@ def plot_shift_pca(
     """
     rows = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(len(v))[:max_points]))
     v, t = v[rows], t[rows]
-    fig = new_figure((4.2 * len(lambdas), 4))
+    fig = new_figure((4.2 * len(lambdas), 4.4))
     axes = np.atleast_1d(fig.subplots(1, len(lambdas)))
     for ax, lam in zip(axes, lambdas):
         vs, ts = lambda_shift(v, t, lam, delta)
         pv, pt = joint_pca(vs, ts)
         ax.scatter(*pv.T, s=6, alpha=0.6, c="tab:blue", label="image")
         ax.scatter(*pt.T, s=6, alpha=0.6, c="tab:orange", marker="^", label="text")
-        ax.scatter(*pv.mean(0), s=80, c="navy", marker="X")
-        ax.scatter(*pt.mean(0), s=80, c="darkred", marker="X")
+        ax.scatter(*pv.mean(0), s=80, c="navy", marker="X", label="image centroid")
+        ax.scatter(*pt.mean(0), s=80, c="darkred", marker="X", label="text centroid")
         ax.set(title=f"λ = {lam:g}", xlabel="PC 1", ylabel="PC 2")
-        ax.legend(fontsize=7, loc="best")
+    legend_below(fig, ncol=4)
     if title:
         fig.suptitle(title)
     if path is not None:
