@@ -102,7 +102,7 @@ def write_shards(
     if not len(data):
         raise ManifestError(f"{manifest} has no rows")
     out.parent.mkdir(parents=True, exist_ok=True)
-    key = {"manifest_sha256": sha256(manifest), "label_columns": list(label_columns), "chunk_bytes": str(chunk_bytes),
+    key = {"manifest_sha256": file_sha256(manifest), "label_columns": list(label_columns), "chunk_bytes": str(chunk_bytes),
            "num_workers": num_workers, "litdata": litdata_version, "version": VERSION}
     tmp = _staging(out, key)
     splits: dict[str, dict[str, int]] = {}
