@@ -41,7 +41,7 @@ def run(argv: list[str]) -> None:
     trained_s = time.perf_counter() - start
     checkpoints = fit.trainer.checkpoint_callback
     best = checkpoints.best_model_path or checkpoints.last_model_path
-    run_folder = RunFolder.of_checkpoint(best)  # both evaluations land in the trained run's eval/
+    run_folder = RunFolder.of_checkpoint(best) if best else RunFolder.of_trainer(fit.trainer)  # both evaluations: its eval/
     quiet = ["--trainer.logger", "false", "--evaluation.progress", "false", "--evaluation.output_dir", str(run_folder.eval_root)]
     untrained = cli_main(["test", "--config", args.config, *overrides, *quiet, "--evaluation.tasks", BASELINE_TASKS])
     trained = cli_main(["test", "--config", args.config, *overrides, *quiet, "--ckpt_path", best])
