@@ -89,6 +89,7 @@ def test_editing_a_config_file_changes_the_hash(tmp_path):
     ({"methods": [{"name": "a"}, {"name": "a"}]}, "unique"),
     ({"questions": [{"question": "?", "baseline": "a", "method": "zzz", "metric": "m"}]}, "unknown methods \\['zzz'\\]"),
     ({"typo": 1}, "unknown keys \\['typo'\\]"),
+    ({"primary": "zz.x"}, "primary metric 'zz.x' must be one of metrics"),
 ])
 def test_bad_study_configs_name_the_key(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
@@ -142,9 +143,11 @@ def test_aggregation_matches_hand_computed_means_sds_and_paired_differences(tmp_
     assert q[0.5]["n"] == 2  # the failed seed has no pair
     md = (tmp_path / "out" / "benchmark.md").read_text()
     assert "a/fraction0.5/seed2`: failed" in md and "11 of 12 finished" in md
-    assert "0.6 ± 0.26 (n=3)" in md
+    # mean 0.6, t-based 95 % CI 0.6 ± t(0.975, 2)·sqrt(0.07)/sqrt(3) = 0.6 ± 0.657
+    assert "0.600 [-0.057, 1.257] (n=3)" in md
+    assert q[1.0]["reading"] == "no detectable difference" and q[0.5]["reading"] == "too few seeds (< 3)"
     csv_lines = (tmp_path / "out" / "benchmark.csv").read_text().splitlines()
-    assert csv_lines[0] == "method,fraction,metric,mean,sd,n,values" and len(csv_lines) == 1 + 4
+    assert csv_lines[0] == "method,fraction,metric,mean,low,high,sd,n,values,unconverged_seeds" and len(csv_lines) == 1 + 4
     assert all(Path(p).is_file() for p in result["plots"])
 
 

@@ -59,7 +59,7 @@ def reference_probe(
         weight = (y_tr == 0).sum(0).float() / (y_tr == 1).sum(0).float().clamp(min=1)
     elif task == "multiclass" and config.class_weight == "balanced":  # N / (C · count_c)
         weight = len(y_tr) / (n_classes * torch.bincount(y_tr, minlength=n_classes).float().clamp(min=1))
-    probe = nn.Linear(x_tr.shape[1], n_classes)
+    probe = nn.Linear(x_tr.shape[1], n_classes, bias=config.bias)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(probe.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     else:

@@ -14,18 +14,25 @@ A study config (YAML, see ``configs/benchmark/demo.yaml``)::
       - {name: eclip, configs: [ablations/...], args: [...]}
     questions:                         # paired differences reported in benchmark.md
       - {question: "Does X help?", baseline: clip, method: eclip, metric: zero_shot.macro_f1}
+    primary: zero_shot.macro_f1        # optional: the pre-declared primary metric
 
 In `args`, ``${seed}`` is the cell's seed and ``${out}`` the study's folder (e.g. a fine-tune
 starting from ``${out}/clip/fraction1/seed${seed}/checkpoints/last.ckpt``).
 
 A cell's identity is the hash of its two command lines and the contents of every config file
-they name, so editing a config re-runs exactly the cells it touches.
+they name, so editing a config re-runs exactly the cells it touches; the runner adds the code
+version and the training manifest's hash when the cell runs (`medalign.provenance`).
+
+Every random stream of a cell derives from the cell seed, in one place (`seed_args`): the
+training seed, the data order and subsample, eCLIP's expert draws / mixup λ / random heatmaps,
+the objectives' mix draws and the evaluation's probe seeds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -75,6 +82,7 @@ class BenchmarkConfig:
     evaluation: str | None = None
     metrics: list[str] = field(default_factory=list)  # "<task>.<metric>" shown in tables (default: all scalars)
     questions: list[Question] = field(default_factory=list)
+    primary: str | None = None  # the pre-declared primary metric ("<task>.<metric>"); the tables name it
     source: str | None = None  # the YAML file it came from
 
 
@@ -89,6 +97,7 @@ class Cell:
     fit_args: tuple[str, ...]
     test_args: tuple[str, ...]
     config_hash: str
+    manifest: str | None = None  # the training manifest (its hash joins the cell's identity when it runs)
 
     @property
     def key(self) -> str:
@@ -118,7 +127,7 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     file = resolve_config(path)
     raw = yaml.safe_load(file.read_text()) or {}
     src = str(file)
-    known = {"name", "base", "methods", "out", "seeds", "fractions", "args", "evaluation", "metrics", "questions"}
+    known = {"name", "base", "methods", "out", "seeds", "fractions", "args", "evaluation", "metrics", "questions", "primary"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{src}: unknown keys {unknown}; known: {sorted(known)}")
@@ -150,11 +159,14 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         if missing:
             raise ValueError(f"{src}: questions[{i}] names unknown methods {sorted(missing)}; methods: {names}")
         questions.append(question)
+    metrics = [str(m) for m in _as_list(raw.get("metrics"), "metrics", src)]
+    primary = raw.get("primary")
+    if primary is not None and metrics and primary not in metrics:
+        raise ValueError(f"{src}: primary metric {primary!r} must be one of metrics {metrics}")
     return BenchmarkConfig(
         name=str(raw["name"]), base=str(raw["base"]), methods=methods, out=str(raw.get("out", f"runs/benchmark/{raw['name']}")),
         seeds=seeds, fractions=fractions, args=[str(a) for a in _as_list(raw.get("args"), "args", src)],
-        evaluation=raw.get("evaluation"), metrics=[str(m) for m in _as_list(raw.get("metrics"), "metrics", src)],
-        questions=questions, source=src,
+        evaluation=raw.get("evaluation"), metrics=metrics, questions=questions, primary=primary, source=src,
     )
 
 
@@ -173,6 +185,84 @@ def _hash(args: tuple[str, ...], files: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+# Every seeded stream of a cell → the command-line option that sets it. If an option is renamed,
+# change it here (and only here): `seed_args` is the one place a cell seed becomes options.
+SEED_OPTIONS = {
+    "training": "--seed_everything",              # initialisation, dropout, augmentation (Lightning)
+    "data": "--data.seed",                        # data order and the training-fraction subsample
+    # DACL / m³-mix / MLM draws: their seed moved into the method specs (methods/legacy.py); not mapped yet
+    "expert": "--model.init_args.expert_seed",    # eCLIP expert draws, mixup λ, random heatmaps
+}
+EXPERT_MODULES = ("ECLIPModule",)  # model classes that take the expert stream's option
+PROBE_TASK_TYPES = ("linear_probe",)  # evaluation tasks whose `seed` is the probe seed
+
+
+def _load_yaml(file: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(file.read_text()) or {}
+
+
+def _settings(args: tuple[str, ...]) -> dict[str, Any]:
+    """What the layered configs and overrides of a command line set: model class, manifest, tasks."""
+    found: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg, value = args[i], None
+        if "=" in arg and arg.startswith("--"):
+            arg, value = arg.split("=", 1)
+        elif i + 1 < len(args) and arg.startswith("--"):
+            value = args[i + 1]
+            i += 1
+        i += 1
+        if arg in ("--config", "-c") and value is not None:
+            raw = _load_yaml(resolve_config(value))
+            model = raw.get("model")
+            if isinstance(model, str):
+                found["model_class"] = model
+            elif isinstance(model, dict) and model.get("class_path"):
+                found["model_class"] = model["class_path"]
+            if isinstance(raw.get("data"), dict) and raw["data"].get("manifest"):
+                found["manifest"] = raw["data"]["manifest"]
+            if isinstance(raw.get("evaluation"), dict) and raw["evaluation"].get("tasks") is not None:
+                found["tasks"] = raw["evaluation"]["tasks"]
+        elif arg in ("--model", "--model.class_path") and value is not None:
+            found["model_class"] = value
+        elif arg == "--data.manifest" and value is not None:
+            found["manifest"] = value
+        elif arg == "--evaluation.tasks" and value is not None:
+            import yaml
+
+            found["tasks"] = yaml.safe_load(value)
+    return found
+
+
+def seed_args(seed: int, model_class: str | None = None, tasks: list[Any] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The options that derive every random stream of a cell from its `seed`.
+
+    Args:
+        seed: the cell seed.
+        model_class: the cell's ``model.class_path`` (the expert stream only exists for eCLIP).
+        tasks: the cell's ``evaluation.tasks``; probe tasks get ``seed: <seed>`` (returned as an
+            ``--evaluation.tasks`` override), the others are kept as they are.
+
+    Returns:
+        (options for `fit` and `test`, e.g. ``("--seed_everything", "3", "--data.seed", "3", ...)``,
+        options for `test` only: the seeded ``--evaluation.tasks``, or nothing).
+    """
+    streams = ["training", "data"]
+    if model_class and model_class.rsplit(".", 1)[-1] in EXPERT_MODULES:
+        streams.append("expert")
+    both: list[str] = []
+    for stream in streams:
+        both += [SEED_OPTIONS[stream], str(seed)]
+    test: tuple[str, ...] = ()
+    if tasks and any(isinstance(t, dict) and t.get("type") in PROBE_TASK_TYPES for t in tasks):
+        seeded = [{**t, "seed": seed} if isinstance(t, dict) and t.get("type") in PROBE_TASK_TYPES else t for t in tasks]
+        test = ("--evaluation.tasks=" + json.dumps(seeded),)
+    return tuple(both), test
+
+
 def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
     """Every (method, fraction, seed) cell, in that order, with its command lines and hash."""
     cells = []
@@ -182,18 +272,19 @@ def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
         configs = ["--config", cfg.base]
         for extra in method.configs:
             configs += ["--config", extra]
-        common = (
-            *(arg.replace("${seed}", str(seed)).replace("${out}", str(root)) for arg in (*configs, *cfg.args, *method.args)),
-            "--seed_everything", str(seed), "--data.seed", str(seed), "--data.train_fraction", f"{fraction:g}",
-        )
+        evaluation = ("--config", cfg.evaluation) if cfg.evaluation else ()
+        own = tuple(arg.replace("${seed}", str(seed)).replace("${out}", str(root)) for arg in (*configs, *cfg.args, *method.args))
+        settings = _settings(own)
+        tasks = _settings((*own, *evaluation)).get("tasks")  # the test line's order
+        seeds, probe_seeds = seed_args(seed, settings.get("model_class"), tasks)
+        common = (*own, *seeds, "--data.train_fraction", f"{fraction:g}")
         fit = ("fit", *common, "--trainer.default_root_dir", str(folder), "--trainer.logger", "false",
                "--checkpoint.dirpath", str(RunFolder(folder).checkpoints))
-        evaluation = ("--config", cfg.evaluation) if cfg.evaluation else ()
-        test = ("test", *common, *evaluation, "--trainer.logger", "false", "--evaluation.progress", "false",
+        test = ("test", *common, *evaluation, *probe_seeds, "--trainer.logger", "false", "--evaluation.progress", "false",
                 "--evaluation.output_dir", str(RunFolder(folder).eval_root),
                 "--ckpt_path", str(RunFolder(folder).last_checkpoint))
         files = _config_files(fit) + _config_files(test)
-        cells.append(Cell(method.name, seed, fraction, folder, fit, test, _hash(fit + test, files)))
+        cells.append(Cell(method.name, seed, fraction, folder, fit, test, _hash(fit + test, files), settings.get("manifest")))
     return cells
 
 

@@ -3,14 +3,18 @@
 Each cell runs as two processes (``python -m medalign fit ...`` then ``test ...``), exactly the
 command lines `Cell.commands` prints for a cluster. A cell's folder holds:
 
-* ``cell.json`` — its key and config hash (written when it starts);
+* ``cell.json`` — its key, config hash and code identity (written when it starts);
 * ``log.txt`` — both processes' output;
-* ``done.json`` — written after `test` succeeded: the hash and the results.json path;
+* ``done.json`` — written after `test` succeeded: the hash, the code identity
+  (`medalign.provenance.code_identity`: version, commit), the training manifest's SHA-256 and the
+  results.json path;
 * ``failed.json`` — the return code and the log's tail, when a process failed.
 
-A finished cell (``done.json`` with the same hash) is skipped. A cell whose config changed is
-moved aside (``<folder>.stale-<old hash>``) and re-run. An interrupted `fit` resumes from its
-``last.ckpt``.
+A finished cell (``done.json`` with the same hash) is skipped. A cell whose config or training
+manifest changed is moved aside (``<folder>.stale-<old hash>``) and re-run. A cell finished by
+another code version is ``outdated``: kept (and refused by ``--aggregate`` unless mixing is
+allowed) unless ``rerun_outdated`` moves it aside like a stale one. An interrupted `fit` resumes
+from its ``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from medalign.benchmark.grid import Cell
+from medalign.provenance import code_identity
 from medalign.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -42,15 +47,38 @@ class CellOutcome:
     error: str | None = None
 
 
-def cell_status(cell: Cell) -> str:
-    """``done`` (finished with this config), ``stale`` (another config), ``partial`` or ``new``."""
+def manifest_hash(cell: Cell) -> str | None:
+    """SHA-256 of the cell's training manifest (None when it names none or the file does not exist yet)."""
+    if not cell.manifest or not Path(cell.manifest).is_file():
+        return None
+    from medalign.run_folder import file_sha256
+
+    return file_sha256(cell.manifest)
+
+
+def cell_status(cell: Cell, code_version: str | None = None) -> str:
+    """``done``, ``outdated`` (done by another code version than `code_version`, when given),
+    ``stale`` (another config or training manifest), ``partial`` or ``new``."""
     done = cell.folder / "done.json"
     if done.is_file():
-        return "done" if json.loads(done.read_text()).get("config_hash") == cell.config_hash else "stale"
+        record = json.loads(done.read_text())
+        if record.get("config_hash") != cell.config_hash:
+            return "stale"
+        recorded, current = record.get("manifest_sha256"), manifest_hash(cell)
+        if recorded and current and recorded != current:
+            return "stale"
+        if code_version is not None and record.get("code", {}).get("code_version") != code_version:
+            return "outdated"
+        return "done"
     marker = cell.folder / "cell.json"
     if marker.is_file():
         return "partial" if json.loads(marker.read_text()).get("config_hash") == cell.config_hash else "stale"
     return "new"
+
+
+def cell_identity(cell: Cell) -> dict:
+    """What a finished cell's numbers depend on besides its seed: recorded in ``done.json``."""
+    return {"config_hash": cell.config_hash, "code": code_identity(), "manifest": cell.manifest, "manifest_sha256": manifest_hash(cell)}
 
 
 def latest_results(cell: Cell) -> Path | None:
@@ -67,12 +95,19 @@ def _default_launch(args: list[str], log_file: Path) -> int:
         return subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
 
 
-def run_cell(cell: Cell, launch: Callable[[list[str], Path], int] = _default_launch, python: str = sys.executable) -> CellOutcome:
-    """Run (or resume) one cell; never raises for a failing run (the outcome says so)."""
-    status = cell_status(cell)
+def run_cell(
+    cell: Cell, launch: Callable[[list[str], Path], int] = _default_launch, python: str = sys.executable, rerun_outdated: bool = False,
+) -> CellOutcome:
+    """Run (or resume) one cell; never raises for a failing run (the outcome says so).
+
+    A cell done by another code version is skipped (outcome ``outdated``) unless `rerun_outdated`.
+    """
+    status = cell_status(cell, code_identity()["code_version"])
     if status == "done":
         return CellOutcome(cell.key, "skipped")
-    if status == "stale":
+    if status == "outdated" and not rerun_outdated:
+        return CellOutcome(cell.key, "outdated")
+    if status in ("stale", "outdated"):
         old = json.loads((cell.folder / "cell.json").read_text()).get("config_hash", "unknown")
         aside = cell.folder.with_name(f"{cell.folder.name}.stale-{old}")
         shutil.rmtree(aside, ignore_errors=True)
@@ -80,7 +115,7 @@ def run_cell(cell: Cell, launch: Callable[[list[str], Path], int] = _default_lau
         log.info("benchmark: %s changed config; old run moved to %s", cell.key, aside)
     cell.folder.mkdir(parents=True, exist_ok=True)
     (cell.folder / "failed.json").unlink(missing_ok=True)
-    (cell.folder / "cell.json").write_text(json.dumps({"key": cell.key, "config_hash": cell.config_hash}))
+    (cell.folder / "cell.json").write_text(json.dumps({"key": cell.key, "config_hash": cell.config_hash, "code": code_identity()}))
     log_file = cell.folder / "log.txt"
     start = time.perf_counter()
     fit = list(cell.fit_args)
@@ -100,13 +135,15 @@ def run_cell(cell: Cell, launch: Callable[[list[str], Path], int] = _default_lau
         (cell.folder / "failed.json").write_text(json.dumps({"key": cell.key, "stage": "test", "error": error}, indent=2))
         return CellOutcome(cell.key, "failed", time.perf_counter() - start, error)
     seconds = time.perf_counter() - start
-    done = {"key": cell.key, "config_hash": cell.config_hash, "results": str(results.relative_to(cell.folder)), "seconds": seconds}
+    done = {"key": cell.key, **cell_identity(cell), "results": str(results.relative_to(cell.folder)), "seconds": seconds}
     (cell.folder / "done.json").write_text(json.dumps(done, indent=2))
     return CellOutcome(cell.key, "done", seconds)
 
 
-def run_grid(cells: list[Cell], launch: Callable[[list[str], Path], int] = _default_launch, progress: bool = True,
-             callback: Callable[[int, int | None], None] | None = None) -> list[CellOutcome]:
+def run_grid(
+    cells: list[Cell], launch: Callable[[list[str], Path], int] = _default_launch, progress: bool = True, rerun_outdated: bool = False,
+    callback: Callable[[int, int | None], None] | None = None,
+) -> list[CellOutcome]:
     """Run every cell in order; failed cells are reported and the grid goes on.
 
     With `progress`, a line per cell as it starts (its log file, the grid's elapsed time and ETA) and as it ends
@@ -121,7 +158,7 @@ def run_grid(cells: list[Cell], launch: Callable[[list[str], Path], int] = _defa
                 eta = bar.eta()
                 log.info("benchmark: cell %d/%d %s started (follow %s); grid %s elapsed%s", i, len(cells), cell.key,
                          cell.folder / "log.txt", format_seconds(bar.elapsed), f", ETA {format_seconds(eta)}" if eta is not None else "")
-            outcome = run_cell(cell, launch)
+            outcome = run_cell(cell, launch, rerun_outdated=rerun_outdated)
             if outcome.status == "failed":
                 log.error("benchmark: cell %s failed (%s); see %s", cell.key, outcome.error, cell.folder / "log.txt")
             elif progress:

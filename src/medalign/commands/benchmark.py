@@ -5,6 +5,11 @@ fractions through the normal `fit` and `test` paths, then one table, plots and r
     medalign benchmark --config benchmark/demo.yaml --dry-run    # print the grid and each cell's commands
     medalign benchmark --config benchmark/demo.yaml --aggregate  # tables and plots from finished cells only
 
+Tables: mean over seeds with a t-based 95 % CI; questions: paired differences by seed with the CI,
+p-value and reading (higher / lower / no detectable difference / too few seeds). Cells whose probe
+did not converge are marked and left out (--include-unconverged counts them); cells from another
+code version are refused (--allow-mixed, --rerun-outdated).
+
 On a cluster, submit each printed cell (two command lines) as its own job, then run
 ``--aggregate`` once they are done.
 """
@@ -26,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--aggregate", action="store_true", help="only aggregate the cells that finished")
     parser.add_argument("--methods", nargs="+", default=None, help="run only these methods")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    parser.add_argument("--include-unconverged", action="store_true",
+                        help="count cells whose probe did not converge in means and differences (they are marked ⚠ either way)")
+    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells finished by different code versions (refused by default)")
+    parser.add_argument("--rerun-outdated", action="store_true",
+                        help="re-run cells finished by another code version (default: keep them; --aggregate then refuses to mix)")
     parser.add_argument("--quiet", action="store_true", help="no per-cell start/end lines (elapsed time, grid ETA)")
     return parser
 
@@ -49,17 +59,28 @@ def run(argv: list[str]) -> dict:
         cells = [c for c in cells if c.method in args.methods]
     if args.dry_run:
         print(print_grid(cells))
-        states = [cell_status(c) for c in cells]
-        print(f"\n{states.count('done')} done, {states.count('partial')} partial, {states.count('stale')} stale, {states.count('new')} new")
+        from medalign.provenance import code_identity
+
+        states = [cell_status(c, code_identity()["code_version"]) for c in cells]
+        print(f"\n{states.count('done')} done, {states.count('outdated')} done by another code version, "
+              f"{states.count('partial')} partial, {states.count('stale')} stale, {states.count('new')} new")
         return {"cells": [c.key for c in cells]}
     if not args.aggregate:
-        outcomes = run_grid(cells, progress=not args.quiet)
+        outcomes = run_grid(cells, progress=not args.quiet, rerun_outdated=args.rerun_outdated)
         failed = [o for o in outcomes if o.status == "failed"]
+        outdated = sum(o.status == "outdated" for o in outcomes)
         print(f"benchmark {cfg.name}: {sum(o.status == 'done' for o in outcomes)} run, "
-              f"{sum(o.status == 'skipped' for o in outcomes)} skipped (finished before), {len(failed)} failed")
+              f"{sum(o.status == 'skipped' for o in outcomes)} skipped (finished before), {len(failed)} failed"
+              + (f", {outdated} kept from another code version (--rerun-outdated re-runs them)" if outdated else ""))
         for o in failed:
             print(f"  FAILED {o.key}: {o.error}", file=sys.stderr)
-    result = aggregate(cfg, expand_grid(cfg), plots=not args.no_plots)
+    from medalign.benchmark.aggregate import MixedCodeVersions
+
+    try:
+        result = aggregate(cfg, expand_grid(cfg), plots=not args.no_plots, include_unconverged=args.include_unconverged,
+                           allow_mixed=args.allow_mixed)
+    except MixedCodeVersions as err:
+        raise SystemExit(str(err)) from None
     print((__import__("pathlib").Path(cfg.out) / "benchmark.md").read_text())
     print(f"written: {cfg.out}/benchmark.md, benchmark.csv, results.json" + (", plots" if result.get("plots") else ""))
     return result

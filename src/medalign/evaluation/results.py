@@ -23,6 +23,19 @@ def flatten_scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
     return out
 
 
+def flatten_flags(metrics: dict[str, Any], prefix: str = "") -> dict[str, bool | str]:
+    """Boolean and string leaves of a nested dict as ``a.b.c`` keys: the quality flags
+    (``converged@1``, ``per_class_converged.Edema``, a status string) that `flatten_scalars` leaves out."""
+    out: dict[str, bool | str] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_flags(value, name + "."))
+        elif isinstance(value, (bool, str)):
+            out[name] = value
+    return out
+
+
 def format_value(value: Any, digits: int = 4) -> str:
     """One number format for every table: ints as is, floats to `digits` significant digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -85,7 +98,14 @@ def _nan_to_none(value: Any) -> Any:
 
 
 def write_results(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write results.json, results.csv and results.md into `out_dir`; returns their paths."""
+    """Write results.json, results.csv and results.md into `out_dir`; returns their paths.
+
+    Adds ``code`` (package version, git commit: `medalign.provenance.code_identity`) to `results`
+    when it has none, so every results.json says which code produced it.
+    """
+    from medalign.provenance import code_identity
+
+    results.setdefault("code", code_identity())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / RunFolder.RESULTS

@@ -189,8 +189,11 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg,
     S, L, dim = len(seeds), pool.n_lambdas, pool.dim
     inits = [[init_probe(s, l, dim, n_classes) for l in range(L)] for s in seeds]
     weight = torch.stack([torch.stack([w for w, _ in row], dim=1) for row in inits]).requires_grad_()  # (S, in, L, C)
-    bias = torch.stack([torch.stack([b for _, b in row]) for row in inits]).requires_grad_()  # (S, L, C)
-    optimizer = make_optimizer([weight, bias], cfg)
+    bias = torch.stack([torch.stack([b for _, b in row]) for row in inits])  # (S, L, C)
+    if not cfg.bias:  # a probe without bias: z = x·W
+        bias.zero_()
+    bias.requires_grad_(cfg.bias)
+    optimizer = make_optimizer([weight, bias] if cfg.bias else [weight], cfg)
     fit_rows = torch.from_numpy(np.stack([f for f, _ in splits]))  # (S, N_fit)
     val_rows = torch.from_numpy(np.stack([v for _, v in splits]))  # (S, N_val)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.matmul_dtype]

@@ -65,6 +65,8 @@ class ProbeConfig:
             weights and accumulation; AUCs then differ from the fp32 reference by ~1e-3).
         lambda_lr: learning rate of the learnable λ's logit θ (`learnable_lambda`; None → `lr`).
             With SGD at lr 3e-4 a scalar barely moves; AdamW steps ≈ lr whatever the gradient.
+        bias: learn the probe's bias (True, the paper's probe). False fixes it at 0, so a shift that
+            is a translation of the inputs is no longer absorbed by it (docs/gap_sweep.md).
     """
 
     protocol: Protocol = "converge"
@@ -81,6 +83,7 @@ class ProbeConfig:
     class_weight: ClassWeight = "paper"
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
     lambda_lr: float | None = 1e-2
+    bias: bool = True
 
     @classmethod
     def paper(cls, **overrides) -> "ProbeConfig":

@@ -71,8 +71,10 @@ def train_one_probe(
         lam_init: learn λ = sigmoid(θ) from this initial value, with lr ``cfg.lambda_lr``.
     """
     w0, b0 = init_probe(seed, init_index, in_dim, n_classes)
-    weight, bias = w0.requires_grad_(), b0.requires_grad_()
-    groups: list[dict] = [{"params": [weight, bias]}]
+    if not cfg.bias:  # a probe without bias: z = x·W
+        b0 = torch.zeros_like(b0)
+    weight, bias = w0.requires_grad_(), b0.requires_grad_(cfg.bias)
+    groups: list[dict] = [{"params": [weight, bias] if cfg.bias else [weight]}]
     theta = None
     if lam_init is not None:
         theta = torch.tensor(math.log(lam_init / (1 - lam_init)), requires_grad=True)
