@@ -59,9 +59,9 @@ def test_gap_sweep_reports_every_block_to_its_end(bars, sequential, epochs, pati
 
     with caplog.at_level(logging.INFO):
         run_gap_sweep(split(60), split(20), split(30), [0.0, 0.5, 1.0], [42, 43], label_names=["a", "b"],
-                      config=ProbeConfig(max_epochs=epochs, patience=patience), sequential=sequential)
+                      config=ProbeConfig(max_epochs=epochs, patience=patience), sequential=sequential, learnable_lambda=True)
     probes = [b for b in bars if b.desc.startswith("gap sweep")]
-    assert len(probes) == 3  # early fusion, image-only and text-only references
+    assert len(probes) == 4  # early fusion, image-only and text-only references, learnable λ
     assert all(b.total and b.done == b.total for b in probes), [(b.desc, b.done, b.total) for b in probes]
     assert probes[0].total == (6 if sequential else epochs)  # probes one at a time, or epochs of the batched block
     assert any("early-fusion probes done" in r.getMessage() and "0.5:" in r.getMessage() for r in caplog.records)

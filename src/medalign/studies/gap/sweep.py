@@ -275,7 +275,8 @@ def run_gap_sweep(
                                        "val_auc": _val_auc(plain[0], y_tr, plain[1], y_va, ref, task)[0]}
     if learnable_lambda:
         val_split = (v_va, t_va, y_va) if v_va is not None else None
-        learned = train_learnable_lambda((v_tr, t_tr, y_tr), val_split, delta, seeds, task, n_classes, config)
+        learned = train_learnable_lambda((v_tr, t_tr, y_tr), val_split, delta, seeds, task, n_classes, config,
+                                         progress=progress)
         warn_unconverged("gap sweep (learnable λ)", learned.converged, cfg)
         proba = predict_learned(v_te, t_te, delta, learned, task).numpy()  # (S, N, C)
         scores = [probe_auc(y_te.numpy(), p, task) for p in proba]
