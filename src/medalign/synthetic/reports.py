@@ -146,15 +146,27 @@ def write_report(findings: list[Finding], labels: tuple[str, ...], rng: np.rando
     """Report text for a pair showing `findings` (classes in `labels` not in it are absent)."""
     present = {f.label for f in findings}
     absent = [name for name in labels if name not in present]
-    sentences = [positive_sentence(f, rng) for f in findings]
-    n_neg = int(rng.integers(1, 5)) if not findings else int(rng.integers(0, 4))
+    return " ".join(compose_report([positive_sentence(f, rng) for f in findings], absent, NEGATIVE, rng))
+
+
+def compose_report(positives: list[str], absent: list[str], negatives: dict[str, list[str]],
+                   rng: np.random.Generator) -> list[str]:
+    """A report's sentences: the positive ones, a few negated absent classes, filler, a normal summary.
+
+    Args:
+        positives: one sentence per present finding (already drawn).
+        absent: classes the image does not show; some are stated as negatives.
+        negatives: negative phrasings per class.
+    """
+    sentences = list(positives)
+    n_neg = int(rng.integers(1, 5)) if not positives else int(rng.integers(0, 4))
     negated = rng.choice(len(absent), size=min(n_neg, len(absent)), replace=False)
-    sentences += [_choice(rng, NEGATIVE[absent[k]]) for k in negated]
+    sentences += [_choice(rng, negatives[absent[k]]) for k in negated]
     if rng.random() < 0.3:
         sentences.append(_choice(rng, NEUTRAL))
     if rng.random() < 0.5:
         rng.shuffle(sentences)
-    if not findings and rng.random() < 0.8:  # a normal study usually ends with a summary
+    if not positives and rng.random() < 0.8:  # a normal study usually ends with a summary
         sentences.append(_choice(rng, NORMAL_IMPRESSIONS))
-    return " ".join(sentences)
+    return sentences
 

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from medalign.synthetic.reports import NEGATIVE, NEUTRAL, NORMAL_IMPRESSIONS, _choice
+from medalign.synthetic.reports import NEGATIVE, _choice, compose_report
 from medalign.synthetic.testbed.assets import SIDE_WORDS, ZONE_WORDS, Assets
 from medalign.synthetic.testbed.lesions import Lesion
 
@@ -49,14 +49,5 @@ def write_report(lesions: list[Lesion], labels: tuple[str, ...], assets: Assets,
                          f"{[lesion.label for lesion in lesions]}")
     present = {lesion.label for lesion in lesions}
     absent = [name for name in labels if name not in present]
-    sentences = [positive_sentence(lesion, assets, rng) for lesion in lesions]
-    n_neg = int(rng.integers(1, 5)) if not lesions else int(rng.integers(0, 4))
-    negated = rng.choice(len(absent), size=min(n_neg, len(absent)), replace=False)
-    sentences += [_choice(rng, TESTBED_NEGATIVE[absent[k]]) for k in negated]
-    if rng.random() < 0.3:
-        sentences.append(_choice(rng, NEUTRAL))
-    if rng.random() < 0.5:
-        rng.shuffle(sentences)
-    if not lesions and rng.random() < 0.8:
-        sentences.append(_choice(rng, NORMAL_IMPRESSIONS))
+    sentences = compose_report([positive_sentence(lesion, assets, rng) for lesion in lesions], absent, TESTBED_NEGATIVE, rng)
     return re.sub(r"\s+", " ", " ".join(sentences)).strip()
