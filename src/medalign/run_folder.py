@@ -8,6 +8,11 @@ without; one benchmark cell's folder)::
     eval/<timestamp>/      results.json / .csv / .md, bad_rows.csv, plots (`medalign test`)
     bad_rows.csv           rows a ``skip`` data module left out (bad_rows.rank<r>.csv per process)
     geometry/epoch_NNN.png geometry pictures (`GeometryMetrics`)
+    saliency_<split>/      `medalign saliency` on a checkpoint of this run
+    geometry_<split>/      `medalign geometry` on a checkpoint of this run
+
+Commands that take a checkpoint write into the run folder it belongs to (`RunFolder.of_checkpoint`):
+``medalign test --ckpt_path …/version_N/checkpoints/last.ckpt`` into ``…/version_N/eval/<timestamp>``.
 
 Every other module asks `RunFolder` for these paths instead of spelling them; every file that
 must never be seen half-written goes through `atomic_path`; every content hash of a file is
@@ -152,6 +157,20 @@ class RunFolder:
 
     def geometry_plot(self, epoch: int) -> Path:
         return self.root / self.GEOMETRY / f"epoch_{epoch:03d}.png"
+
+    def analysis(self, kind: str, split: str) -> Path:
+        """``<kind>_<split>/``: the output folder of an analysis command (``saliency``, ``geometry``) on one split."""
+        return self.root / f"{kind}_{split}"
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> "RunFolder":
+        """The run a checkpoint belongs to: the folder holding its ``config.yaml`` (beside it or one up),
+        else the folder above ``checkpoints/``, else the checkpoint's own folder."""
+        config = cls.config_of_checkpoint(checkpoint)
+        if config is not None:
+            return cls(config.parent)
+        folder = Path(checkpoint).parent
+        return cls(folder.parent if folder.name == cls.CHECKPOINTS else folder)
 
     @classmethod
     def config_of_checkpoint(cls, checkpoint: str | Path) -> Path | None:

@@ -98,7 +98,8 @@ def test_test_subcommand_runs_the_suite_and_second_run_hits_the_cache(tmp_path, 
     assert json.dumps(second["tasks"]) == json.dumps(first["tasks"])  # (as text: NaN AUCs compare equal)
     assert len(list((tmp_path / "eval").iterdir())) == 2
 
-    # no tasks configured: the default suite on the data's test split, results under <root>/eval/<timestamp>
+    # no tasks configured: the default suite on the data's test split, results in the checkpoint's run folder
+    # (<run>/eval/<timestamp>), whatever --trainer.default_root_dir says
     calls.update(images=0, texts=0)
     default = cli_main(["test", "--config", TINY, "--data.manifest", str(manifest), "--trainer.logger", "false",
                         "--trainer.default_root_dir", str(tmp_path / "root"), "--ckpt_path", str(ckpt),
@@ -106,7 +107,7 @@ def test_test_subcommand_runs_the_suite_and_second_run_hits_the_cache(tmp_path, 
     names = [t["name"] for t in default.evaluation_results["tasks"]]
     assert names == ["zero_shot", "retrieval", "linear_probe"]
     assert calls == {"images": 0, "texts": 0}  # same checkpoint, manifest and prompts: all cached
-    assert len(list((tmp_path / "root" / "eval").glob("*/results.json"))) == 1
+    assert len(list((tmp_path / "eval").glob("*/results.json"))) == 3 and not (tmp_path / "root" / "eval").exists()
 
 
 

@@ -108,10 +108,10 @@ def test_geometry_and_gap_sweep_name_a_damaged_checkpoint(tmp_path, synthetic_di
 
     with pytest.raises(CheckpointError, match=r"cut.ckpt is damaged"):
         geometry.run(["--ckpt", str(_cut(step3)), "--manifest", str(synthetic_dir / "manifest.csv")])
-    config = gap_sweep.GapSweepConfig(checkpoint=str(_cut(step3)), manifest=str(synthetic_dir / "manifest.csv"))
+    config = gap_sweep.GapSweepConfig(ckpt=str(_cut(step3)), manifest=str(synthetic_dir / "manifest.csv"))
     with pytest.raises(CheckpointError, match=r"cut.ckpt is damaged"):
         gap_sweep._encoder(config)
     empty = tmp_path / "empty.pt"  # a weights file (no .ckpt suffix) goes through the encoder loader
     empty.write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"empty.pt is damaged: it is empty"):
-        gap_sweep._encoder(gap_sweep.GapSweepConfig(checkpoint=str(empty), manifest=str(synthetic_dir / "manifest.csv")))
+        gap_sweep._encoder(gap_sweep.GapSweepConfig(ckpt=str(empty), manifest=str(synthetic_dir / "manifest.csv")))

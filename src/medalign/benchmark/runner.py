@@ -142,16 +142,27 @@ def run_cell(
 
 def run_grid(
     cells: list[Cell], launch: Callable[[list[str], Path], int] = _default_launch, progress: bool = True, rerun_outdated: bool = False,
+    callback: Callable[[int, int | None], None] | None = None,
 ) -> list[CellOutcome]:
-    """Run every cell in order; failed cells are reported and the grid goes on."""
-    from tqdm.auto import tqdm
+    """Run every cell in order; failed cells are reported and the grid goes on.
+
+    With `progress`, a line per cell as it starts (its log file, the grid's elapsed time and ETA) and as it ends
+    (its outcome and time); `callback(done, total)` after each cell.
+    """
+    from medalign.progress import Progress, format_seconds
 
     outcomes = []
-    bar = tqdm(cells, desc="benchmark", unit="cell", disable=not progress)
-    for cell in bar:
-        bar.set_postfix_str(cell.key)
-        outcome = run_cell(cell, launch, rerun_outdated=rerun_outdated)
-        if outcome.status == "failed":
-            log.error("benchmark: cell %s failed (%s); see %s", cell.key, outcome.error, cell.folder / "log.txt")
-        outcomes.append(outcome)
+    with Progress(len(cells), "benchmark", None if progress else False, callback, log_every=float("inf"), unit="cell") as bar:
+        for i, cell in enumerate(cells, 1):
+            if progress:
+                eta = bar.eta()
+                log.info("benchmark: cell %d/%d %s started (follow %s); grid %s elapsed%s", i, len(cells), cell.key,
+                         cell.folder / "log.txt", format_seconds(bar.elapsed), f", ETA {format_seconds(eta)}" if eta is not None else "")
+            outcome = run_cell(cell, launch, rerun_outdated=rerun_outdated)
+            if outcome.status == "failed":
+                log.error("benchmark: cell %s failed (%s); see %s", cell.key, outcome.error, cell.folder / "log.txt")
+            elif progress:
+                log.info("benchmark: cell %d/%d %s %s in %s", i, len(cells), cell.key, outcome.status, format_seconds(outcome.seconds))
+            outcomes.append(outcome)
+            bar.update()
     return outcomes

@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from medalign.commands.flags import HelpFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medalign benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="medalign benchmark", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--config", required=True, help="study YAML (bare names resolve in configs/, e.g. benchmark/demo)")
     parser.add_argument("--out", default=None, help="override the study's output folder")
     mode = parser.add_mutually_exclusive_group()
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells finished by different code versions (refused by default)")
     parser.add_argument("--rerun-outdated", action="store_true",
                         help="re-run cells finished by another code version (default: keep them; --aggregate then refuses to mix)")
+    parser.add_argument("--quiet", action="store_true", help="no per-cell start/end lines (elapsed time, grid ETA)")
     return parser
 
 
@@ -63,7 +66,7 @@ def run(argv: list[str]) -> dict:
               f"{states.count('partial')} partial, {states.count('stale')} stale, {states.count('new')} new")
         return {"cells": [c.key for c in cells]}
     if not args.aggregate:
-        outcomes = run_grid(cells, rerun_outdated=args.rerun_outdated)
+        outcomes = run_grid(cells, progress=not args.quiet, rerun_outdated=args.rerun_outdated)
         failed = [o for o in outcomes if o.status == "failed"]
         outdated = sum(o.status == "outdated" for o in outcomes)
         print(f"benchmark {cfg.name}: {sum(o.status == 'done' for o in outcomes)} run, "

@@ -11,6 +11,8 @@ import argparse
 import time
 from typing import Any
 
+from medalign.commands.flags import HelpFormatter
+
 # (task, metric, label) rows of the summary.
 REPORTED = (
     ("zero_shot", "macro_f1", "zero-shot macro-F1"),
@@ -28,9 +30,10 @@ def _metrics(results: dict[str, Any]) -> dict[tuple[str, str], float]:
 
 
 def run(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="medalign demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="medalign demo", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--config", default="demo.yaml", help="config to run (default: configs/demo.yaml)")
     args, overrides = parser.parse_known_args(argv)
+    from medalign.run_folder import RunFolder
     from medalign.training.cli import cli_main
 
     start = time.perf_counter()
@@ -38,7 +41,8 @@ def run(argv: list[str]) -> None:
     trained_s = time.perf_counter() - start
     checkpoints = fit.trainer.checkpoint_callback
     best = checkpoints.best_model_path or checkpoints.last_model_path
-    quiet = ["--trainer.logger", "false", "--evaluation.progress", "false"]
+    run_folder = RunFolder.of_checkpoint(best) if best else RunFolder.of_trainer(fit.trainer)  # both evaluations: its eval/
+    quiet = ["--trainer.logger", "false", "--evaluation.progress", "false", "--evaluation.output_dir", str(run_folder.eval_root)]
     untrained = cli_main(["test", "--config", args.config, *overrides, *quiet, "--evaluation.tasks", BASELINE_TASKS])
     trained = cli_main(["test", "--config", args.config, *overrides, *quiet, "--ckpt_path", best])
     before, after = _metrics(untrained.evaluation_results), _metrics(trained.evaluation_results)
@@ -52,4 +56,4 @@ def run(argv: list[str]) -> None:
             print(f"{label:<30}{'-' if old is None else f'{old:.3f}':>11}{after[(task, metric)]:>11.3f}")
     print("chance: zero-shot macro-F1 ≈ 0.20 (5 classes), probe AUC 0.5")
     print(f"best checkpoint: {best}")
-    print(f"run folder: {fit.trainer.log_dir}   training {trained_s:.0f} s, total {total_s:.0f} s")
+    print(f"run folder: {run_folder.root} (evaluations in {run_folder.eval_root})   training {trained_s:.0f} s, total {total_s:.0f} s")

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from medalign.commands.flags import HelpFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medalign export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="medalign export", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt written by `medalign fit`)")
     parser.add_argument("--out", required=True, help="folder to write (new or empty unless --force)")
     parser.add_argument("--results", default=None, help="results.json of `medalign test` to put in the model card")

@@ -32,7 +32,7 @@ class GapSweepConfig:
         task: ``multilabel`` (class-weighted BCE) or ``multiclass`` (class-weighted CE; rows with
             not exactly one positive label are dropped, and counted in the results).
         encoder: ``checkpoint`` (a medalign .ckpt / weights file) or ``open_clip`` (local weights).
-        checkpoint: medalign checkpoint (``encoder: checkpoint``).
+        ckpt: medalign checkpoint (``encoder: checkpoint``; ``--checkpoint`` is a deprecated alias).
         preset: model preset for a weights file without hyper-parameters.
         tokenizer: tokenizer folder (default: <manifest folder>/tokenizer; checkpoint encoder).
         weights: open_clip weights file or hf-hub-layout directory, or a transformers CLIP/SigLIP folder (``encoder: open_clip``).
@@ -57,13 +57,15 @@ class GapSweepConfig:
         pca_points: rows drawn in the PCA pictures.
         allow_outside_paths: read image paths outside the manifest's folder
             (`medalign.data.manifest.confine_paths`; refused by default, as in every command).
+        progress: progress with an ETA for encoding and each block of probes (a bar on a terminal, log lines
+            otherwise) and each block's result as it finishes; false: quiet.
     """
 
     manifest: str = "data/synthetic/manifest.csv"
     label_columns: list[str] = field(default_factory=lambda: ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"])
     task: Literal["multilabel", "multiclass"] = "multilabel"
     encoder: Literal["checkpoint", "open_clip"] = "checkpoint"
-    checkpoint: str | None = None
+    ckpt: str | None = None
     preset: str | None = None
     tokenizer: str | None = None
     weights: str | None = None
@@ -87,6 +89,7 @@ class GapSweepConfig:
     device: str | None = None
     pca_points: int = 1000
     allow_outside_paths: bool = False
+    progress: bool = True
 
 
 def validate_config(cfg: GapSweepConfig) -> None:
@@ -117,9 +120,11 @@ def validate_config(cfg: GapSweepConfig) -> None:
 def _parse(argv: list[str]) -> GapSweepConfig:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
+    from medalign.commands.flags import rename_deprecated, underscore_flags
     from medalign.paths import resolve_config_args
 
     argv = resolve_config_args(argv)  # bare names resolve in configs/, like train.py
+    argv = rename_deprecated(underscore_flags(argv), {"--checkpoint": "--ckpt"}, "medalign gap-sweep")
     parser = ArgumentParser(prog="medalign gap-sweep", description=__doc__)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config (bare names resolve in configs/)")
     parser.add_class_arguments(GapSweepConfig)
@@ -139,14 +144,14 @@ def _encoder(cfg: GapSweepConfig) -> tuple[Any, dict[str, Any]]:
         if not cfg.weights:
             raise ValueError("gap-sweep: encoder is 'open_clip': set weights (a local file or directory)")
         return load_pretrained_encoder(cfg.weights, cfg.arch, cfg.text_config_dir), {}  # open_clip or transformers
-    if not cfg.checkpoint:
-        raise ValueError("gap-sweep: encoder is 'checkpoint': set checkpoint (a medalign .ckpt or weights file)")
+    if not cfg.ckpt:
+        raise ValueError("gap-sweep: encoder is 'checkpoint': set --ckpt (a medalign .ckpt or weights file)")
     from medalign.data.tokenizer import load_tokenizer
     from medalign.evaluation.encoders import checkpoint_hparams, load_checkpoint_encoder
 
-    ckpt = Path(cfg.checkpoint)
+    ckpt = Path(cfg.ckpt)
     if not ckpt.is_file():
-        raise FileNotFoundError(f"gap-sweep: checkpoint {ckpt} does not exist")
+        raise FileNotFoundError(f"gap-sweep: --ckpt {ckpt} does not exist")
     tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
     encoder = load_checkpoint_encoder(ckpt, tokenizer, manifest=cfg.manifest, preset=cfg.preset,
                                       max_length=cfg.max_length, image_size=cfg.image_size)
@@ -171,7 +176,7 @@ def _splits(cfg: GapSweepConfig, encoder: Any, uncertain: str, blank: str = "zer
     for name in names:
         emb = get_embeddings(encoder, cfg.manifest, name, cfg.label_columns, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size,
                              num_workers=cfg.num_workers, device=cfg.device, uncertain=uncertain, blank=blank,
-                             allow_outside_paths=cfg.allow_outside_paths)
+                             allow_outside_paths=cfg.allow_outside_paths, progress=cfg.progress)
         keep = single_label_rows(emb.labels) if cfg.task == "multiclass" else np.ones(len(emb), bool)
         dropped[name] = int((~keep).sum())
         out["val" if name == cfg.val_split else name] = (emb.image[keep], emb.text[keep], emb.labels[keep])
@@ -190,9 +195,14 @@ def run(argv: list[str]) -> dict[str, Any]:
     encoder, data = _encoder(cfg)
     policy = (cfg.uncertain or data.get("uncertain", "zeros"), cfg.blank or data.get("blank", "zeros"))
     splits, dropped = _splits(cfg, encoder, *policy)
+    n_fit = len(splits["train"][0])
+    blocks = 1 + 2 * cfg.references + cfg.learnable_lambda
+    log.info("gap-sweep: %d λ × %d seeds = %d probes%s, up to %d epochs each on %d rows (%d block(s)); progress and an "
+             "ETA follow per block", len(cfg.lambdas), len(cfg.seeds), len(cfg.lambdas) * len(cfg.seeds),
+             " one at a time" if cfg.sequential else " trained together", cfg.probe.epoch_budget(n_fit), n_fit, blocks)
     result = run_gap_sweep(splits["train"], splits.get("val"), splits["test"], cfg.lambdas, cfg.seeds, cfg.task,
                            cfg.label_columns, cfg.probe, cfg.sequential, cfg.references,
-                           cfg.learnable_lambda)
+                           cfg.learnable_lambda, progress=None if cfg.progress else False)
     out = Path(cfg.output_dir or Path("runs/gap_sweep") / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(result)
@@ -217,7 +227,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     results = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "encoder": {"name": encoder.name, "fingerprint": encoder.fingerprint, "settings": encoder.settings},
-        "checkpoint": cfg.checkpoint or cfg.weights,
+        "checkpoint": cfg.ckpt or cfg.weights,
         "checkpoint_sha256": encoder.fingerprint,
         "manifest": cfg.manifest,
         "n": {name: len(split[0]) for name, split in splits.items()},

@@ -13,24 +13,26 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medalign.commands.flags import HelpFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
     from medalign.data.outside_paths import add_outside_paths_flag
 
-    parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="medalign geometry", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a medalign checkpoint (.ckpt) or weights file, or a pretrained "
                         "model folder (open_clip hf-hub layout, or transformers CLIP/SigLIP such as MedSigLIP)")
     parser.add_argument("--manifest", required=True, help="manifest CSV/Parquet holding the split")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="manifest split to encode")
     parser.add_argument("--labels", nargs="*", default=None,
                         help="label columns for clustering and the histograms (default: the checkpoint's data.label_columns)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's data.tokenizer, else <manifest folder>/tokenizer)")
-    parser.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/geometry_<split>)")
+    parser.add_argument("--out", default=None, help="output folder (default: the checkpoint's run folder: <run>/geometry_<split>)")
     parser.add_argument("--max-pairs", type=int, default=None, help="measure a seeded subset of this many pairs (default: all)")
     parser.add_argument("--image-size", type=int, default=None, help="default: the checkpoint's data.image_size")
     parser.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's data.max_length")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64, help="encoder batch")
+    parser.add_argument("--num-workers", type=int, default=0, help="image-loading worker processes")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default: $MEDALIGN_CACHE_DIR or runs/cache)")
     parser.add_argument("--seed", type=int, default=0, help="subset, k-means and picture sampling seed")
@@ -51,6 +53,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     from medalign.evaluation.geometry import geometry_metrics, geometry_table
     from medalign.evaluation.plots.geometry import plot_geometry
     from medalign.evaluation.plots.style import dataset_name
+    from medalign.run_folder import RunFolder
     from medalign.training.callbacks import select_subset
 
     ckpt, manifest = Path(args.ckpt), Path(args.manifest)
@@ -77,7 +80,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     metrics = geometry_metrics(image, text, emb.labels[rows] if labels else None, seed=args.seed)
     metrics["n_pairs"] = float(len(rows))
 
-    out = Path(args.out) if args.out else ckpt.parent / f"geometry_{args.split}"
+    out = Path(args.out) if args.out else RunFolder.of_checkpoint(ckpt).analysis("geometry", args.split)
     out.mkdir(parents=True, exist_ok=True)
     result = {"checkpoint": str(ckpt), "manifest": str(manifest), "split": args.split, "label_columns": labels, "metrics": metrics}
     (out / "geometry.json").write_text(json.dumps(result, indent=2))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+from medalign.commands.flags import HelpFormatter
 from medalign.prepare import REGISTRY, load_adapter
 from medalign.prepare.options import truth
 
@@ -28,7 +29,7 @@ def build_parser(datasets: Iterable[str] | None = None) -> argparse.ArgumentPars
     for name, spec in REGISTRY.items():
         adapter = load_adapter(name) if name in with_options else None
         doc = (adapter.__doc__ or spec.summary).strip() if adapter is not None else spec.summary
-        p = sub.add_parser(name, help=spec.summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=spec.summary, description=doc, formatter_class=HelpFormatter)
         p.add_argument("--root", required=True, help="the dataset's folder, as downloaded")
         p.add_argument("--out", required=True, help="output folder for manifest.csv and prepare_report.json")
         p.add_argument("--copy", action="store_true", help="copy images under OUT/images/ instead of referencing them")

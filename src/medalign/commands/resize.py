@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Literal
 
+from medalign.commands.flags import HelpFormatter
 from medalign.run_folder import atomic_path
 
 SHOW_ERRORS = 20
@@ -31,7 +32,7 @@ SHOW_ERRORS = 20
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medalign resize", description=__doc__.split("\n")[0],
-                                     epilog="Rules and numbers: docs/data_loading.md")  # fmt: skip
+                                     epilog="Rules and numbers: docs/data_loading.md", formatter_class=HelpFormatter)  # fmt: skip
     parser.add_argument("manifest", help="a manifest CSV (image paths relative to its folder)")
     parser.add_argument("--size", type=int, required=True, help="short side in pixels after resizing (never upscaled)")
     parser.add_argument("--out", required=True, help="output folder (not the manifest's own folder)")

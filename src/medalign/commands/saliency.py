@@ -12,26 +12,28 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medalign.commands.flags import HelpFormatter
+
 
 def _parser() -> argparse.ArgumentParser:
     from medalign.data.outside_paths import add_outside_paths_flag
 
-    p = argparse.ArgumentParser(prog="medalign saliency", description=__doc__)
+    p = argparse.ArgumentParser(prog="medalign saliency", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="medalign checkpoint (.ckpt)")
     p.add_argument("--manifest", required=True, help="manifest with a heatmap column (EGD-CXR / REFLACX / synthetic)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="manifest split whose gaze rows are scored")
     p.add_argument("--method", default="gradcam", help="gradcam (any tower) or rollout (ViT towers)")
     p.add_argument("--text", choices=["report", "prompt"], default="report", help="the row's report or its class prompt")
     p.add_argument("--prompts", default=None, help="prompt JSON for --text prompt (default: the checkpoint's data.prompts)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the checkpoint's)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per saliency batch")
     p.add_argument("--limit", type=int, default=None, help="first N gaze rows only")
     p.add_argument("--panels", type=int, default=8, help="rows drawn in the PNG (0: none)")
     p.add_argument("--no-baselines", action="store_true", help="skip the centre-prior and random-model rows")
     p.add_argument("--metrics-variant", choices=["mit", "medalign"], default="mit",
                    help="metric definitions: the MIT benchmark's (default) or medalign's first ones (docs/gaze.md)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/saliency_<split>)")
+    p.add_argument("--device", default=None, help="where the model runs (default: cuda when available, else cpu)")
+    p.add_argument("--out", default=None, help="output folder (default: the checkpoint's run folder: <run>/saliency_<split>)")
     add_outside_paths_flag(p)
     return p
 
@@ -44,6 +46,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     from medalign.evaluation.results import format_table
     from medalign.evaluation.tasks.saliency import METRICS, saliency_agreement
     from medalign.paths import resolve_config
+    from medalign.run_folder import RunFolder
 
     ckpt = Path(args.ckpt)
     encoder = load_checkpoint_encoder(ckpt, load_tokenizer(args.tokenizer) if args.tokenizer else None, manifest=args.manifest)
@@ -54,7 +57,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         if not source:
             raise SystemExit("medalign saliency: --text prompt needs --prompts (none saved in the checkpoint)")
         prompts = load_prompts(resolve_config(source, (".json",)))
-    out = Path(args.out) if args.out else ckpt.parent / f"saliency_{args.split}"
+    out = Path(args.out) if args.out else RunFolder.of_checkpoint(ckpt).analysis("saliency", args.split)
     out.mkdir(parents=True, exist_ok=True)
     result = saliency_agreement(
         encoder, args.manifest, args.split, args.method, args.text, prompts, batch_size=args.batch_size,

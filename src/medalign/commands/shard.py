@@ -10,10 +10,12 @@ import argparse
 import logging
 import sys
 
+from medalign.commands.flags import HelpFormatter
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medalign shard", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("manifest", help="manifest (CSV or Parquet) whose splits to shard")
     parser.add_argument("--out", required=True, help="shard folder to create (one subfolder per split)")
     parser.add_argument("--label-columns", nargs="*", default=None,

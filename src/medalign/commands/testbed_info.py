@@ -12,10 +12,12 @@ import argparse
 import json
 from dataclasses import asdict
 
+from medalign.commands.flags import HelpFormatter
+
 
 def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="medalign testbed-info", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("manifest", help="manifest.csv with a heatmap column")
     parser.add_argument("--grid", type=int, default=16, help="images and heatmaps are compared on a grid² grid")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medalign.commands.flags import HelpFormatter
+
 
 def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="medalign tokenizer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("manifest", help="manifest (CSV or Parquet) in the standard format")
     parser.add_argument("--out", default=None,
                         help="output folder (default: <manifest folder>/tokenizer, where training looks by default)")

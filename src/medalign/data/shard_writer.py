@@ -21,6 +21,7 @@ import pandas as pd
 
 from medalign.data.manifest import MANIFEST_COLUMNS, SPLITS, Manifest, ManifestError, read_manifest
 from medalign.data.shards import FORMAT, INDEX_FILE, ROWS_FILE, VERSION
+from medalign.progress import Progress
 from medalign.run_folder import file_sha256
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,11 @@ def write_shards(
     if not len(data):
         raise ManifestError(f"{manifest} has no rows")
     out.parent.mkdir(parents=True, exist_ok=True)
-    key = {"manifest_sha256": sha256(manifest), "label_columns": list(label_columns), "chunk_bytes": str(chunk_bytes),
+    key = {"manifest_sha256": file_sha256(manifest), "label_columns": list(label_columns), "chunk_bytes": str(chunk_bytes),
            "num_workers": num_workers, "litdata": litdata_version, "version": VERSION}
     tmp = _staging(out, key)
     splits: dict[str, dict[str, int]] = {}
+    bar = Progress(len(data), f"sharding {manifest.name}", unit="row")  # litdata's own bar shows each split's chunks
     try:
         for split in SPLITS:
             rows = data.split(split)
@@ -128,6 +130,7 @@ def write_shards(
                 table.to_json(tmp / split / ROWS_FILE, orient="records", lines=True, force_ascii=False)
                 (tmp / split / DONE_FILE).write_text("done\n")
             splits[split] = {"rows": len(rows), "heatmaps": int(rows.frame["heatmap"].astype(bool).sum())}
+            bar.update(len(rows))
         tokenizer = manifest.parent / "tokenizer"
         if tokenizer.is_dir():
             shutil.copytree(tokenizer, tmp / "tokenizer")
@@ -153,6 +156,8 @@ def write_shards(
         log.warning("sharding %s stopped; the finished chunks are kept in %s: run the same command again to resume "
                     "(or delete that folder)", manifest, tmp)
         raise
+    finally:
+        bar.close()
     return index
 
 

@@ -218,7 +218,7 @@ def _encode(
     ledger: SkipLedger | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Run both towers over the split's readable rows, batched, without gradients, autocast (bf16) on GPU."""
-    from tqdm.auto import tqdm
+    from medalign.progress import track
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder.to(device)
@@ -229,7 +229,7 @@ def _encode(
     image_chunks, kept = [], []
     name = f"{manifest.path.name}[{manifest.frame['split'].iloc[0]}]"
     with autocast:
-        for images, positions, errors in tqdm(loader, desc=f"images {name}", disable=not progress, leave=False):
+        for images, positions, errors in track(loader, desc=f"encoding images {name}", enabled=None if progress else False, unit="batch"):
             good = torch.tensor([not e for e in errors], dtype=torch.bool)
             bad = [BadRow(int(rows[p]), paths[p], e) for p, e in zip(positions.tolist(), errors) if e]
             if bad and ledger is not None:
@@ -241,7 +241,8 @@ def _encode(
             raise RuntimeError(f"no readable image in {name}")
         texts = [clean_report(manifest.frame["text"].iloc[p]) for p in kept]
         text_chunks = []
-        for start in tqdm(range(0, len(texts), batch_size), desc=f"reports {name}", disable=not progress, leave=False):
+        for start in track(range(0, len(texts), batch_size), desc=f"encoding reports {name}",
+                           enabled=None if progress else False, unit="batch"):
             text_chunks.append(encoder.encode_texts(texts[start : start + batch_size]).float().cpu())
     if ledger is not None and ledger.count:
         log.warning("%s: %d unreadable row(s) left out of the embeddings%s", name, ledger.count,

@@ -201,6 +201,7 @@ class LinearProbeTask(LabelledTask):
         sweep = linear_probe.fraction_sweep(
             train.image, train.labels, test.image, test.labels, classes, self.fractions, self.multilabel, self.seed,
             repeats=self.repeats, C_grid=self.C_grid, val_x=None if val is None else val.image, val_y=None if val is None else val.labels,
+            progress=runner.loader.get("progress", True),
         )
         plot = linear_probe.plot_fraction_sweep(sweep, runner.out_dir / f"{self.title}_auc_vs_fraction.png",
                                                 title=f"{self.title} on {dataset_name(manifest)}")

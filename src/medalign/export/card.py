@@ -92,9 +92,11 @@ def model_card(info: CardInfo, name: str) -> str:
         "    text = model.encode_text(tokenizer(['no acute cardiopulmonary process']), normalize=True)",
         "```", "",
         ("The config names the text tower by the hub id `%s` (load with `hf-hub:`)." % info.hub_id if info.hub_id else
-         "The config names the text tower by this folder's absolute path: after moving the folder, re-export or edit "
-         "`text_cfg.hf_model_name` in `open_clip_config.json` (medalign's own loader, "
-         "`medalign test --config eval/open_clip.yaml --evaluation.weights DIR`, reads it from the folder wherever it is)."),
+         "The config names the text tower by the path the folder was written to (open_clip 3.3 resolves "
+         "`text_cfg.hf_model_name` against the working directory). After moving or sharing the folder, load it with "
+         "`medalign.export.load_open_clip(DIR)`, or in plain open_clip: `text_cfg = json.load(open(f'{DIR}/open_clip_config.json'))"
+         "['model_cfg']['text_cfg']; open_clip.create_model_and_transforms(f'local-dir:{DIR}', text_cfg={**text_cfg, "
+         "'hf_model_name': DIR})`; medalign's `--evaluation.weights DIR` reads it from the folder wherever it is."),
         "",
         "## Architecture", "",
         f"- image tower: {info.towers.get('image', '?')}",

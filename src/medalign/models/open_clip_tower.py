@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +96,25 @@ def directory_weights(directory: str | Path) -> Path:
     return found
 
 
+class _DropRandomInitWarning(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded ... initialized randomly" record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_random_init() -> Iterator[None]:
+    """Silence open_clip's random-init warning while `create_model` runs (it logs on the root logger)."""
+    drop = _DropRandomInitWarning()
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 def create_open_clip(
     spec: str,
     weights: str | Path | None = None,
@@ -133,7 +153,8 @@ def create_open_clip(
         weights = directory_weights(directory)
     if pretrained and weights is not None and not Path(weights).is_file():
         raise FileNotFoundError(f"open_clip weights not found: {weights} (a local .bin/.pt/.safetensors file)")
-    model = open_clip.create_model(name, load_weights=False, pretrained_text=False, pretrained_image=False, **overrides)
+    with _quiet_random_init():  # the weights are loaded just below: open_clip's "initialized randomly" would be false
+        model = open_clip.create_model(name, load_weights=False, pretrained_text=False, pretrained_image=False, **overrides)
     if pretrained and weights is not None:
         open_clip.load_checkpoint(model, str(weights), strict=True)
     elif pretrained:

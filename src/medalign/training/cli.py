@@ -22,6 +22,7 @@ from medalign.training.checkpointing import PREEMPTED_EXIT_CODE, MedAlignCheckpo
 from medalign.training.cli_errors import ConciseParser
 from medalign.training.epoch_summary import EpochSummary
 from medalign.training.run_history import AppendingCSVLogger, HistoryConfigCallback
+from medalign.training.fresh_run import check_fresh_run_folder
 from medalign.training.resume import ResumeGuard, check_resume, resolve_last
 from medalign.training.datamodule import MedAlignDataModule
 from medalign.training.skips import SkippedRows
@@ -71,9 +72,11 @@ class MedAlignCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         config = self.config_init.get(self.subcommand, {}) if self.subcommand else {}
+        checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
         if config.get("ckpt_path") == "last":  # before the loggers fix their version folder
-            checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, MedAlignCheckpoint)), None)
             config["ckpt_path"] = resolve_last(trainer, checkpoint.dirpath if checkpoint else None)
+        if self.subcommand == "fit":
+            check_fresh_run_folder(trainer, checkpoint.dirpath if checkpoint else None, config.get("ckpt_path"))
         for default in (ResumeGuard, SkippedRows, EpochSummary, PreemptionSync):  # always on, whatever trainer.callbacks says
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
@@ -133,6 +136,21 @@ def _share_run_directory(trainer) -> None:
                        for lg in trainer.loggers]
 
 
+_MODEL_HELP = (
+    " The model's options (method, loss, towers, optimiser), each with its description and default: "
+    "`--model.help ContrastiveModule`; every key with its current value: `--print_config`. "
+    "Options are `--model.X` (short for `--model.init_args.X`), `--data.X`, `--trainer.X`, `--checkpoint.X`."
+)
+#: The ``-h`` description of each LightningCLI subcommand (Lightning's default is the Trainer method's first line).
+SUBCOMMAND_HELP = {
+    "fit": "Train a model (a new run in runs/<name>/version_N; resume one with --ckpt_path last)." + _MODEL_HELP,
+    "validate": "Run one validation epoch." + _MODEL_HELP,
+    "test": "Evaluate a checkpoint (--ckpt_path) with the evaluation suite into its run folder's eval/<timestamp>."
+            + _MODEL_HELP,
+    "predict": "Run the prediction loop." + _MODEL_HELP,
+}
+
+
 def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI:
     """Run LightningCLI on `args` (default: the process's argv).
 
@@ -149,6 +167,7 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> MedAlignCLI
         seed_everything_default=0,
         save_config_callback=HistoryConfigCallback,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={sub: {"description": text} for sub, text in SUBCOMMAND_HELP.items()},
         trainer_defaults={
             "default_root_dir": "runs",
             "logger": [

@@ -3,7 +3,9 @@
 The suite encodes each (checkpoint, manifest, split) once into the embedding cache, runs its
 tasks on the cached arrays and writes one results folder per run::
 
-    runs/<name>/eval/<YYYYmmdd-HHMMSS>/results.{json,csv,md}  (+ plots, report JSONL)
+    <run folder of --ckpt_path>/eval/<YYYYmmdd-HHMMSS>/results.{json,csv,md}  (+ plots, report JSONL)
+
+(`output_folder`: ``evaluation.output_dir`` when set; without a checkpoint ``runs/<name>/eval``.)
 """
 
 from __future__ import annotations
@@ -127,10 +129,14 @@ def encoder_from_cli(model: Any, datamodule: Any, ckpt_path: str | None, suite: 
     return MedAlignEncoder(model.model, datamodule.tokenizer, name=f"config model ({init_from or 'random init'})", **settings)
 
 
-def output_folder(trainer: Any, suite: EvaluationSuite) -> Path:
-    """``<output_dir or runs/<logger name>>/eval/<timestamp>``, unique within the process."""
+def output_folder(trainer: Any, suite: EvaluationSuite, ckpt_path: str | None = None) -> Path:
+    """``eval/<timestamp>`` (unique within the process) inside: ``evaluation.output_dir`` when set; else the run
+    folder of the checkpoint evaluated (`RunFolder.of_checkpoint`); else ``runs/<logger name>`` or the trainer's
+    ``default_root_dir``."""
     if suite.output_dir:
         return new_timestamped_folder(suite.output_dir)
+    if ckpt_path and Path(ckpt_path).is_file():
+        return RunFolder.of_checkpoint(ckpt_path).new_eval_folder()
     if trainer.loggers:
         logger = trainer.loggers[0]
         return RunFolder(Path(logger.save_dir or trainer.default_root_dir) / (logger.name or "")).new_eval_folder()
@@ -160,7 +166,7 @@ def run_test(trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None, s
         encoder_from_cli(model, datamodule, ckpt_path, suite),
         suite,
         defaults,
-        output_folder(trainer, suite),
+        output_folder(trainer, suite, ckpt_path),
         batch_size=suite.batch_size or hp.eval_batch_size or hp.batch_size,
         num_workers=hp.num_workers if suite.num_workers is None else suite.num_workers,
         device=device,

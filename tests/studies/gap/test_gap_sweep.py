@@ -111,7 +111,7 @@ def test_gap_sweep_command_writes_every_output(tmp_path, synthetic_dir):
     torch.set_num_threads(1)
     ckpt = tmp_path / "ckpt" / "last.ckpt"
     out = tmp_path / "sweep"
-    results = run(["--config", "gap_sweep", "--manifest", str(synthetic_dir / "manifest.csv"), "--checkpoint", str(ckpt),
+    results = run(["--config", "gap_sweep", "--manifest", str(synthetic_dir / "manifest.csv"), "--ckpt", str(ckpt),
                    "--lambdas", "[0.0, 0.5, 1.0]", "--seeds", "[42, 43]", "--probe.max_epochs", "3",
                    "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"), "--learnable_lambda", "true"])
     for name in ("gap_sweep.md", "gap_sweep.csv", "auc_vs_lambda.png", "pca_lambda.png", "results.json"):

@@ -20,7 +20,7 @@ def test_bad_arguments_fail_before_any_work(monkeypatch, args, match):
 
     monkeypatch.setattr(gap_sweep, "_encoder", no_work)
     with pytest.raises(ValueError, match=match):
-        gap_sweep.run(["--checkpoint", "missing.ckpt", *args])
+        gap_sweep.run(["--ckpt", "missing.ckpt", *args])
 
 
 def test_good_arguments_pass():

@@ -144,6 +144,7 @@ def fraction_sweep(
     C_grid: Sequence[float] | None = None,
     val_x: np.ndarray | None = None,
     val_y: np.ndarray | None = None,
+    progress: bool = True,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """`fit_probe` on seeded random subsets of the training rows, `repeats` per fraction below 1.
@@ -152,6 +153,7 @@ def fraction_sweep(
         repeats: subsamples per fraction (seeds ``seed + r``); fraction 1 is fitted once.
         C_grid: candidate C values, chosen per repeat on (`val_x`, `val_y`); None: ``C`` from kwargs (1.0).
         val_x / val_y: validation rows for choosing C (needed with `C_grid`).
+        progress: report each fitted fraction (`medalign.progress`: a bar on a terminal, log lines otherwise).
 
     Returns:
         {"<fraction>": the first repeat's `fit_probe` result with ``macro_auc`` and ``per_class_auc``
@@ -162,8 +164,11 @@ def fraction_sweep(
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
     if C_grid is not None and (val_x is None or val_y is None or len(val_x) == 0):
         raise ValueError("linear probe: C_grid needs validation rows (val_x, val_y): set val_split to a split with rows")
+    from medalign.progress import track
+
     out = {}
-    for fraction in fractions:
+    for fraction in track(list(fractions), desc=f"linear probes ({len(classes)} classes)", enabled=None if progress else False,
+                          unit="fraction"):
         runs = []
         for r in range(repeats if fraction < 1 else 1):
             rows = subsample(len(train_x), fraction, seed + r)

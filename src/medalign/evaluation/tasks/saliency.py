@@ -135,7 +135,7 @@ def saliency_agreement(
     Raises:
         ValueError: no gaze rows in the split, or an encoder without a medalign DualEncoder.
     """
-    from tqdm.auto import tqdm
+    from medalign.progress import track
 
     model = getattr(encoder, "model", None)
     if model is None or not hasattr(model, "image_projection"):
@@ -173,7 +173,8 @@ def saliency_agreement(
     per_row: dict[str, dict[str, list[np.ndarray]]] = {s: {m: [] for m in METRICS} for s in sources}
     panel_rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     root = rows.root
-    for start in tqdm(range(0, len(frame), batch_size), desc=f"saliency {method}", disable=not progress, leave=False):
+    for start in track(range(0, len(frame), batch_size), desc=f"saliency {method}", enabled=None if progress else False,
+                       unit="batch"):
         chunk = frame.iloc[start : start + batch_size]
         images, heatmaps = [], []
         for row, image_rel, heat_rel in zip(chunk.index, chunk["image"], chunk["heatmap"]):

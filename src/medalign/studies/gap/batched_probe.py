@@ -119,6 +119,8 @@ def train_probes(
     n_classes: int,
     config: ProbeConfig | None = None,
     sequential: bool = False,
+    progress: bool | None = None,
+    desc: str = "probes",
 ) -> ProbeFit:
     """Train one early-fusion linear probe per (λ, seed) with early stopping on validation loss.
 
@@ -132,7 +134,11 @@ def train_probes(
         n_classes: C, the probe's outputs.
         config: optimisation settings.
         sequential: train the probes one at a time (the reference implementation).
+        progress: report epochs (batched) or probes (sequential) with an ETA (`medalign.progress`); False: quiet.
+        desc: what the progress reports call this block.
     """
+    from medalign.progress import Progress
+
     cfg = config or ProbeConfig()
     cfg.check()
     pool, y_pool = (train, y_train) if val is None else (train.concat(val), torch.cat([y_train, y_val]))
@@ -141,7 +147,10 @@ def train_probes(
     weights = torch.stack([loss_weights(y_pool[fit], task, n_classes, cfg.class_weight) for fit, _ in splits])  # (S, C), fit rows
     y_pool, known = targets_and_mask(y_pool, task)
     run = _train_sequential if sequential else _train_batched
-    return run(pool, y_pool, known, weights, splits, seeds, task, n_classes, cfg)
+    L, S = train.n_lambdas, len(seeds)
+    total, unit = (L * S, "probe") if sequential else (cfg.epoch_budget(len(splits[0][0])), "epoch")
+    with Progress(total, f"{desc} ({L} λ × {S} seeds{'' if sequential else ', batched'})", progress, unit=unit) as bar:
+        return run(pool, y_pool, known, weights, splits, seeds, task, n_classes, cfg, bar)
 
 
 def _probe_losses(z: Tensor, y: Tensor, known: Tensor, weights: Tensor, task: Task) -> Tensor:
@@ -176,7 +185,7 @@ def _gather(feats: ShiftedFeatures, rows: Tensor) -> tuple[list[Tensor], list[Te
     return [x[rows] for x in feats.blocks], [a[rows] for a in feats.scales]
 
 
-def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg) -> ProbeFit:
+def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg, bar) -> ProbeFit:
     S, L, dim = len(seeds), pool.n_lambdas, pool.dim
     inits = [[init_probe(s, l, dim, n_classes) for l in range(L)] for s in seeds]
     weight = torch.stack([torch.stack([w for w, _ in row], dim=1) for row in inits]).requires_grad_()  # (S, in, L, C)
@@ -222,6 +231,7 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
         stopping = active & (stale >= cfg.patience)
         epochs = torch.where(stopping, epoch, epochs)
         active &= ~stopping
+        bar.update(budget - epoch + 1 if not active.any() else 1)  # all stopped early: the block is done
         if not active.any():
             break
     return ProbeFit(best_w.permute(2, 0, 1, 3).contiguous(), best_b.transpose(0, 1).contiguous(),
@@ -229,7 +239,7 @@ def _train_batched(pool, y, known, weights, splits, seeds, task, n_classes, cfg)
                     (~active).T.numpy())
 
 
-def _train_sequential(pool, y, known, weights, splits, seeds, task, n_classes, cfg) -> ProbeFit:
+def _train_sequential(pool, y, known, weights, splits, seeds, task, n_classes, cfg, bar) -> ProbeFit:
     """The same probes one at a time (`probe_loop.train_one_probe`) on explicitly shifted inputs."""
     L, S = pool.n_lambdas, len(seeds)
     W, b = torch.zeros(L, S, pool.dim, n_classes), torch.zeros(L, S, n_classes)
@@ -244,6 +254,7 @@ def _train_sequential(pool, y, known, weights, splits, seeds, task, n_classes, c
             W[l, i], b[l, i] = one.weight, one.bias
             best_epoch[l, i], epochs[l, i], best_loss[l, i], converged[l, i] = (one.best_epoch, one.epochs,
                                                                                 one.best_val_loss, one.converged)
+            bar.update()
     return ProbeFit(W, b, best_epoch, epochs, best_loss, [v for _, v in splits], converged)
 
 

@@ -58,6 +58,7 @@ def train_learnable_lambda(
     n_classes: int,
     config: ProbeConfig | None = None,
     init: float = 0.5,
+    progress: bool | None = None,
 ) -> LearnedLambda:
     """Fit one early-fusion probe with a learnable λ per seed.
 
@@ -67,7 +68,10 @@ def train_learnable_lambda(
         delta: Δ = μ_v − μ_t of the train split, (d,).
         config: probe optimisation; ``config.lambda_lr`` is θ's learning rate (None → ``config.lr``).
         init: the initial λ, in (0, 1) (θ = logit(init)).
+        progress: report each seed's probe with an ETA (`medalign.progress`); False: quiet.
     """
+    from medalign.progress import track
+
     cfg = config or ProbeConfig()
     if not 0 < init < 1:
         raise ValueError(f"learnable λ: init must be in (0, 1), got {init}")
@@ -75,7 +79,7 @@ def train_learnable_lambda(
     n_val = 0 if val is None else len(val[0])
     y_pool, known = targets_and_mask(y_raw, task)
     fits = []
-    for seed in seeds:
+    for seed in track(list(seeds), desc="gap sweep: learnable-λ probes", enabled=progress, unit="probe"):
         fit, held = (torch.from_numpy(r) for r in split_rows(len(train[0]), n_val, seed, cfg.val_fraction))
         weight = loss_weights(y_raw[fit], task, n_classes, cfg.class_weight)
         inputs = lambda rows, lam: _fused(v_pool[rows], t_pool[rows], lam, delta)  # noqa: E731 (B, 2d)

@@ -14,6 +14,7 @@ of tensors: usable from a notebook on any embeddings.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
@@ -27,6 +28,9 @@ from medalign.studies.gap.learnable_lambda import predict_learned, train_learnab
 from medalign.studies.gap.probe_config import warn_unconverged
 from medalign.metrics.classification import macro_average, per_class_auc
 from medalign.metrics.geometry import gap_vector, lambda_shift, mean_resultant_length, modality_gap
+from medalign.progress import format_seconds
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LAMBDAS = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -211,6 +215,7 @@ def run_gap_sweep(
     sequential: bool = False,
     references: bool = True,
     learnable_lambda: bool = False,
+    progress: bool | None = None,
 ) -> SweepResult:
     """Δ from train, λ-shift every split, train an early-fusion probe per (λ, seed), score on val and test.
 
@@ -226,6 +231,8 @@ def run_gap_sweep(
         references: also train image-only and text-only probes (λ = 0).
         learnable_lambda: also fit, per seed, a probe whose λ (init 0.5) is learned with it
             (`learnable_lambda.train_learnable_lambda`; θ's learning rate is ``config.lambda_lr``).
+        progress: report each block of probes (epochs or probes, with an ETA) and log each block's result
+            as it finishes (`medalign.progress`); False: quiet.
     """
     seeds = list(seeds) if seeds is not None else default_seeds()
     lambdas = [float(lam) for lam in lambdas]
@@ -242,11 +249,15 @@ def run_gap_sweep(
     feats = {name: lambda_features(v, t, delta, lambdas) if v is not None else None
              for name, v, t in (("train", v_tr, t_tr), ("val", v_va, t_va), ("test", v_te, t_te))}
     started = time.perf_counter()
-    fit = train_probes(feats["train"], y_tr, feats["val"], y_va, seeds, task, n_classes, config, sequential)
+    fit = train_probes(feats["train"], y_tr, feats["val"], y_va, seeds, task, n_classes, config, sequential,
+                       progress=progress, desc="gap sweep: early-fusion probes")
     seconds = time.perf_counter() - started
     cfg = config or ProbeConfig()
     warn_unconverged("gap sweep (early fusion)", fit.converged, cfg)
     auc, per_class = _score(feats["test"], fit, y_te, task)
+    if progress is not False:  # partial output: the main result before the reference probes
+        log.info("gap sweep: early-fusion probes done in %s; test AUC by λ (mean over seeds): %s", format_seconds(seconds),
+                 ", ".join(f"{lam:g}: {a:.4f}" for lam, a in zip(lambdas, auc.mean(axis=1))))
     geometry = [{"lambda": lam, **{f"{k}_train": x for k, x in _geometry(v_tr, t_tr, delta, lam).items()},
                  **{f"{k}_test": x for k, x in _geometry(v_te, t_te, delta, lam).items()}} for lam in lambdas]
     result = SweepResult(lambdas, seeds, task, list(label_names or [f"class_{c}" for c in range(n_classes)]), auc,
@@ -256,14 +267,16 @@ def run_gap_sweep(
         for name, pick in (("image_only", 0), ("text_only", 1)):
             blocks = [(v_tr, t_tr), (v_va, t_va), (v_te, t_te)]
             plain = [ShiftedFeatures.plain(b[pick]) if b[0] is not None else None for b in blocks]
-            ref = train_probes(plain[0], y_tr, plain[1], y_va, seeds, task, n_classes, config, sequential)
+            ref = train_probes(plain[0], y_tr, plain[1], y_va, seeds, task, n_classes, config, sequential,
+                               progress=progress, desc=f"gap sweep: {name} reference probes")
             warn_unconverged(f"gap sweep ({name} reference)", ref.converged, cfg)
             ref_auc, ref_pc = _score(plain[2], ref, y_te, task)
             result.references[name] = {"auc": ref_auc[0], "per_class_auc": ref_pc[0], "converged": ref.converged[0],
                                        "val_auc": _val_auc(plain[0], y_tr, plain[1], y_va, ref, task)[0]}
     if learnable_lambda:
         val_split = (v_va, t_va, y_va) if v_va is not None else None
-        learned = train_learnable_lambda((v_tr, t_tr, y_tr), val_split, delta, seeds, task, n_classes, config)
+        learned = train_learnable_lambda((v_tr, t_tr, y_tr), val_split, delta, seeds, task, n_classes, config,
+                                         progress=progress)
         warn_unconverged("gap sweep (learnable λ)", learned.converged, cfg)
         proba = predict_learned(v_te, t_te, delta, learned, task).numpy()  # (S, N, C)
         scores = [probe_auc(y_te.numpy(), p, task) for p in proba]
