@@ -31,7 +31,7 @@ def runner(tmp_path, synthetic_dir, tokenizer):
     frame.to_csv(path, index=False)
     torch.manual_seed(0)
     encoder = MedAlignEncoder(create_dual_encoder("tiny", vocab_size=len(tokenizer)), tokenizer, max_length=32, image_size=64)
-    defaults = DataDefaults(manifest=str(path), label_columns=LABELS, prompts="prompts/chexpert5.json")
+    defaults = DataDefaults(manifest=str(path), label_columns=LABELS, prompts="prompts/chexpert5.json", allow_outside_paths=True)
     return SuiteRunner(encoder, defaults, tmp_path / "out", tmp_path / "cache", batch_size=16, progress=False), values[test]
 
 

@@ -185,7 +185,7 @@ def test_prompts_expand_product_and_subsample(tmp_path):
 
 
 def test_prompts_missing_class_names_class_and_file(tmp_path):
-    with pytest.raises(KeyError, match=r"Pneumothorax.*chexpert5\.json"):
+    with pytest.raises(ValueError, match=r"Pneumothorax.*chexpert5\.json"):
         load_prompts(PROMPTS, classes=["Edema", "Pneumothorax"])
 
 

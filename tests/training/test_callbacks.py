@@ -151,7 +151,7 @@ def test_geometry_command_reproduces_the_callback_on_the_same_rows(fitted, tmp_p
          "--max-pairs", str(SUBSET), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--batch-size", "8"]
     )
     printed = capsys.readouterr().out
-    assert "| metric | value |" in printed and "| modality_gap |" in printed
+    assert "| metric (↑/↓: better) | value |" in printed and "| modality_gap |" in printed
     saved = json.loads((out / "geometry.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert saved["label_columns"] == cli.datamodule.label_columns  # defaults from the checkpoint

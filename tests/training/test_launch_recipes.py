@@ -104,7 +104,7 @@ def test_there_are_recipes_for_one_and_two_nodes_of_eight_gpus():
 @pytest.mark.parametrize("config", ["clip_swin.yaml", "eclip_swin.yaml"])
 def test_recipe_parses_against_the_cli_and_agrees_with_slurm(recipe, config, monkeypatch):
     parsed = check_recipe(recipe.read_text(), monkeypatch, {**ENV, "CONFIG": config})
-    assert parsed["data"]["manifest"] == ENV["MANIFEST"] and parsed["model"]["init_args"]["text_model"] == ENV["BERT"]
+    assert parsed["data"]["manifest"] == ENV["MANIFEST"] and parsed["model"]["init_args"]["model"]["text_model"] == ENV["BERT"]
 
 
 @pytest.mark.parametrize(

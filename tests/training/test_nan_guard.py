@@ -91,8 +91,8 @@ def test_divergent_run_never_writes_a_nan_checkpoint_and_resumes_from_finite_wei
     assert last in files
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     assert step == 1  # the step before the bad update; its save was refused
-    resumed = _fit(tmp_path, synthetic_dir, "--ckpt_path", "last", "--trainer.max_steps", str(step))  # restore only
-    assert resumed.trainer.global_step == step
+    resumed = _fit(tmp_path, synthetic_dir, "--ckpt_path", "last")  # NaN weights would trip the guard again
+    assert resumed.trainer.global_step == 4
     assert all(torch.isfinite(v).all() for v in resumed.model.state_dict().values() if v.is_floating_point())
 
 

@@ -51,7 +51,7 @@ def test_paper_config_trains_at_full_size_on_cpu(tmp_path, synthetic_dir, clinic
     cli = cli_main([
         "fit", "--config", config, *extra,
         "--data.manifest", str(synthetic_dir / "manifest.csv"),
-        "--data.tokenizer", str(clinical_bert), "--model.init_args.text_model", str(clinical_bert),
+        "--data.tokenizer", str(clinical_bert), "--model.init_args.model.text_model", str(clinical_bert),
         "--data.batch_size", "2", "--data.num_workers", "0",
         "--trainer.accelerator", "cpu", "--trainer.devices", "1",
         "--trainer.max_steps", "1", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1",
@@ -63,7 +63,7 @@ def test_paper_config_trains_at_full_size_on_cpu(tmp_path, synthetic_dir, clinic
     ])
     trainer, module = cli.trainer, cli.model
     assert trainer.global_step == 1 and trainer.precision == "bf16-mixed"
-    assert module.hparams.preset == ("swin_t" if "swin" in config else "vit_b")
+    assert module.hparams.model["preset"] == ("swin_t" if "swin" in config else "vit_b")
     assert cli.datamodule.hparams.image_size == 224 and cli.datamodule.hparams.max_length == 256
     assert module.model.text_encoder.model.config.hidden_size == 768
     assert module.model.text_encoder.model.config.num_hidden_layers == 12

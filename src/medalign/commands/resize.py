@@ -140,11 +140,9 @@ def _target(rel: str, folder: Path, suffix: str) -> Path:
 
 def source_key(source: Path, *extra: str) -> str:
     """What a resized file was made from: the source's size and SHA-256 (and `extra` keys it depends on)."""
-    digest = hashlib.sha256()
-    with open(source, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return " ".join([f"{source.stat().st_size}:{digest.hexdigest()}", *extra])
+    from medalign.run_folder import file_sha256
+
+    return " ".join([f"{source.stat().st_size}:{file_sha256(source)}", *extra])
 
 
 def _record_path(target: Path) -> Path:

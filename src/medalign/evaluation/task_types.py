@@ -288,7 +288,7 @@ class SaliencyTask(LabelledTask):
             runner.encoder, manifest, self.split, self.method, self.text, prompts, device=runner.loader.get("device"),
             limit=self.limit, baselines=self.baselines, panels=self.panels, out_dir=runner.out_dir,
             progress=runner.loader.get("progress", True), uncertain=uncertain, blank=blank,
-            variant=self.metrics_variant,
+            variant=self.metrics_variant, allow_outside_paths=runner.defaults.allow_outside_paths,
         )
         files = {"panels": result.pop("panels")} if "panels" in result else {}
         return result, result["n"], files

@@ -76,7 +76,8 @@ def export_checkpoint(
     parts = open_clip_parts(encoder.model, spec, encoder.tokenizer, settings["image_size"], encoder.max_length, source)
     state = saved.get("state_dict", {})
     bias = add_logit_bias(parts, state)
-    left_out = sorted({k.split(".")[0] for k in state if "." in k and not k.startswith("model.") and k != SIGLIP_BIAS_KEY})
+    exported = {k for k in state if k.split(".")[-1] == SIGLIP_BIAS_KEY} if bias is not None else set()  # the bias goes in
+    left_out = sorted({k.split(".")[0] for k in state if "." in k and not k.startswith("model.") and k not in exported})
     info = CardInfo(
         checkpoint=str(ckpt), towers=parts.towers, embed_dim=int(parts.model_cfg["embed_dim"]),
         temperature=1.0 / float(encoder.model.logit_scale.detach().exp()), image_size=settings["image_size"],

@@ -49,7 +49,7 @@ def test_saliency_agreement_applies_the_given_uncertain_policy(tiny_ckpt, uncert
     manifest, skipped_zeros, skipped_ones = uncertain_manifest
     encoder = load_checkpoint_encoder(tiny_ckpt)
     prompts = load_prompts(resolve_config(PROMPTS, (".json",)))
-    common = dict(text="prompt", prompts=prompts, baselines=False, progress=False)
+    common = dict(text="prompt", prompts=prompts, baselines=False, progress=False, allow_outside_paths=True)  # rows point into the fixture
     assert saliency_agreement(encoder, manifest, "test", "gradcam", **common)["skipped"] == skipped_zeros
     ones = saliency_agreement(encoder, manifest, "test", "gradcam", uncertain="ones", **common)
     assert ones["skipped"] == skipped_ones
@@ -59,7 +59,7 @@ def test_saliency_task_takes_the_runs_label_policy(tiny_ckpt, uncertain_manifest
     from medalign.evaluation.encoders import load_checkpoint_encoder
 
     manifest, _, skipped_ones = uncertain_manifest
-    defaults = DataDefaults(manifest=str(manifest), label_columns=[], prompts=PROMPTS, uncertain="ones")
+    defaults = DataDefaults(manifest=str(manifest), label_columns=[], prompts=PROMPTS, uncertain="ones", allow_outside_paths=True)
     runner = SuiteRunner(load_checkpoint_encoder(tiny_ckpt), defaults, tmp_path, None, progress=False)
     record = runner.run(SaliencyTask(text="prompt", baselines=False, panels=0))
     assert record["metrics"]["skipped"] == skipped_ones
