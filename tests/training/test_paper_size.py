@@ -4,7 +4,7 @@ A paper config that breaks at full size (a shape, the processor at 224 px, bf16-
 loaded BERT folder) is caught here instead of on a GPU allocation. The towers are randomly
 initialised — the image tower with ``image_weights`` unset, the text tower from a folder laid
 out like Bio_ClinicalBERT (``config.json``, weights and tokenizer files, built here with
-``save_pretrained``) — so nothing is downloaded. Batch 2, one optimizer step (for eCLIP with
+``save_pretrained``) — so nothing is downloaded. Batch 2, two optimizer steps (for eCLIP each with
 priming and an expert pair in it), one validation batch: ≈ 1–1.5 CPU-minutes per config, but
 several wall-clock minutes on shared cores; timings and peak memory are in docs/gpu.md.
 """
@@ -46,7 +46,7 @@ def clinical_bert(tmp_path_factory, synthetic_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["eclip_swin.yaml", "clip_vit_b.yaml"])
 def test_paper_config_trains_at_full_size_on_cpu(tmp_path, synthetic_dir, clinical_bert, config):
-    eclip = config.startswith("eclip")  # one step that primes the processor and appends the expert pair
+    eclip = config.startswith("eclip")  # steps that prime the processor and append the expert pair
     extra = ["--model.init_args.curriculum", EXPERTS_AT_ONCE, "--model.init_args.priming_fraction", "1.0"] if eclip else []
     cli = cli_main([
         "fit", "--config", config, *extra,
@@ -54,7 +54,7 @@ def test_paper_config_trains_at_full_size_on_cpu(tmp_path, synthetic_dir, clinic
         "--data.tokenizer", str(clinical_bert), "--model.init_args.model.text_model", str(clinical_bert),
         "--data.batch_size", "2", "--data.num_workers", "0",
         "--trainer.accelerator", "cpu", "--trainer.devices", "1",
-        "--trainer.max_steps", "1", "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1",
+        "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
         "--trainer.num_sanity_val_steps", "0", "--trainer.logger", "false", "--trainer.log_every_n_steps", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         "--trainer.default_root_dir", str(tmp_path),
@@ -62,7 +62,7 @@ def test_paper_config_trains_at_full_size_on_cpu(tmp_path, synthetic_dir, clinic
         "--checkpoint.save_top_k", "0", "--checkpoint.save_last", "false",
     ])
     trainer, module = cli.trainer, cli.model
-    assert trainer.global_step == 1 and trainer.precision == "bf16-mixed"
+    assert trainer.global_step == 2 and trainer.precision == "bf16-mixed"
     assert module.hparams.model["preset"] == ("swin_t" if "swin" in config else "vit_b")
     assert cli.datamodule.hparams.image_size == 224 and cli.datamodule.hparams.max_length == 256
     assert module.model.text_encoder.model.config.hidden_size == 768
@@ -70,5 +70,5 @@ def test_paper_config_trains_at_full_size_on_cpu(tmp_path, synthetic_dir, clinic
     assert "val/loss" in trainer.callback_metrics
     if eclip:
         assert cli.datamodule.expert_batch_size == 1  # half the batch of 2
-        assert int(module.expert_pairs_seen) == 1 and module.priming_active(0)  # the expert pair appended, priming on
+        assert int(module.expert_pairs_seen) == 2 and module.priming_active(0)  # an expert pair appended each step, priming on
         assert trainer.callback_metrics["train/priming_loss"] > 0
