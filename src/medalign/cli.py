@@ -94,8 +94,8 @@ def _dispatch(argv: list[str]) -> None:
 
 def _usage(ok: bool) -> None:
     lines = ["usage: medalign <command> [options]", "", "Training and evaluation (LightningCLI; `medalign fit --help`):"]
-    lines += [f"  {name:<10} Lightning's {name} with medalign's model, data and evaluation" for name in LIGHTNING_SUBCOMMANDS]
+    lines += [f"  {name:<12} Lightning's {name} with medalign's model, data and evaluation" for name in LIGHTNING_SUBCOMMANDS]
     lines += ["", "medalign commands (`medalign <command> -h`):"]
-    lines += [f"  {name:<10} {text}" for name, (_, text) in EXTRA_COMMANDS.items()]
+    lines += [f"  {name:<12} {text}" for name, (_, text) in EXTRA_COMMANDS.items()]
     print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
     sys.exit(0 if ok else 2)
