@@ -11,16 +11,20 @@ also written
   the current batch, this writes ``last.ckpt`` and the CLI exits with `PREEMPTED_EXIT_CODE`.
   A cluster sends SIGTERM to the whole process group, loader workers included: they ignore it
   (`ignore_sigterm`, the loaders' ``worker_init_fn``) so that the main process lives to save;
-  they end when the main process shuts its loaders down or exits.
+  they end when the main process shuts its loaders down or exits (`loader_worker_init` makes sure
+  of the latter: multiprocessing's own exit hook stops workers with SIGTERM and would wait forever).
 
 At `fit` start-up it runs the `medalign.training.preflight` checks.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing
 import signal
-from typing import Any
+import time
+from typing import Any, Callable
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -83,6 +87,46 @@ def ignore_sigterm(worker_id: int) -> None:
     can save. Ignoring it keeps the batch in flight; the main process stops the workers.
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def loader_worker_init() -> Callable[[int], None]:
+    """The loaders' ``worker_init_fn`` (`ignore_sigterm`), with the main process's exit made safe.
+
+    At interpreter exit, multiprocessing stops the daemonic workers still alive (an iterator a
+    crashed run or a notebook still holds) with SIGTERM and then joins them without a timeout; a
+    worker that ignores SIGTERM would never end and the process would hang after its last line of
+    output. The first call registers `end_daemonic_children` to run before that hook (``atexit``
+    runs last-in, first-out).
+    """
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(end_daemonic_children)
+        _exit_hook_registered = True
+    return ignore_sigterm
+
+
+_exit_hook_registered = False
+
+
+def end_daemonic_children(grace: float = 2.0) -> int:
+    """Stop this process's daemonic children as multiprocessing's exit hook does (SIGTERM, then join),
+    but SIGKILL those still alive after `grace` seconds (loader workers ignore SIGTERM).
+
+    An exit hook: it also restores the default SIGCHLD action, so that PyTorch's handler does not
+    raise "DataLoader worker … is killed" halfway through. Returns how many had to be killed.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    children = [p for p in multiprocessing.active_children() if p.daemon]
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+    stubborn = [child for child in children if child.is_alive()]
+    for child in stubborn:
+        child.kill()
+        child.join(grace)
+    return len(stubborn)
 
 
 class MedAlignCheckpoint(ModelCheckpoint):

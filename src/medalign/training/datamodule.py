@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from medalign.data.dataset import Collator, ImageTextDataset
 from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.manifest import Manifest, read_manifest
-from medalign.training.checkpointing import ignore_sigterm
+from medalign.training.checkpointing import loader_worker_init
 from medalign.training.context import DataContext
 from medalign.training.hazards import paper_expert_batch_size
 from medalign.training.sampler import (
@@ -309,7 +309,7 @@ class MedAlignDataModule(L.LightningDataModule):
             pin_memory=pin,
             persistent_workers=num_workers > 0,
             collate_fn=Collator(self.tokenizer, hp.max_length),
-            worker_init_fn=ignore_sigterm if num_workers > 0 else None,  # pre-emption is the main process's
+            worker_init_fn=loader_worker_init() if num_workers > 0 else None,  # pre-emption is the main process's
         )
 
     def train_dataloader(self) -> DataLoader | CombinedLoader:
