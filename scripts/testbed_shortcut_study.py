@@ -31,6 +31,45 @@ def zero_shot_f1(results: dict) -> float:
     return next(t["metrics"]["macro_f1"] for t in results["tasks"] if t["name"] == "zero_shot")
 
 
+def dataset_sha256(manifest: str) -> str:
+    """Hash of a generated set: the manifest's bytes and every image's bytes, by relative path."""
+    import hashlib
+
+    import pandas as pd
+
+    from medalign.run_folder import file_sha256
+
+    root = Path(manifest).parent
+    digest = hashlib.sha256(file_sha256(manifest).encode())
+    for image in pd.read_csv(manifest, keep_default_na=False)["image"]:
+        digest.update(f"{image}\0{file_sha256(root / image)}\n".encode())
+    return digest.hexdigest()
+
+
+def val_curve(log_dir: str) -> list[float]:
+    """Per-epoch validation zero-shot macro-F1 from a run's CSVLogger ``metrics.csv``."""
+    import pandas as pd
+
+    metrics = pd.read_csv(Path(log_dir) / "metrics.csv")
+    column = "val/zero_shot_macro_f1"
+    return [round(float(v), 4) for v in metrics.dropna(subset=[column]).groupby("epoch")[column].last()]
+
+
+def paired_difference(clean: np.ndarray, shortcut: np.ndarray) -> tuple[float, float, float]:
+    """Mean of ``clean - shortcut`` over seeds and its t-based 95 % CI (the paired t-test's interval).
+
+    Returns:
+        ``(mean, low, high)``; ``low``/``high`` are NaN with fewer than two seeds.
+    """
+    if np.ndim(clean) != 1 or np.shape(clean) != np.shape(shortcut):
+        raise ValueError(f"clean and shortcut need one F1 per seed, same length; got {np.shape(clean)} and {np.shape(shortcut)}")
+    diff = np.asarray(clean, dtype=float) - np.asarray(shortcut, dtype=float)
+    if len(diff) < 2:
+        return float(diff.mean()), float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
+
+
 def linear_arms(shortcut_manifest: str, clean_manifest: str, boots: int = 1000) -> None:
     """Macro-AUC on the shortcut set's test split of pixel logistic regressions trained on each arm's train split."""
     import pandas as pd
@@ -72,9 +111,12 @@ def main() -> None:
     parser.add_argument("shortcut_manifest")
     parser.add_argument("clean_manifest")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=12, help="most epochs per run")
+    parser.add_argument("--patience", type=int, default=3,
+                        help="stop after this many epochs without a better val zero-shot F1 (0: never)")
     parser.add_argument("--config", default="demo_gaze.yaml")
     parser.add_argument("--out", default="runs/testbed_shortcut.json")
+    parser.add_argument("--runs", default="runs/testbed_shortcut", help="folder for each run's CSV log and checkpoints")
     parser.add_argument("--only", choices=["shortcut", "clean"], default=None, help="run one arm only")
     parser.add_argument("--aggregate", nargs="+", default=None, help="result JSONs to combine (no training)")
     parser.add_argument("--linear", action="store_true", help="pixel logistic regression per arm instead of CLIP")
@@ -83,29 +125,43 @@ def main() -> None:
         linear_arms(args.shortcut_manifest, args.clean_manifest)
         return
     if args.aggregate:
-        results: dict[str, dict] = {"shortcut": {}, "clean": {}}
+        results: dict = {"shortcut": {}, "clean": {}}
         for path in args.aggregate:
-            for arm, runs in json.loads(Path(path).read_text()).items():
-                results[arm] |= {int(seed): run for seed, run in runs.items()}
+            loaded = json.loads(Path(path).read_text())
+            for arm in ("shortcut", "clean"):
+                results[arm] |= {int(seed): run for seed, run in loaded.get(arm, {}).items()}
+            results.setdefault("provenance", []).append(loaded.get("provenance"))
         report(results, args.seeds)
         return
+    from medalign.provenance import code_identity
     from medalign.training.cli import cli_main
 
+    manifests = {"shortcut": args.shortcut_manifest, "clean": args.clean_manifest}
+    results: dict = {"shortcut": {}, "clean": {}, "provenance": {
+        **code_identity(), "config": args.config, "fit_overrides": overrides, "max_epochs": args.epochs,
+        "patience": args.patience, "data_sha256": {arm: dataset_sha256(m) for arm, m in manifests.items()}}}
     quiet = ["--trainer.logger", "false", "--evaluation.progress", "false", "--evaluation.tasks", "[{type: zero_shot}]"]
-    results: dict[str, dict[int, dict]] = {"shortcut": {}, "clean": {}}
+    stop = ([{"class_path": "lightning.pytorch.callbacks.EarlyStopping",
+              "init_args": {"monitor": "val/zero_shot_macro_f1", "mode": "max", "patience": args.patience}}]
+            if args.patience > 0 else [])
     for seed in args.seeds:
-        for name, manifest in (("shortcut", args.shortcut_manifest), ("clean", args.clean_manifest)):
+        for name, manifest in manifests.items():
             if args.only and name != args.only:
                 continue
             start = time.perf_counter()
+            logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                      "init_args": {"save_dir": args.runs, "name": f"{name}_seed{seed}"}}
             fit = cli_main(["fit", "--config", args.config, "--data.manifest", manifest, "--seed_everything", str(seed),
-                            "--trainer.max_epochs", str(args.epochs), "--trainer.callbacks", "[]", *overrides])
+                            "--trainer.max_epochs", str(args.epochs), "--trainer.logger", json.dumps([logger]),
+                            "--trainer.callbacks", json.dumps(stop), *overrides])
             best = fit.trainer.checkpoint_callback.best_model_path
             val = float(fit.trainer.checkpoint_callback.best_model_score)
             test = cli_main(["test", "--config", args.config, "--data.manifest", args.shortcut_manifest,
                              "--ckpt_path", best, *quiet])
-            results[name][seed] = dict(test_f1=zero_shot_f1(test.evaluation_results), best_val_f1=val, checkpoint=best,
-                                       seconds=time.perf_counter() - start)
+            results[name][seed] = dict(test_f1=zero_shot_f1(test.evaluation_results), best_val_f1=val,
+                                       val_curve=val_curve(fit.trainer.logger.log_dir),
+                                       epochs=fit.trainer.current_epoch, checkpoint=best,
+                                       seconds=round(time.perf_counter() - start, 1))
             print(name, seed, results[name][seed], flush=True)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(results, indent=2))
@@ -113,15 +169,15 @@ def main() -> None:
         report(results, args.seeds)
 
 
-def report(results: dict[str, dict[int, dict]], seeds: list[int]) -> None:
+def report(results: dict, seeds: list[int]) -> None:
     """Per-seed test F1 of both arms and the paired difference (clean − shortcut) with a t 95 % CI."""
     seeds = [s for s in seeds if s in results["clean"] and s in results["shortcut"]]
     for s in seeds:
         print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  clean {results['clean'][s]['test_f1']:.3f}")
-    diff = np.array([results["clean"][s]["test_f1"] - results["shortcut"][s]["test_f1"] for s in seeds])
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-    print(f"clean − shortcut zero-shot macro-F1 on the test split: {diff.mean():+.3f} "
-          f"(95 % CI {diff.mean() - half:+.3f} to {diff.mean() + half:+.3f}, {len(diff)} seeds)")
+    mean, low, high = paired_difference(np.array([results["clean"][s]["test_f1"] for s in seeds]),
+                                        np.array([results["shortcut"][s]["test_f1"] for s in seeds]))
+    print(f"clean − shortcut zero-shot macro-F1 on the test split: {mean:+.3f} "
+          f"(95 % CI {low:+.3f} to {high:+.3f}, {len(seeds)} seeds)")
 
 
 if __name__ == "__main__":
