@@ -2,16 +2,20 @@
 
 Trains the tiny CLIP of ``configs/demo_gaze.yaml`` on the test bed with its burn-in shortcut and on
 the same test bed without it (``--shortcut 0``: the same images, reports and splits, no markers),
-for each seed, and scores both checkpoints' zero-shot macro-F1 on the shortcut set's test split,
-where the markers are independent of the labels. Prints per-seed numbers and the paired difference
-(clean − shortcut) with a t-based 95 % CI.
+for each seed, to its validation plateau (early stopping on val zero-shot macro-F1, ``--patience``
+epochs, at most ``--epochs``; the best val checkpoint is kept), and scores both checkpoints'
+zero-shot macro-F1 on the shortcut set's test split, where the markers are independent of the
+labels, and on the same test images without markers (the clean set's test split). Prints per-seed
+numbers and the paired difference (clean − shortcut) with a t-based 95 % CI; the result JSON also
+holds each run's val curve, the code version and both sets' content hashes.
 
     medalign synth --testbed gaze --out /tmp/tb && medalign synth --testbed gaze --shortcut 0 --out /tmp/tb_clean
     python scripts/testbed_shortcut_study.py /tmp/tb/manifest.csv /tmp/tb_clean/manifest.csv --seeds 0 1 2
 
 Extra arguments go to `fit` (e.g. ``--trainer.limit_train_batches 40``). ``--only shortcut|clean``
 runs one arm (two processes can run the arms side by side, each writing its own ``--out``);
-``--aggregate A.json B.json`` then prints the paired difference. ``--linear`` trains no CLIP:
+``--aggregate A.json B.json`` then prints the paired difference (``--rescore`` first adds the
+no-marker score to runs that lack it). ``--linear`` trains no CLIP:
 a per-class logistic regression on the raw pixels of each arm's train split, scored on the
 shortcut set's test split (macro-AUC, paired bootstrap over test rows): a minute on a CPU.
 """
@@ -29,6 +33,16 @@ from scipy import stats
 
 def zero_shot_f1(results: dict) -> float:
     return next(t["metrics"]["macro_f1"] for t in results["tasks"] if t["name"] == "zero_shot")
+
+
+def test_f1(config: str, manifest: str, checkpoint: str) -> float:
+    """Zero-shot macro-F1 of `checkpoint` on the test split of `manifest`."""
+    from medalign.training.cli import cli_main
+
+    test = cli_main(["test", "--config", config, "--data.manifest", manifest, "--ckpt_path", checkpoint,
+                     "--trainer.logger", "false", "--evaluation.progress", "false",
+                     "--evaluation.tasks", "[{type: zero_shot}]"])
+    return zero_shot_f1(test.evaluation_results)
 
 
 def dataset_sha256(manifest: str) -> str:
@@ -120,6 +134,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["shortcut", "clean"], default=None, help="run one arm only")
     parser.add_argument("--aggregate", nargs="+", default=None, help="result JSONs to combine (no training)")
     parser.add_argument("--linear", action="store_true", help="pixel logistic regression per arm instead of CLIP")
+    parser.add_argument("--rescore", action="store_true",
+                        help="with --aggregate: add test_f1_no_markers (the clean manifest's test split) where missing")
     args, overrides = parser.parse_known_args()
     if args.linear:
         linear_arms(args.shortcut_manifest, args.clean_manifest)
@@ -128,6 +144,11 @@ def main() -> None:
         results: dict = {"shortcut": {}, "clean": {}}
         for path in args.aggregate:
             loaded = json.loads(Path(path).read_text())
+            if args.rescore:
+                for arm in ("shortcut", "clean"):
+                    for run in loaded.get(arm, {}).values():
+                        run.setdefault("test_f1_no_markers", test_f1(args.config, args.clean_manifest, run["checkpoint"]))
+                Path(path).write_text(json.dumps(loaded, indent=2))
             for arm in ("shortcut", "clean"):
                 results[arm] |= {int(seed): run for seed, run in loaded.get(arm, {}).items()}
             results.setdefault("provenance", []).append(loaded.get("provenance"))
@@ -140,7 +161,6 @@ def main() -> None:
     results: dict = {"shortcut": {}, "clean": {}, "provenance": {
         **code_identity(), "config": args.config, "fit_overrides": overrides, "max_epochs": args.epochs,
         "patience": args.patience, "data_sha256": {arm: dataset_sha256(m) for arm, m in manifests.items()}}}
-    quiet = ["--trainer.logger", "false", "--evaluation.progress", "false", "--evaluation.tasks", "[{type: zero_shot}]"]
     stop = ([{"class_path": "lightning.pytorch.callbacks.EarlyStopping",
               "init_args": {"monitor": "val/zero_shot_macro_f1", "mode": "max", "patience": args.patience}}]
             if args.patience > 0 else [])
@@ -156,9 +176,8 @@ def main() -> None:
                             "--trainer.callbacks", json.dumps(stop), *overrides])
             best = fit.trainer.checkpoint_callback.best_model_path
             val = float(fit.trainer.checkpoint_callback.best_model_score)
-            test = cli_main(["test", "--config", args.config, "--data.manifest", args.shortcut_manifest,
-                             "--ckpt_path", best, *quiet])
-            results[name][seed] = dict(test_f1=zero_shot_f1(test.evaluation_results), best_val_f1=val,
+            results[name][seed] = dict(test_f1=test_f1(args.config, args.shortcut_manifest, best),
+                                       test_f1_no_markers=test_f1(args.config, args.clean_manifest, best), best_val_f1=val,
                                        val_curve=val_curve(fit.trainer.logger.log_dir),
                                        epochs=fit.trainer.current_epoch, checkpoint=best,
                                        seconds=round(time.perf_counter() - start, 1))
@@ -178,6 +197,11 @@ def report(results: dict, seeds: list[int]) -> None:
                                         np.array([results["shortcut"][s]["test_f1"] for s in seeds]))
     print(f"clean − shortcut zero-shot macro-F1 on the test split: {mean:+.3f} "
           f"(95 % CI {low:+.3f} to {high:+.3f}, {len(seeds)} seeds)")
+    if all("test_f1_no_markers" in results[arm][s] for arm in ("clean", "shortcut") for s in seeds):
+        f1 = {arm: np.array([results[arm][s]["test_f1_no_markers"] for s in seeds]) for arm in ("clean", "shortcut")}
+        mean, low, high = paired_difference(f1["clean"], f1["shortcut"])
+        print(f"same test images without markers: shortcut {f1['shortcut'].mean():.3f}  clean {f1['clean'].mean():.3f}  "
+              f"clean − shortcut {mean:+.3f} (95 % CI {low:+.3f} to {high:+.3f})")
 
 
 if __name__ == "__main__":
