@@ -147,7 +147,8 @@ def main() -> None:
             if args.rescore:
                 for arm in ("shortcut", "clean"):
                     for run in loaded.get(arm, {}).values():
-                        run.setdefault("test_f1_no_markers", test_f1(args.config, args.clean_manifest, run["checkpoint"]))
+                        if "test_f1_no_markers" not in run:
+                            run["test_f1_no_markers"] = test_f1(args.config, args.clean_manifest, run["checkpoint"])
                 Path(path).write_text(json.dumps(loaded, indent=2))
             for arm in ("shortcut", "clean"):
                 results[arm] |= {int(seed): run for seed, run in loaded.get(arm, {}).items()}
