@@ -78,3 +78,12 @@ def test_steps_axis_errors_and_the_steps_plot(tmp_path, monkeypatch):
     assert [list(line.get_xdata()) for line in lines] == [[10, 100], [10, 100]]  # one line per method, steps sorted
     assert [float(line.get_ydata()[1]) for line in lines] == pytest.approx([1.0, 2.0])
     assert legend_hidden_marks(fig) == 0
+
+
+def test_eclip_table4_study_has_one_method_per_row_config():
+    cfg = load_benchmark_config("benchmark/eclip_table4.yaml")
+    rows = sorted(p.stem for p in resolve_config("table4/base.yaml").parent.glob("*.yaml"))
+    assert sorted(m.name for m in cfg.methods) == rows
+    assert all(m.configs == (f"table4/{m.name}.yaml",) for m in cfg.methods)
+    assert len(expand_grid(cfg)) == len(rows) * 3 and cfg.base == "eclip_swin.yaml"
+    assert {m.split(".")[0] for m in cfg.metrics} <= _paper_tasks()
