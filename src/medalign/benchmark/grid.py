@@ -210,9 +210,10 @@ def _hash(args: tuple[str, ...], files: list[Path]) -> str:
 # Every seeded stream of a cell → the command-line option that sets it. If an option is renamed,
 # change it here (and only here): `seed_args` is the one place a cell seed becomes options.
 SEED_OPTIONS = {
-    "training": "--seed_everything",              # initialisation, dropout, augmentation (Lightning)
+    # initialisation, dropout, augmentation (Lightning), and the draws of every objective whose `seed`
+    # is left at None (DACL's and m³-mix's mixing, MLM's masking: they follow the run's seed_everything)
+    "training": "--seed_everything",
     "data": "--data.seed",                        # data order and the training-fraction subsample
-    # DACL / m³-mix / MLM draws: their seed moved into the method specs (methods/legacy.py); not mapped yet
     "expert": "--model.init_args.expert_seed",    # eCLIP expert draws, mixup λ, random heatmaps
 }
 EXPERT_MODULES = ("ECLIPModule",)  # model classes that take the expert stream's option
