@@ -18,7 +18,7 @@ def test_eclip_table1_study_is_the_papers_grid():
     rows = ["clip", "naive", "dacl", "m3mix", "eclip", "eclip_p"]
     assert [m.name for m in cfg.methods] == [f"{r}_{t}" for t in ("swin", "vit_s", "vit_b") for r in rows]
     assert cfg.seeds == [0, 1, 2] and cfg.fractions == [1.0] and cfg.evaluation == "eval/paper.yaml"
-    assert {m.split(".")[0] for m in cfg.metrics} == {"chexpert_5x200", "mimic_5x200", "rsna_pneumonia", "cxr14_14x100"} <= _paper_tasks()
+    assert {m.split(".")[0] for m in cfg.metrics} == {"chexpert_5x200", "mimic_5x200", "rsna_pneumonia", "cxr14_14x100", "openi_retrieval"} <= _paper_tasks()
     cells = expand_grid(cfg)  # resolves every layered config: a missing file raises here
     assert len(cells) == 18 * 3
     order = [c.key for c in cells]
