@@ -139,7 +139,11 @@ def test_tiny_grid_runs_resumes_and_aggregates(tmp_path, synthetic_dir, monkeypa
     assert "| **Medical datasets** |" in table and f"| synthetic | {r_text['siglip']:.3f} | {r_text['openclip']:.3f} |" in table
     assert "| absent | — | — | — | — |" in table
     assert (runs / "fig3_auc_vs_lambda.png").stat().st_size > 0
-    assert set(json.loads((runs / "fig3.json").read_text())) == {"synthetic/siglip", "synthetic/openclip"}
+    curves = json.loads((runs / "fig3.json").read_text())
+    assert set(curves) == {"synthetic/siglip", "synthetic/openclip"}
+    for key, curve in curves.items():  # 2-epoch probes: the sweep's unconverged count is carried to Table 1's note
+        n = json.loads((runs / key / "results.json").read_text())["result"]["n_unconverged"]
+        assert curve["n_unconverged"] == n and (f"{key}: {n}" in table) == (n > 0)
 
     def no_work(argv):
         raise AssertionError(f"a finished cell ran again: {argv}")

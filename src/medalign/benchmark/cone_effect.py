@@ -260,8 +260,14 @@ def aggregate(study: dict[str, Any], cells: list[ConeCell], out: str | Path | No
     root.mkdir(parents=True, exist_ok=True)
     table = table1(study, results)
     (root / "table1.md").write_text(table)
-    curves = {f"{d}/{b}": {"lambdas": r["lambdas"], "auc_mean": r["auc_mean"], "auc_std": r["auc_std"]}
+    curves = {f"{d}/{b}": {"lambdas": r["lambdas"], "auc_mean": r["auc_mean"], "auc_std": r["auc_std"],
+                           "n_unconverged": r.get("n_unconverged", 0)}
               for (d, b), r in results.items()}  # fmt: skip
+    unconverged = {k: c["n_unconverged"] for k, c in curves.items() if c["n_unconverged"]}
+    if unconverged:  # their AUCs are not results (gap-sweep's own warning, repeated where the figure is read)
+        table += (f"\n**Probes that did not converge** (early stopping never fired; those AUCs are not results): "
+                  f"{', '.join(f'{k}: {n}' for k, n in unconverged.items())}\n")
+        (root / "table1.md").write_text(table)
     (root / "fig3.json").write_text(json.dumps(curves, indent=2))
     written = ["table1.md", "fig3.json"]
     if plots and results:
