@@ -18,7 +18,8 @@ def test_eclip_table1_study_is_the_papers_grid():
     rows = ["clip", "naive", "dacl", "m3mix", "eclip", "eclip_p"]
     assert [m.name for m in cfg.methods] == [f"{r}_{t}" for t in ("swin", "vit_s", "vit_b") for r in rows]
     assert cfg.seeds == [0, 1, 2] and cfg.fractions == [1.0] and cfg.evaluation == "eval/paper.yaml"
-    assert {m.split(".")[0] for m in cfg.metrics} == {"chexpert_5x200", "mimic_5x200", "rsna_pneumonia", "cxr14_14x100", "openi_retrieval"} <= _paper_tasks()
+    tasks = {m.split(".")[0] for m in cfg.metrics}
+    assert tasks == {"chexpert_5x200", "mimic_5x200", "rsna_pneumonia", "cxr14_14x100", "openi_retrieval"} <= _paper_tasks()
     cells = expand_grid(cfg)  # resolves every layered config: a missing file raises here
     assert len(cells) == 18 * 3
     order = [c.key for c in cells]
@@ -69,8 +70,8 @@ def test_steps_axis_errors_and_the_steps_plot(tmp_path, monkeypatch):
         load_benchmark_config(tmp_path / "s.yaml")
     (tmp_path / "s.yaml").write_text(json.dumps({**study, "steps": [100, 10]}))
     cfg = load_benchmark_config(tmp_path / "s.yaml")
-    summary = [{"method": m.name, "fraction": 1.0, "metric": "zero_shot.macro_f1", "mean": 0.1 * m.steps ** 0.5 + (m.series == "b"), "sd": 0.01}
-               for m in cfg.methods]  # fmt: skip
+    summary = [{"method": m.name, "fraction": 1.0, "metric": "zero_shot.macro_f1", "sd": 0.01,
+                "mean": 0.1 * m.steps ** 0.5 + (m.series == "b")} for m in cfg.methods]
     figures = capture(monkeypatch, plots)
     assert written(plots.plot_steps_lines(summary, cfg, ["zero_shot.macro_f1"], tmp_path / "steps.png"))
     (fig,) = figures

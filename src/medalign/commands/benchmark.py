@@ -68,7 +68,8 @@ def run(argv: list[str]) -> dict:
         from medalign.benchmark.cone_effect import run_study
 
         if args.methods:
-            raise SystemExit("medalign benchmark: a cone_effect study has datasets and backbones, not methods: use --only NAME ...")
+            raise SystemExit("medalign benchmark: a cone_effect study has datasets and backbones, not methods: "
+                             "use --only NAME ...")
         return run_study(args.config, args.out, args.dry_run, args.aggregate, args.only, plots=not args.no_plots)
     if args.only:
         raise SystemExit(f"medalign benchmark: --only is for cone_effect studies; {args.config} has methods: use --methods")
