@@ -34,13 +34,12 @@ import hashlib
 import json
 import logging
 import shlex
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medalign.benchmark.runner import CellOutcome
+from medalign.benchmark.runner import CellOutcome, set_aside, start_cell
 
 log = logging.getLogger(__name__)
 
@@ -195,14 +194,9 @@ def run_cells(cells: list[ConeCell]) -> list[CellOutcome]:
             outcomes.append(CellOutcome(c.key, "missing", error=f"missing {c.missing}"))
             continue
         if state == "stale":
-            aside = c.folder.with_name(f"{c.folder.name}.stale-{_recorded_hash(c)}")
-            shutil.rmtree(aside, ignore_errors=True)
-            c.folder.rename(aside)
-            log.info("cone_effect: %s changed; the old run moved to %s", c.key, aside)
-        c.folder.mkdir(parents=True, exist_ok=True)
-        (c.folder / "failed.json").unlink(missing_ok=True)
+            log.info("cone_effect: %s changed; the old run moved to %s", c.key, set_aside(c.folder, _recorded_hash(c)))
         record = {"key": c.key, "config_hash": c.config_hash, "argv": list(c.argv), "code": code_identity()}
-        (c.folder / "cell.json").write_text(json.dumps(record, indent=2))
+        start_cell(c.folder, record)
         start = time.perf_counter()
         try:
             gap_sweep.run(list(c.argv))
