@@ -192,6 +192,9 @@ def main() -> None:
 def report(results: dict, seeds: list[int]) -> None:
     """Per-seed test F1 of both arms and the paired difference (clean − shortcut) with a t 95 % CI."""
     seeds = [s for s in seeds if s in results["clean"] and s in results["shortcut"]]
+    if not seeds:
+        print("no seed has results in both arms yet")
+        return
     for s in seeds:
         print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  clean {results['clean'][s]['test_f1']:.3f}")
     mean, low, high = paired_difference(np.array([results["clean"][s]["test_f1"] for s in seeds]),
