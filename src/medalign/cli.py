@@ -54,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except USER_ERRORS as error:
         if os.environ.get("MEDALIGN_DEBUG", "") not in ("", "0"):
             raise
-        sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  (a bug? rerun with {DEBUG_FLAG} for the traceback)\n")
-        sys.exit(1)
+        hint = getattr(error, "hint", f"(a bug? rerun with {DEBUG_FLAG} for the traceback)")
+        sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  {hint}\n")
+        sys.exit(getattr(error, "exit_code", 1))
 
 
 def _show_progress_logs() -> None:
@@ -85,6 +86,10 @@ def _dispatch(argv: list[str]) -> None:
     if argv and argv[0] in EXTRA_COMMANDS:
         command(argv[0])(argv[1:])
     elif argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        if os.environ.get("MEDALIGN_DEBUG", "") in ("", "0"):  # --debug: the full parser's own errors
+            from medalign.training.config_check import precheck
+
+            precheck(argv)  # key typos, missing files, label names: in < 1 s, before Lightning's import
         from medalign.training.cli import cli_main
 
         cli_main(argv)
