@@ -139,8 +139,8 @@ def _unknown(key: str, class_paths: dict[str, Any]) -> bool:
         if name != "init_args" or len(parts) < 3:
             return False
         name = parts[2]
-    if group == "model" and class_paths.get("model") not in (None, MODULE_CLASS, "ContrastiveModule"):
-        return False  # another model class: the full parser knows its options
+    if group == "model" and class_paths.get("model") not in (MODULE_CLASS, "ContrastiveModule"):
+        return False  # another model class (or an override file without one): the full parser knows its options
     if group == "data" and class_paths.get("data") is not None:
         return False
     known = init_parameters(group)
