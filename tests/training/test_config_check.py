@@ -126,3 +126,29 @@ def test_errors_come_before_any_heavy_import(tmp_path, argv, expected):
     result, err = _run(["fit", "--config", "demo.yaml", *argv], tmp_path)
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
     assert result["code"] in (1, 2) and result["heavy"] == []
+
+
+@pytest.mark.parametrize("flag, value, error, match", [
+    ("--model.init_args.model.text_model", "emilyalsentzer/Bio_ClinicalBERT", FileNotFoundError, "not a local folder with a config.json"),
+    ("--model.model.image_model", "hf-hub:timm/vit_base_patch16_224.augreg_in21k", ValueError, "--model.init_args.model.image_weights"),
+    ("--model.image_weights", "missing.pth", FileNotFoundError, "image tower weights not found: missing.pth"),
+    ("--ckpt_path", "runs/nope.ckpt", FileNotFoundError, "checkpoint not found: runs/nope.ckpt"),
+])
+def test_tower_and_checkpoint_files_are_checked_early(tmp_path, monkeypatch, flag, value, error, match):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=match):
+        precheck(["fit", "--config", "demo.yaml", flag, value])
+
+
+def test_tower_rules_agree_with_the_encoders(tmp_path):
+    """What the pre-check refuses, the towers refuse too; a local folder with config.json passes both checks' gate."""
+    from medalign.models.image import ImageEncoder
+    from medalign.models.text import TextEncoder
+    from medalign.training.config_check import check_towers
+
+    with pytest.raises(FileNotFoundError):
+        TextEncoder(pretrained_dir="emilyalsentzer/Bio_ClinicalBERT")
+    with pytest.raises(ValueError):
+        ImageEncoder("hf-hub:timm/vit_base_patch16_224.augreg_in21k")
+    (tmp_path / "config.json").write_text("{}")
+    check_towers({"text_model": str(tmp_path), "image_model": "vit_base_patch16_224", "image_weights": None})

@@ -4,8 +4,8 @@ Importing Lightning, torch and the towers takes 10–60 s on a loaded machine (d
 "CLI start-up"), so `precheck` reads the ``--config`` files and ``--a.b value`` flags itself and
 reports, in well under a second, what needs no import: an unknown key in the ``trainer``, ``data``
 or ``model`` group (their accepted keys are read from the classes' ``__init__`` signatures with
-`ast`, without importing them), a missing manifest or prompt file, and a label column the
-manifest's header lacks. Anything it cannot judge is left to the full parser, so it never refuses
+`ast`, without importing them), a missing manifest, prompt, tower or ``--ckpt_path`` file, a hub id
+for a tower, and a label column the manifest's header lacks. Anything it cannot judge is left to the full parser, so it never refuses
 a command line that LightningCLI would accept (`tests/training/test_config_check.py` compares its
 key sets with the real parser's).
 """
@@ -238,8 +238,8 @@ def precheck(argv: list[str]) -> None:
 
     Raises:
         ConfigKeyError: an unknown key, naming its file and line and the closest known key.
-        FileNotFoundError: a missing config, manifest or prompt file.
-        ValueError: a label column the manifest lacks.
+        FileNotFoundError: a missing config, manifest, prompt, tower or checkpoint file.
+        ValueError: a label column the manifest lacks; a hub image model.
     """
     args = resolve_config_args(argv[1:])
     if any(a in ("-h", "--help") or a.endswith(".help") for a in args):
@@ -270,6 +270,53 @@ def precheck(argv: list[str]) -> None:
         check_label_columns(Path(str(manifest)), [str(x) for x in labels] if isinstance(labels, list) else [])
     if data.get("prompts"):
         resolve_config(str(data["prompts"]), (".json",))
+    if str(class_paths["model"]).startswith(("medalign.", "ContrastiveModule")) and "model" not in whole:
+        check_towers(_spec_values(merged, flags))
+    check_ckpt_path(next((value for key, value in reversed(flags) if key == "ckpt_path"), merged.get("ckpt_path")))
+
+
+TOWER_KEYS = ("text_model", "image_model", "image_weights")
+
+
+def _spec_values(merged: dict[str, Any], flags: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The tower settings of ``model.init_args.model`` (config files, then flags; old flat spellings too)."""
+    init = ((merged.get("model") or {}).get("init_args") or {}) if isinstance(merged.get("model"), dict) else {}
+    spec = {k: init[k] for k in TOWER_KEYS if isinstance(init, dict) and k in init}  # old flat keys
+    nested = init.get("model") if isinstance(init, dict) else None
+    spec.update({k: nested[k] for k in TOWER_KEYS if isinstance(nested, dict) and k in nested})
+    for key, value in flags:
+        parts = key.split(".")
+        if parts[0] == "model" and parts[-1] in TOWER_KEYS:
+            spec[parts[-1]] = value
+    return spec
+
+
+def check_towers(spec: dict[str, Any]) -> None:
+    """The towers' local files (medalign never downloads): the rules of `TextEncoder` and `ImageEncoder`, checked early."""
+    text = spec.get("text_model")
+    if text is not None and not (Path(str(text)) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model.init_args.model.text_model: {str(text)!r} is not a local folder with a config.json; medalign loads "
+            "text towers from local directories only, hub ids are not downloaded: download e.g. Bio_ClinicalBERT "
+            "elsewhere, copy the folder here and pass --model.init_args.model.text_model /path/to/folder "
+            "--data.tokenizer /path/to/folder")
+    image = spec.get("image_model")
+    if isinstance(image, str) and image.startswith(("hf-hub:", "hf_hub:")):
+        raise ValueError(
+            f"model.init_args.model.image_model {image!r} would be fetched from the Hugging Face hub; medalign runs "
+            "offline: pass the timm architecture name (e.g. vit_base_patch16_224) as --model.init_args.model.image_model "
+            "and the downloaded weights file as --model.init_args.model.image_weights")
+    weights = spec.get("image_weights")
+    if weights is not None and not Path(str(weights)).is_file():
+        raise FileNotFoundError(f"image tower weights not found: {weights} (model.init_args.model.image_weights)")
+
+
+def check_ckpt_path(ckpt_path: Any) -> None:
+    """A ``--ckpt_path`` file that does not exist (``last``, ``best``, … and URLs are left to Lightning)."""
+    if ckpt_path is None or str(ckpt_path).startswith(("last", "best", "hpc", "registry")) or "://" in str(ckpt_path):
+        return
+    if not Path(str(ckpt_path)).exists():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt_path} (--ckpt_path)")
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m medalign.training.config_check fit --config …`
