@@ -35,7 +35,7 @@ COMMANDS: list[tuple[str, list[str], int]] = [
     ("help", ["demo", "-h"], 0),
     ("help", ["fit", "--help"], 0),
     ("error", ["fit", "--config", "demo.yaml", "--config", "typo.yaml"], 2),
-    ("error", ["fit", "--config", "demo.yaml", "--trainer.max_epoch", "1"], 2),
+    ("error", ["fit", "--config", "demo.yaml", "--trainer.max_epohcs", "1"], 2),
     ("error", ["fit", "--config", "demo.yaml", "--data.manifest", "data/synthtic/manifest.csv"], 1),
 ]
 HEAVY = ("torch", "pandas", "lightning", "transformers", "timm")

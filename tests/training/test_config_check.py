@@ -89,6 +89,8 @@ def test_flag_typos_point_at_the_command_line(tmp_path):
         precheck(["fit", "--config", "demo.yaml", "--model.lrr", "0.1"])
     with pytest.raises(ConfigKeyError, match=r"tranier.max_epochs \(command line\); did you mean trainer.max_epochs\?"):
         precheck(["fit", "--config", "demo.yaml", "--tranier.max_epochs", "1"])
+    with pytest.raises(ConfigKeyError, match=r"trainer.max_epohcs \(command line\); did you mean trainer.max_epochs\?"):
+        precheck(["fit", "--config", "demo.yaml", "--trainer.max_epohcs", "1"])
 
 
 def test_accepted_forms_pass(tmp_path, synthetic_dir):
@@ -96,6 +98,7 @@ def test_accepted_forms_pass(tmp_path, synthetic_dir):
     precheck(["fit", "--config", "demo.yaml", "--data.manifest", manifest, "--model.init_args.lr", "0.1",
               "--model.loss", "siglip", "--trainer.limit_train_batches=3", "--trainer.callbacks+=x.Y", "--ckpt_path", "last"])
     precheck(["fit", "--config", "demo.yaml", "--model.class_path", "other.Module", "--model.anything", "1"])
+    precheck(["fit", "--config", "demo.yaml", "--trainer.max_epoch", "1", "--seed", "3"])  # argparse's prefixes
 
 
 def test_missing_manifest_unless_the_config_generates_it_there(tmp_path, monkeypatch):

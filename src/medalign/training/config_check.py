@@ -164,11 +164,12 @@ def legacy_keys() -> frozenset[str]:
     return frozenset(names)
 
 
-def _known_keys() -> list[str]:
-    keys = [f"{top}" for top in TOP_LEVEL]
+@lru_cache(maxsize=None)
+def _known_keys() -> tuple[str, ...]:
+    keys = list(TOP_LEVEL)
     for group, form in (("trainer", "trainer.{}"), ("data", "data.{}"), ("model", "model.init_args.{}")):
         keys += [form.format(name) for name in init_parameters(group) or ()]
-    return keys
+    return tuple(keys)
 
 
 def _spelled(key: str) -> str:
@@ -251,10 +252,12 @@ def precheck(argv: list[str]) -> None:
     for key, value in flags:
         if "." in key and key.split(".")[0] in ("model", "data") and key.split(".")[1] == "class_path":
             class_paths[key.split(".")[0]] = value
-    keys = [*_flatten(merged), *(key for key, _ in flags)]
-    for key in keys:
+    keys = [*((key, False) for key in _flatten(merged)), *((key, True) for key, _ in flags)]
+    for key, flag in keys:
         if key.split(".")[0] in whole - {"config"} and "." in key:
             continue
+        if flag and any(known.startswith(key) for known in _known_keys()):
+            continue  # argparse takes a flag's unambiguous prefix (`--trainer.max_epoch` is max_epochs)
         if _unknown(key, class_paths):
             raise ConfigKeyError(unknown_key_message(_spelled(key), _known_keys(), files, argv))
     if "data" in whole or class_paths["data"] is not None:
