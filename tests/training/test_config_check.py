@@ -155,3 +155,16 @@ def test_tower_rules_agree_with_the_encoders(tmp_path):
         ImageEncoder("hf-hub:timm/vit_base_patch16_224.augreg_in21k")
     (tmp_path / "config.json").write_text("{}")
     check_towers({"text_model": str(tmp_path), "image_model": "vit_base_patch16_224", "image_weights": None})
+
+
+def test_missing_tokenizer_is_named_with_the_command_that_builds_it(tmp_path, synthetic_dir):
+    from medalign.data.tokenizer import load_tokenizer
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text((synthetic_dir / "manifest.csv").read_text())  # no tokenizer/ beside it
+    with pytest.raises(FileNotFoundError, match="tokenizer MANIFEST --out DIR") as early:
+        precheck(["fit", "--config", "demo.yaml", "--data.manifest", str(manifest)])
+    with pytest.raises(FileNotFoundError, match="tokenizer MANIFEST --out DIR") as late:
+        load_tokenizer(tmp_path / "tokenizer")
+    assert str(tmp_path / "tokenizer") in str(early.value) and str(tmp_path / "tokenizer") in str(late.value)
+    precheck(["fit", "--config", "demo.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv")])

@@ -4,7 +4,7 @@ Importing Lightning, torch and the towers takes 10–60 s on a loaded machine (d
 "CLI start-up"), so `precheck` reads the ``--config`` files and ``--a.b value`` flags itself and
 reports, in well under a second, what needs no import: an unknown key in the ``trainer``, ``data``
 or ``model`` group (their accepted keys are read from the classes' ``__init__`` signatures with
-`ast`, without importing them), a missing manifest, prompt, tower or ``--ckpt_path`` file, a hub id
+`ast`, without importing them), a missing manifest, prompt, tokenizer, tower or ``--ckpt_path`` file, a hub id
 for a tower, and a label column the manifest's header lacks. Anything it cannot judge is left to the full parser, so it never refuses
 a command line that LightningCLI would accept (`tests/training/test_config_check.py` compares its
 key sets with the real parser's).
@@ -239,7 +239,7 @@ def precheck(argv: list[str]) -> None:
 
     Raises:
         ConfigKeyError: an unknown key, naming its file and line and the closest known key.
-        FileNotFoundError: a missing config, manifest, prompt, tower or checkpoint file.
+        FileNotFoundError: a missing config, manifest, prompt, tokenizer, tower or checkpoint file.
         ValueError: a label column the manifest lacks; a hub image model.
     """
     args = resolve_config_args(argv[1:])
@@ -271,11 +271,23 @@ def precheck(argv: list[str]) -> None:
     if manifest is not None and Path(str(manifest)).is_file():
         labels = data.get("label_columns")
         check_label_columns(Path(str(manifest)), [str(x) for x in labels] if isinstance(labels, list) else [])
+        if str(data.get("format", "manifest")) == "manifest":
+            check_tokenizer(data.get("tokenizer") or Path(str(manifest)).parent / "tokenizer")
     if data.get("prompts"):
         resolve_config(str(data["prompts"]), (".json",))
     if str(class_paths["model"]).startswith(("medalign.", "ContrastiveModule")) and "model" not in whole:
         check_towers(_spec_values(merged, flags))
     check_ckpt_path(next((value for key, value in reversed(flags) if key == "ckpt_path"), merged.get("ckpt_path")))
+
+
+def check_tokenizer(path: Any) -> None:
+    """`load_tokenizer`'s rule: a local folder (or an ``open_clip:`` spec); default ``<manifest folder>/tokenizer``."""
+    if str(path).startswith("open_clip:") or Path(str(path)).is_dir():
+        return
+    raise FileNotFoundError(
+        f"tokenizer folder {path} does not exist: build one from your manifest's reports with "
+        "`medalign tokenizer MANIFEST --out DIR` (and pass --data.tokenizer DIR), or, for a pretrained text tower, pass "
+        "its local model folder (--data.tokenizer /path/to/Bio_ClinicalBERT); hub ids are not downloaded")
 
 
 TOWER_KEYS = ("text_model", "image_model", "image_weights")
