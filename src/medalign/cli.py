@@ -1,7 +1,9 @@
 """The `medalign` console script: Lightning's subcommands plus our own, each imported only when used.
 
 Nothing heavy is imported at start-up, so ``medalign --help`` and ``medalign prepare --help``
-answer without loading torch (see ``scripts/bench_cli_startup.py``).
+answer without loading torch, and ``fit``/``test`` report a config key typo, a missing file or a
+wrong label name before Lightning is imported (`medalign.training.config_check`; timings from
+``scripts/bench_cli_startup.py`` in docs/performance.md).
 """
 
 from __future__ import annotations
