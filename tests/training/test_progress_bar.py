@@ -42,3 +42,21 @@ def test_fit_in_80_columns_is_one_line_per_bar_without_tips(tmp_path, synthetic_
     assert not wrapped, wrapped[:3]
     assert "💡 Tip" not in output and "litlogger" not in output and "litmodels" not in output
     assert "LeafSpec" not in output
+
+
+def test_only_lightnings_own_rich_bar_is_replaced(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    from medalign.training.cli import _compact_progress_bar
+    from medalign.training.progress_bar import CompactProgressBar
+
+    default = L.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False)
+    assert type(default.progress_bar_callback) is RichProgressBar  # Lightning's pick when rich is installed
+    _compact_progress_bar(default)
+    assert type(default.progress_bar_callback) is CompactProgressBar
+    chosen = L.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False, callbacks=[TQDMProgressBar()])
+    _compact_progress_bar(chosen)
+    assert type(chosen.progress_bar_callback) is TQDMProgressBar
+    bar = CompactProgressBar()
+    assert bar.theme.metrics_format == ".3g"
