@@ -38,7 +38,8 @@ def _run(argv: list[str], cwd: Path) -> tuple[dict, str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-def test_key_sets_match_the_real_parser(monkeypatch, tmp_path):
+@pytest.mark.parametrize("subcommand", ["fit", "validate", "test", "predict"])
+def test_key_sets_match_the_real_parser(monkeypatch, subcommand):
     """The `ast`-read keys equal LightningCLI's own, so a key the pre-check refuses, the parser refuses too."""
     seen = {}
 
@@ -46,16 +47,17 @@ def test_key_sets_match_the_real_parser(monkeypatch, tmp_path):
         seen["dests"] = [a.dest for a in parser._actions if a.dest]
         return []
 
+    argv = [subcommand, "--trainer.no_such_key", "1"]
     monkeypatch.setattr(cli_errors, "_known_keys", capture)
-    monkeypatch.setattr(sys, "argv", ["medalign", "--trainer.no_such_key", "1"])
+    monkeypatch.setattr(sys, "argv", ["medalign", *argv])
     with pytest.raises(SystemExit):
-        cli_main(["--trainer.no_such_key", "1"], run=False)  # run=False: the parser of `fit` without the subcommand
+        cli_main(argv)  # the subcommand's parser refuses the key before anything is built
     dests = seen["dests"]
     for group in ("trainer", "data"):
         real = {d.split(".")[1] for d in dests if d.startswith(group + ".") and d.count(".") == 1}
         assert init_parameters(group) == real, group
-    top = {d.split(".")[0] for d in dests} - {"help", "print_shtab"}
-    assert top <= TOP_LEVEL and TOP_LEVEL - top <= {"config", "print_config", "ckpt_path", "weights_only"}  # the last two: fit's own
+    top = {d.split(".")[0] for d in dests} - {"help"}
+    assert top <= TOP_LEVEL and TOP_LEVEL - top <= {"verbose", "return_predictions"}  # the other subcommands' own
     model = {name for name in cli_errors._class_options(MODULE_CLASS) if "." not in name} - {"legacy"}
     assert init_parameters("model") == model
 
@@ -99,6 +101,8 @@ def test_accepted_forms_pass(tmp_path, synthetic_dir):
               "--model.loss", "siglip", "--trainer.limit_train_batches=3", "--trainer.callbacks+=x.Y", "--ckpt_path", "last"])
     precheck(["fit", "--config", "demo.yaml", "--model.class_path", "other.Module", "--model.anything", "1"])
     precheck(["fit", "--config", "demo.yaml", "--trainer.max_epoch", "1", "--seed", "3"])  # argparse's prefixes
+    precheck(["test", "--config", "demo.yaml", "--verbose", "false"])
+    precheck(["predict", "--config", "demo.yaml", "--return_predictions", "false"])
 
 
 def test_missing_manifest_unless_the_config_generates_it_there(tmp_path, monkeypatch):

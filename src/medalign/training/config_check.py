@@ -34,9 +34,11 @@ NO_MANIFEST_HELP = (
     "and pass --data.manifest data/synthetic/manifest.csv"
 )
 KEY_HINT = "(`--print_config` lists every accepted key; `--model.help CLASS` the model's options)"
-# The subcommands' top-level keys (LightningCLI's plus `checkpoint` and `evaluation`).
+# The subcommands' top-level keys (LightningCLI's plus `checkpoint` and `evaluation`); `verbose` is
+# validate/test's, `return_predictions` predict's.
 TOP_LEVEL = frozenset({"config", "print_config", "seed_everything", "trainer", "model", "data", "optimizer",
-                       "lr_scheduler", "ckpt_path", "weights_only", "checkpoint", "evaluation"})
+                       "lr_scheduler", "ckpt_path", "weights_only", "checkpoint", "evaluation", "verbose",
+                       "return_predictions"})
 MODULE_CLASS = "medalign.training.module.ContrastiveModule"
 WRAPPER_KEYS = frozenset({"class_path", "init_args", "dict_kwargs", "help"})
 
