@@ -172,3 +172,10 @@ def test_missing_tokenizer_is_named_with_the_command_that_builds_it(tmp_path, sy
         load_tokenizer(tmp_path / "tokenizer")
     assert str(tmp_path / "tokenizer") in str(early.value) and str(tmp_path / "tokenizer") in str(late.value)
     precheck(["fit", "--config", "demo.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv")])
+
+
+def test_invalid_yaml_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  batch_size: 8\n   num_workers: 0\n")
+    with pytest.raises(ValueError, match=rf"config {bad} is not valid YAML: .*line 3"):
+        precheck(["fit", "--config", "demo.yaml", "--config", str(bad)])

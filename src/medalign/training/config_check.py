@@ -106,7 +106,11 @@ def _parse(args: list[str]) -> tuple[list[Path], dict[str, Any], list[tuple[str,
             path = Path(value if has_value else args[i + 1])
             if path.is_file():
                 files.append(path)
-                _merge(merged, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+                try:
+                    with path.open(encoding="utf-8") as handle:
+                        _merge(merged, yaml.safe_load(handle) or {})
+                except yaml.YAMLError as error:  # its own message names the file, line and column
+                    raise ValueError(f"config {path} is not valid YAML: {' '.join(str(error).split())}") from error
         elif key.startswith("--"):
             raw = value if has_value else (args[i + 1] if takes_next else None)
             try:
