@@ -110,6 +110,8 @@ def test_missing_manifest_unless_the_config_generates_it_there(tmp_path, monkeyp
     precheck(["fit", "--config", "demo.yaml", "--trainer.max_epochs", "1"])  # data/synthetic: generated there
     with pytest.raises(FileNotFoundError, match="manifest data/synthtic/manifest.csv does not exist"):
         precheck(["fit", "--config", "demo.yaml", "--data.manifest", "data/synthtic/manifest.csv"])
+    precheck(["fit", "--config", "demo.yaml", "--data.manifest", "elsewhere/m.csv",  # generated there on request
+              "--data.synthetic.manifest", "elsewhere/m.csv"])
 
 
 def test_label_name_checked_against_the_header(synthetic_dir):

@@ -13,6 +13,7 @@ key sets with the real parser's).
 from __future__ import annotations
 
 import ast
+import copy
 import csv
 import difflib
 import gzip
@@ -268,10 +269,17 @@ def precheck(argv: list[str]) -> None:
             raise ConfigKeyError(unknown_key_message(_spelled(key), _known_keys(), files, argv))
     if "data" in whole or class_paths["data"] is not None:
         return
-    data = dict(merged.get("data") or {}) if isinstance(merged.get("data"), dict) else {}
-    for key, value in flags:
-        if key.startswith("data.") and key.count(".") == 1:
-            data[key.split(".", 1)[1]] = value
+    data: dict[str, Any] = {}
+    _merge(data, copy.deepcopy(merged.get("data")))
+    for key, value in flags:  # `--data.synthetic.manifest x` lands in data["synthetic"]["manifest"]
+        if key.startswith("data."):
+            *parents, leaf = key.split(".")[1:]
+            node = data
+            for name in parents:
+                if not isinstance(node.get(name), dict):
+                    node[name] = {}
+                node = node[name]
+            node[leaf] = value
     manifest = data.get("manifest")
     check_manifest(None if manifest is None else str(manifest), data.get("synthetic"), str(data.get("format", "manifest")))
     if manifest is not None and Path(str(manifest)).is_file():
