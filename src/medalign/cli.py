@@ -1,7 +1,9 @@
 """The `medalign` console script: Lightning's subcommands plus our own, each imported only when used.
 
 Nothing heavy is imported at start-up, so ``medalign --help`` and ``medalign prepare --help``
-answer without loading torch (see ``scripts/bench_cli_startup.py``).
+answer without loading torch, and ``fit``/``test`` report a config key typo, a missing file or a
+wrong label name before Lightning is imported (`medalign.training.config_check`; timings from
+``scripts/bench_cli_startup.py`` in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except USER_ERRORS as error:
         if os.environ.get("MEDALIGN_DEBUG", "") not in ("", "0"):
             raise
-        sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  (a bug? rerun with {DEBUG_FLAG} for the traceback)\n")
-        sys.exit(1)
+        hint = getattr(error, "hint", f"(a bug? rerun with {DEBUG_FLAG} for the traceback)")
+        sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  {hint}\n")
+        sys.exit(getattr(error, "exit_code", 1))
 
 
 def _show_progress_logs() -> None:
@@ -85,6 +88,10 @@ def _dispatch(argv: list[str]) -> None:
     if argv and argv[0] in EXTRA_COMMANDS:
         command(argv[0])(argv[1:])
     elif argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        if os.environ.get("MEDALIGN_DEBUG", "") in ("", "0"):  # --debug: the full parser's own errors
+            from medalign.training.config_check import precheck
+
+            precheck(argv)  # key typos, missing files, label names: in < 1 s, before Lightning's import
         from medalign.training.cli import cli_main
 
         cli_main(argv)
