@@ -14,7 +14,7 @@ from medalign.training.cli import cli_main
 @pytest.fixture(autouse=True)
 def _keep_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", list(sys.argv))
-    monkeypatch.delenv("MEDALIGN_DEBUG", raising=False)
+    monkeypatch.setenv("MEDALIGN_DEBUG", "0")  # recorded, so the "1" a --debug run sets is undone afterwards
 
 
 def test_yaml_key_typo_names_file_line_and_the_close_key(tmp_path, capsys, synthetic_dir):

@@ -48,6 +48,7 @@ def test_key_sets_match_the_real_parser(monkeypatch, subcommand):
         return []
 
     argv = [subcommand, "--trainer.no_such_key", "1"]
+    monkeypatch.setenv("MEDALIGN_DEBUG", "0")  # the concise parser, whatever an earlier test left in the environment
     monkeypatch.setattr(cli_errors, "_known_keys", capture)
     monkeypatch.setattr(sys, "argv", ["medalign", *argv])
     with pytest.raises(SystemExit):

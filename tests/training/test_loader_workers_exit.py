@@ -55,7 +55,7 @@ HOOK_SCRIPT = textwrap.dedent(
     loader = DataLoader(list(range(16)), batch_size=4, num_workers=2, persistent_workers=True,
                         worker_init_fn=loader_worker_init())
     kept = iter(loader)
-    next(kept)
+    next(kept), next(kept)                                       # one batch from each worker: both have run their init
     print("killed", end_daemonic_children(grace=1.0))          # the two workers ignore SIGTERM
     print("other", other.is_alive(), other.exitcode)            # the plain child took SIGTERM, as before
     print("again", end_daemonic_children(grace=1.0))
