@@ -2,16 +2,20 @@
 
 Trains the tiny CLIP of ``configs/demo_gaze.yaml`` on the test bed with its burn-in shortcut and on
 the same test bed without it (``--shortcut 0``: the same images, reports and splits, no markers),
-for each seed, and scores both checkpoints' zero-shot macro-F1 on the shortcut set's test split,
-where the markers are independent of the labels. Prints per-seed numbers and the paired difference
-(clean − shortcut) with a t-based 95 % CI.
+for each seed, to its validation plateau (early stopping on val zero-shot macro-F1, ``--patience``
+epochs, at most ``--epochs``; the best val checkpoint is kept), and scores both checkpoints'
+zero-shot macro-F1 on the shortcut set's test split, where the markers are independent of the
+labels, and on the same test images without markers (the clean set's test split). Prints per-seed
+numbers and the paired difference (clean − shortcut) with a t-based 95 % CI; the result JSON also
+holds each run's val curve, the code version and both sets' content hashes.
 
     medalign synth --testbed gaze --out /tmp/tb && medalign synth --testbed gaze --shortcut 0 --out /tmp/tb_clean
     python scripts/testbed_shortcut_study.py /tmp/tb/manifest.csv /tmp/tb_clean/manifest.csv --seeds 0 1 2
 
 Extra arguments go to `fit` (e.g. ``--trainer.limit_train_batches 40``). ``--only shortcut|clean``
 runs one arm (two processes can run the arms side by side, each writing its own ``--out``);
-``--aggregate A.json B.json`` then prints the paired difference. ``--linear`` trains no CLIP:
+``--aggregate A.json B.json`` then prints the paired difference (``--rescore`` first adds the
+no-marker score to runs that lack it). ``--linear`` trains no CLIP:
 a per-class logistic regression on the raw pixels of each arm's train split, scored on the
 shortcut set's test split (macro-AUC, paired bootstrap over test rows): a minute on a CPU.
 """
@@ -29,6 +33,55 @@ from scipy import stats
 
 def zero_shot_f1(results: dict) -> float:
     return next(t["metrics"]["macro_f1"] for t in results["tasks"] if t["name"] == "zero_shot")
+
+
+def test_f1(config: str, manifest: str, checkpoint: str) -> float:
+    """Zero-shot macro-F1 of `checkpoint` on the test split of `manifest`."""
+    from medalign.training.cli import cli_main
+
+    test = cli_main(["test", "--config", config, "--data.manifest", manifest, "--ckpt_path", checkpoint,
+                     "--trainer.logger", "false", "--evaluation.progress", "false",
+                     "--evaluation.tasks", "[{type: zero_shot}]"])
+    return zero_shot_f1(test.evaluation_results)
+
+
+def dataset_sha256(manifest: str) -> str:
+    """Hash of a generated set: the manifest's bytes and every image's bytes, by relative path."""
+    import hashlib
+
+    import pandas as pd
+
+    from medalign.run_folder import file_sha256
+
+    root = Path(manifest).parent
+    digest = hashlib.sha256(file_sha256(manifest).encode())
+    for image in pd.read_csv(manifest, keep_default_na=False)["image"]:
+        digest.update(f"{image}\0{file_sha256(root / image)}\n".encode())
+    return digest.hexdigest()
+
+
+def val_curve(log_dir: str) -> list[float]:
+    """Per-epoch validation zero-shot macro-F1 from a run's CSVLogger ``metrics.csv``."""
+    import pandas as pd
+
+    metrics = pd.read_csv(Path(log_dir) / "metrics.csv")
+    column = "val/zero_shot_macro_f1"
+    return [round(float(v), 4) for v in metrics.dropna(subset=[column]).groupby("epoch")[column].last()]
+
+
+def paired_difference(clean: np.ndarray, shortcut: np.ndarray) -> tuple[float, float, float]:
+    """Mean of ``clean - shortcut`` over seeds and its t-based 95 % CI (the paired t-test's interval).
+
+    Returns:
+        ``(mean, low, high)``; ``low``/``high`` are NaN with fewer than two seeds.
+    """
+    if np.ndim(clean) != 1 or np.shape(clean) != np.shape(shortcut):
+        raise ValueError(f"clean and shortcut need one F1 per seed, same length; got {np.shape(clean)} and {np.shape(shortcut)}")
+    diff = np.asarray(clean, dtype=float) - np.asarray(shortcut, dtype=float)
+    if len(diff) < 2:
+        return float(diff.mean()), float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
 
 
 def linear_arms(shortcut_manifest: str, clean_manifest: str, boots: int = 1000) -> None:
@@ -72,40 +125,63 @@ def main() -> None:
     parser.add_argument("shortcut_manifest")
     parser.add_argument("clean_manifest")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=12, help="most epochs per run")
+    parser.add_argument("--patience", type=int, default=3,
+                        help="stop after this many epochs without a better val zero-shot F1 (0: never)")
     parser.add_argument("--config", default="demo_gaze.yaml")
     parser.add_argument("--out", default="runs/testbed_shortcut.json")
+    parser.add_argument("--runs", default="runs/testbed_shortcut", help="folder for each run's CSV log and checkpoints")
     parser.add_argument("--only", choices=["shortcut", "clean"], default=None, help="run one arm only")
     parser.add_argument("--aggregate", nargs="+", default=None, help="result JSONs to combine (no training)")
     parser.add_argument("--linear", action="store_true", help="pixel logistic regression per arm instead of CLIP")
+    parser.add_argument("--rescore", action="store_true",
+                        help="with --aggregate: add test_f1_no_markers (the clean manifest's test split) where missing")
     args, overrides = parser.parse_known_args()
     if args.linear:
         linear_arms(args.shortcut_manifest, args.clean_manifest)
         return
     if args.aggregate:
-        results: dict[str, dict] = {"shortcut": {}, "clean": {}}
+        results: dict = {"shortcut": {}, "clean": {}}
         for path in args.aggregate:
-            for arm, runs in json.loads(Path(path).read_text()).items():
-                results[arm] |= {int(seed): run for seed, run in runs.items()}
+            loaded = json.loads(Path(path).read_text())
+            if args.rescore:
+                for arm in ("shortcut", "clean"):
+                    for run in loaded.get(arm, {}).values():
+                        if "test_f1_no_markers" not in run:
+                            run["test_f1_no_markers"] = test_f1(args.config, args.clean_manifest, run["checkpoint"])
+                Path(path).write_text(json.dumps(loaded, indent=2))
+            for arm in ("shortcut", "clean"):
+                results[arm] |= {int(seed): run for seed, run in loaded.get(arm, {}).items()}
+            results.setdefault("provenance", []).append(loaded.get("provenance"))
         report(results, args.seeds)
         return
+    from medalign.provenance import code_identity
     from medalign.training.cli import cli_main
 
-    quiet = ["--trainer.logger", "false", "--evaluation.progress", "false", "--evaluation.tasks", "[{type: zero_shot}]"]
-    results: dict[str, dict[int, dict]] = {"shortcut": {}, "clean": {}}
+    manifests = {"shortcut": args.shortcut_manifest, "clean": args.clean_manifest}
+    results: dict = {"shortcut": {}, "clean": {}, "provenance": {
+        **code_identity(), "config": args.config, "fit_overrides": overrides, "max_epochs": args.epochs,
+        "patience": args.patience, "data_sha256": {arm: dataset_sha256(m) for arm, m in manifests.items()}}}
+    stop = ([{"class_path": "lightning.pytorch.callbacks.EarlyStopping",
+              "init_args": {"monitor": "val/zero_shot_macro_f1", "mode": "max", "patience": args.patience}}]
+            if args.patience > 0 else [])
     for seed in args.seeds:
-        for name, manifest in (("shortcut", args.shortcut_manifest), ("clean", args.clean_manifest)):
+        for name, manifest in manifests.items():
             if args.only and name != args.only:
                 continue
             start = time.perf_counter()
+            logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                      "init_args": {"save_dir": args.runs, "name": f"{name}_seed{seed}"}}
             fit = cli_main(["fit", "--config", args.config, "--data.manifest", manifest, "--seed_everything", str(seed),
-                            "--trainer.max_epochs", str(args.epochs), "--trainer.callbacks", "[]", *overrides])
+                            "--trainer.max_epochs", str(args.epochs), "--trainer.logger", json.dumps([logger]),
+                            "--trainer.callbacks", json.dumps(stop), *overrides])
             best = fit.trainer.checkpoint_callback.best_model_path
             val = float(fit.trainer.checkpoint_callback.best_model_score)
-            test = cli_main(["test", "--config", args.config, "--data.manifest", args.shortcut_manifest,
-                             "--ckpt_path", best, *quiet])
-            results[name][seed] = dict(test_f1=zero_shot_f1(test.evaluation_results), best_val_f1=val, checkpoint=best,
-                                       seconds=time.perf_counter() - start)
+            results[name][seed] = dict(test_f1=test_f1(args.config, args.shortcut_manifest, best),
+                                       test_f1_no_markers=test_f1(args.config, args.clean_manifest, best), best_val_f1=val,
+                                       val_curve=val_curve(fit.trainer.logger.log_dir),
+                                       epochs=fit.trainer.current_epoch, checkpoint=best,
+                                       seconds=round(time.perf_counter() - start, 1))
             print(name, seed, results[name][seed], flush=True)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(results, indent=2))
@@ -113,15 +189,23 @@ def main() -> None:
         report(results, args.seeds)
 
 
-def report(results: dict[str, dict[int, dict]], seeds: list[int]) -> None:
+def report(results: dict, seeds: list[int]) -> None:
     """Per-seed test F1 of both arms and the paired difference (clean − shortcut) with a t 95 % CI."""
     seeds = [s for s in seeds if s in results["clean"] and s in results["shortcut"]]
+    if not seeds:
+        print("no seed has results in both arms yet")
+        return
     for s in seeds:
         print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  clean {results['clean'][s]['test_f1']:.3f}")
-    diff = np.array([results["clean"][s]["test_f1"] - results["shortcut"][s]["test_f1"] for s in seeds])
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-    print(f"clean − shortcut zero-shot macro-F1 on the test split: {diff.mean():+.3f} "
-          f"(95 % CI {diff.mean() - half:+.3f} to {diff.mean() + half:+.3f}, {len(diff)} seeds)")
+    mean, low, high = paired_difference(np.array([results["clean"][s]["test_f1"] for s in seeds]),
+                                        np.array([results["shortcut"][s]["test_f1"] for s in seeds]))
+    print(f"clean − shortcut zero-shot macro-F1 on the test split: {mean:+.3f} "
+          f"(95 % CI {low:+.3f} to {high:+.3f}, {len(seeds)} seeds)")
+    if all("test_f1_no_markers" in results[arm][s] for arm in ("clean", "shortcut") for s in seeds):
+        f1 = {arm: np.array([results[arm][s]["test_f1_no_markers"] for s in seeds]) for arm in ("clean", "shortcut")}
+        mean, low, high = paired_difference(f1["clean"], f1["shortcut"])
+        print(f"same test images without markers: shortcut {f1['shortcut'].mean():.3f}  clean {f1['clean'].mean():.3f}  "
+              f"clean − shortcut {mean:+.3f} (95 % CI {low:+.3f} to {high:+.3f})")
 
 
 if __name__ == "__main__":

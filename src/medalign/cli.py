@@ -1,7 +1,9 @@
 """The `medalign` console script: Lightning's subcommands plus our own, each imported only when used.
 
 Nothing heavy is imported at start-up, so ``medalign --help`` and ``medalign prepare --help``
-answer without loading torch (see ``scripts/bench_cli_startup.py``).
+answer without loading torch, and ``fit``/``test`` report a config key typo, a missing file or a
+wrong label name before Lightning is imported (`medalign.training.config_check`; timings from
+``scripts/bench_cli_startup.py`` in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("medalign.commands.demo", "train + evaluate the CPU demo"),
     "geometry": ("medalign.commands.geometry", "geometry table and pictures for a checkpoint"),
     "gap-sweep": ("medalign.commands.gap_sweep", "λ-shift + linear-probe study (modality gap)"),
-    "cone-effect": ("medalign.commands.cone_effect", "cone-effect paper grid: datasets × backbones gap-sweeps"),
+    "cone-effect": ("medalign.commands.cone_effect", "alias of `benchmark` for the cone-effect grid (benchmark/cone_effect.yaml)"),
     "prepare": ("medalign.commands.prepare", "real dataset in its published layout → manifest"),
     "resize": ("medalign.commands.resize", "resized copy (short side N) of any manifest's images and heatmaps"),
     "saliency": ("medalign.commands.saliency", "saliency–gaze agreement (NSS, CC, KLD, SIM, AUC) of a checkpoint"),
-    "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study, resumable"),
+    "benchmark": ("medalign.commands.benchmark", "methods × seeds × data fractions study (or the cone-effect grid), resumable"),
     "export": ("medalign.commands.export", "checkpoint → open_clip folder (local-dir: / hf-hub: layout) + model card"),
     "shard": ("medalign.commands.shard", "manifest → streaming shards per split (litdata) for data.format: shards"),
     "tokenizer": ("medalign.commands.tokenizer", "WordPiece tokenizer from a manifest's train reports"),
@@ -54,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except USER_ERRORS as error:
         if os.environ.get("MEDALIGN_DEBUG", "") not in ("", "0"):
             raise
-        sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  (a bug? rerun with {DEBUG_FLAG} for the traceback)\n")
-        sys.exit(1)
+        hint = getattr(error, "hint", f"(a bug? rerun with {DEBUG_FLAG} for the traceback)")
+        sys.stderr.write(f"medalign {argv[0]}: error: {one_line(error)}\n  {hint}\n")
+        sys.exit(getattr(error, "exit_code", 1))
 
 
 def _show_progress_logs() -> None:
@@ -85,6 +88,10 @@ def _dispatch(argv: list[str]) -> None:
     if argv and argv[0] in EXTRA_COMMANDS:
         command(argv[0])(argv[1:])
     elif argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        if os.environ.get("MEDALIGN_DEBUG", "") in ("", "0"):  # --debug: the full parser's own errors
+            from medalign.training.config_check import precheck
+
+            precheck(argv)  # key typos, missing files, label names: in < 1 s, before Lightning's import
         from medalign.training.cli import cli_main
 
         cli_main(argv)

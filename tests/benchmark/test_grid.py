@@ -72,15 +72,25 @@ def test_seed_args_names_every_stream_once():
 def test_the_positive_control_study_parses_and_declares_its_primary_metric(_parse_only):
     cfg = load_benchmark_config("benchmark/eclip_positive_control.yaml")
     assert cfg.primary == "zero_shot.macro_f1" and len(cfg.seeds) >= 5
+    assert len(cfg.methods) == 14 and len(expand_grid(cfg)) == 14 * len(cfg.seeds)
     cells = {c.method: c for c in expand_grid(cfg) if c.seed == 1}
-    kinds = {"clip_p90": None, "eclip_p90_g25": False, "random_p90_g25": True, "template_p90_g25": False}
+    kinds = {"clip_inf": None, "eclip_inf_g25": False, "random_inf_g25": True, "template_inf_g25": False,
+             "clip_red": None, "eclip_red_g5": False}
     for method, random_maps in kinds.items():
         fit, test = _resolved(cells[method].fit_args), _resolved(cells[method].test_args)
         init = fit["model"]["init_args"]
         assert fit["seed_everything"] == 1
         assert init.get("random_heatmaps") == random_maps, method
         assert test["trainer"]["callbacks"][0]["class_path"].endswith("EarlyStopping")
+        assert fit["data"]["label_columns"][3] == "Nodule"  # the gaze test bed's classes
         if method.startswith("template"):
             assert fit["data"]["manifest"].endswith("manifest_template_gaze.csv") and fit["data"]["synthetic"] is None
-        else:
-            assert "shortcut: 0.9" in str(fit["data"]["synthetic"]) or fit["data"]["synthetic"]["shortcut"] == 0.9
+            continue
+        spec = fit["data"]["synthetic"]
+        assert spec["source"] == "gaze" and spec["manifest"] == fit["data"]["manifest"]  # generated where it is read
+        if "_red" in method:  # redundant: reports state every location, no distractors, no shortcut
+            assert (spec["shortcut"], spec["distractors"], spec["location_omitted"]) == (0.0, 0.0, 0.0)
+        else:                 # informative: the test bed's defaults
+            assert not {"shortcut", "distractors", "location_omitted"} & set(spec)
+        if method.endswith("g25"):
+            assert spec["heatmap_fraction"] == 0.25

@@ -87,6 +87,8 @@ def test_model_card_states_training_facts_and_limits(trained, synthetic_dir):
     assert digest in card and "library_name: open_clip" in card
     assert "not for diagnosis" in card and "max_steps: 3" in card  # the run's resolved config.yaml
     assert "open_clip `VisionTransformer` (2 layers, width 128, 4 heads, patch 8" in card
+    assert "resolves `text_cfg.hf_model_name` against the working directory" in card  # why a moved folder needs:
+    assert "A moved, copied or downloaded folder needs `medalign.export.load_open_clip(DIR)`" in card
 
 
 def test_medalign_test_gives_the_same_metrics_on_the_folder_as_on_the_checkpoint(trained, synthetic_dir, tmp_path):

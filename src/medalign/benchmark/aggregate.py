@@ -280,10 +280,12 @@ def aggregate(
               "excluded": {k: sorted(v) for k, v in excluded.items()}, "summary": summary, "questions": questions}
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str, allow_nan=True))
     if plots and summary:
-        from medalign.benchmark.plots import plot_bars, plot_fraction_lines
+        from medalign.benchmark.plots import plot_bars, plot_fraction_lines, plot_steps_lines
 
         names = cfg.metrics or sorted({r["metric"] for r in summary})
         result["plots"] = [str(plot_bars(summary, cfg, names, out / "benchmark_bars.png"))]
         if len(cfg.fractions) > 1:
             result["plots"].append(str(plot_fraction_lines(summary, cfg, names, out / "benchmark_fractions.png")))
+        if cfg.steps:
+            result["plots"].append(str(plot_steps_lines(summary, cfg, names, out / "benchmark_steps.png")))
     return result

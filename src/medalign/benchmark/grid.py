@@ -15,6 +15,11 @@ A study config (YAML, see ``configs/benchmark/demo.yaml``)::
     questions:                         # paired differences reported in benchmark.md
       - {question: "Does X help?", baseline: clip, method: eclip, metric: zero_shot.macro_f1}
     primary: zero_shot.macro_f1        # optional: the pre-declared primary metric
+    steps: [1000, 5000]                # optional: each method once per --trainer.max_steps (eCLIP Fig. 4)
+
+With ``steps``, every method runs once per value as ``<name>_steps<N>`` (its args end with
+``--trainer.max_steps=N``), each question is asked at every N, and a metric-vs-steps plot with a
+line per method is drawn.
 
 In `args`, ``${seed}`` is the cell's seed and ``${out}`` the study's folder (e.g. a fine-tune
 starting from ``${out}/clip/fraction1/seed${seed}/checkpoints/last.ckpt``).
@@ -56,6 +61,8 @@ class MethodSpec:
     name: str
     configs: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
+    series: str | None = None  # the study's method this one expands along the `steps` axis
+    steps: int | None = None  # its --trainer.max_steps on that axis
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class BenchmarkConfig:
     questions: list[Question] = field(default_factory=list)
     primary: str | None = None  # the pre-declared primary metric ("<task>.<metric>"); the tables name it
     source: str | None = None  # the YAML file it came from
+    steps: list[int] = field(default_factory=list)  # the training-steps axis (empty: none); methods are expanded along it
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     file = resolve_config(path)
     raw = yaml.safe_load(file.read_text()) or {}
     src = str(file)
-    known = {"name", "base", "methods", "out", "seeds", "fractions", "args", "evaluation", "metrics", "questions", "primary"}
+    known = {"name", "base", "methods", "out", "seeds", "fractions", "args", "evaluation", "metrics", "questions", "primary", "steps"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{src}: unknown keys {unknown}; known: {sorted(known)}")
@@ -159,6 +167,11 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         if missing:
             raise ValueError(f"{src}: questions[{i}] names unknown methods {sorted(missing)}; methods: {names}")
         questions.append(question)
+    steps = [int(n) for n in _as_list(raw.get("steps"), "steps", src)]
+    if any(n < 1 for n in steps) or len(set(steps)) != len(steps):
+        raise ValueError(f"{src}: steps must be distinct positive step counts, got {steps}")
+    if steps:
+        methods, questions = _along_steps(methods, questions, steps)
     metrics = [str(m) for m in _as_list(raw.get("metrics"), "metrics", src)]
     primary = raw.get("primary")
     if primary is not None and metrics and primary not in metrics:
@@ -166,8 +179,17 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     return BenchmarkConfig(
         name=str(raw["name"]), base=str(raw["base"]), methods=methods, out=str(raw.get("out", f"runs/benchmark/{raw['name']}")),
         seeds=seeds, fractions=fractions, args=[str(a) for a in _as_list(raw.get("args"), "args", src)],
-        evaluation=raw.get("evaluation"), metrics=metrics, questions=questions, primary=primary, source=src,
+        evaluation=raw.get("evaluation"), metrics=metrics, questions=questions, primary=primary, source=src, steps=steps,
     )
+
+
+def _along_steps(methods: list[MethodSpec], questions: list[Question], steps: list[int]) -> tuple[list[MethodSpec], list[Question]]:
+    """Each method once per step count (``<name>_steps<N>``, ``--trainer.max_steps=N`` last); each question per N."""
+    expanded = [MethodSpec(f"{m.name}_steps{n}", m.configs, (*m.args, f"--trainer.max_steps={n}"), series=m.name, steps=n)
+                for m in methods for n in steps]  # fmt: skip
+    asked = [Question(f"{q.question} ({n} steps)", f"{q.baseline}_steps{n}", f"{q.method}_steps{n}", q.metric)
+             for q in questions for n in steps]  # fmt: skip
+    return expanded, asked
 
 
 def _config_files(args: tuple[str, ...]) -> list[Path]:
@@ -188,9 +210,10 @@ def _hash(args: tuple[str, ...], files: list[Path]) -> str:
 # Every seeded stream of a cell → the command-line option that sets it. If an option is renamed,
 # change it here (and only here): `seed_args` is the one place a cell seed becomes options.
 SEED_OPTIONS = {
-    "training": "--seed_everything",              # initialisation, dropout, augmentation (Lightning)
+    # initialisation, dropout, augmentation (Lightning), and the draws of every objective whose `seed`
+    # is left at None (DACL's and m³-mix's mixing, MLM's masking: they follow the run's seed_everything)
+    "training": "--seed_everything",
     "data": "--data.seed",                        # data order and the training-fraction subsample
-    # DACL / m³-mix / MLM draws: their seed moved into the method specs (methods/legacy.py); not mapped yet
     "expert": "--model.init_args.expert_seed",    # eCLIP expert draws, mixup λ, random heatmaps
 }
 EXPERT_MODULES = ("ECLIPModule",)  # model classes that take the expert stream's option

@@ -1,4 +1,4 @@
-"""Benchmark pictures: grouped bars with error bars (method × fraction) and metric vs fraction."""
+"""Benchmark pictures: grouped bars with error bars (method × fraction), metric vs fraction and metric vs steps."""
 
 from __future__ import annotations
 
@@ -58,6 +58,22 @@ def plot_bars(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path:
     return save_figure(fig, path)
 
 
+def _finish_log_x_panels(fig: Any, axes: np.ndarray, metrics: list[str], xlabel: str, n_lines: int, cfg: Any,
+                         path: str | Path) -> Path:
+    """Log x axis, labels, chance lines, a legend below and the title of a lines-per-method figure."""
+    for ax, metric in zip(axes, metrics):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3)
+        _mark_chance(ax, metric)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    legend_below(fig, ncol=min(n_lines + 1, 6))
+    fig.suptitle(f"benchmark {cfg.name}: mean ± sd over seeds {cfg.seeds}", fontsize=10)
+    return save_figure(fig, path)
+
+
 def plot_fraction_lines(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path: str | Path) -> Path:
     """One panel per metric: mean ± sd vs training fraction (log x), one line per method."""
     index = {(r["method"], r["fraction"], r["metric"]): r for r in summary}
@@ -71,13 +87,22 @@ def plot_fraction_lines(summary: list[dict[str, Any]], cfg: Any, metrics: list[s
             means = np.array([c["mean"] if c else np.nan for c in cells])
             sds = np.array([0.0 if not c or math.isnan(c["sd"]) else c["sd"] for c in cells])
             ax.errorbar(fractions, means, yerr=sds, marker="o", capsize=3, label=method.name)
-        ax.set_xscale("log")
-        ax.set_xlabel("training fraction")
-        ax.set_title(metric, fontsize=9)
-        ax.grid(alpha=0.3)
-        _mark_chance(ax, metric)
-    for ax in axes[len(metrics):]:
-        ax.set_visible(False)
-    legend_below(fig, ncol=min(len(cfg.methods) + 1, 6))
-    fig.suptitle(f"benchmark {cfg.name}: mean ± sd over seeds {cfg.seeds}", fontsize=10)
-    return save_figure(fig, path)
+    return _finish_log_x_panels(fig, axes, metrics, "training fraction", len(cfg.methods), cfg, path)
+
+
+def plot_steps_lines(summary: list[dict[str, Any]], cfg: Any, metrics: list[str], path: str | Path) -> Path:
+    """One panel per metric: mean ± sd vs training steps (log x), one line per method of the study (eCLIP Fig. 4 top)."""
+    index = {(r["method"], r["fraction"], r["metric"]): r for r in summary}
+    rows, cols = _grid(len(metrics))
+    fig = new_figure((4.2 * cols, 3.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    series = list(dict.fromkeys(m.series for m in cfg.methods if m.series))
+    for ax, metric in zip(axes, metrics):
+        for name in series:
+            for fraction in cfg.fractions:
+                points = sorted((m.steps, index.get((m.name, fraction, metric))) for m in cfg.methods if m.series == name)
+                means = np.array([c["mean"] if c else np.nan for _, c in points])
+                sds = np.array([0.0 if not c or math.isnan(c["sd"]) else c["sd"] for _, c in points])
+                label = name if len(cfg.fractions) == 1 else f"{name}, fraction {fraction:g}"
+                ax.errorbar([n for n, _ in points], means, yerr=sds, marker="o", capsize=3, label=label)
+    return _finish_log_x_panels(fig, axes, metrics, "training steps (batches)", len(series) * len(cfg.fractions), cfg, path)

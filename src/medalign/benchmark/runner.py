@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from medalign.benchmark.grid import Cell
 from medalign.provenance import code_identity
@@ -45,6 +45,21 @@ class CellOutcome:
     status: str
     seconds: float = 0.0
     error: str | None = None
+
+
+def set_aside(folder: Path, old_hash: str) -> Path:
+    """Move a cell folder whose settings changed to ``<name>.stale-<old_hash>`` (replacing an older one)."""
+    aside = folder.with_name(f"{folder.name}.stale-{old_hash}")
+    shutil.rmtree(aside, ignore_errors=True)
+    folder.rename(aside)
+    return aside
+
+
+def start_cell(folder: Path, record: dict[str, Any]) -> None:
+    """Open a cell folder for a (re)run: no failure marker, ``cell.json`` = `record` (its identity)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "failed.json").unlink(missing_ok=True)
+    (folder / "cell.json").write_text(json.dumps(record, indent=2))
 
 
 def manifest_hash(cell: Cell) -> str | None:
@@ -109,13 +124,8 @@ def run_cell(
         return CellOutcome(cell.key, "outdated")
     if status in ("stale", "outdated"):
         old = json.loads((cell.folder / "cell.json").read_text()).get("config_hash", "unknown")
-        aside = cell.folder.with_name(f"{cell.folder.name}.stale-{old}")
-        shutil.rmtree(aside, ignore_errors=True)
-        cell.folder.rename(aside)
-        log.info("benchmark: %s changed config; old run moved to %s", cell.key, aside)
-    cell.folder.mkdir(parents=True, exist_ok=True)
-    (cell.folder / "failed.json").unlink(missing_ok=True)
-    (cell.folder / "cell.json").write_text(json.dumps({"key": cell.key, "config_hash": cell.config_hash, "code": code_identity()}))
+        log.info("benchmark: %s changed config; old run moved to %s", cell.key, set_aside(cell.folder, old))
+    start_cell(cell.folder, {"key": cell.key, "config_hash": cell.config_hash, "code": code_identity()})
     log_file = cell.folder / "log.txt"
     start = time.perf_counter()
     fit = list(cell.fit_args)

@@ -12,6 +12,11 @@ code version are refused (--allow-mixed, --rerun-outdated).
 
 On a cluster, submit each printed cell (two command lines) as its own job, then run
 ``--aggregate`` once they are done.
+
+A study with ``kind: cone_effect`` (``benchmark/cone_effect.yaml``) is the cone-effect paper's
+grid of datasets × frozen backbones instead (`medalign.benchmark.cone_effect`): each cell is one
+``gap-sweep``; ``--dry-run`` lists each cell's manifest and weights folder (ok / MISSING), a run
+skips finished cells, and the aggregate is Table 1 (``table1.md``) and Fig. 3.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="print the grid and every cell's command lines; run nothing")
     mode.add_argument("--aggregate", action="store_true", help="only aggregate the cells that finished")
     parser.add_argument("--methods", nargs="+", default=None, help="run only these methods")
+    parser.add_argument("--only", nargs="+", default=None, help="cone_effect study: run only these datasets or backbones")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     parser.add_argument("--include-unconverged", action="store_true",
                         help="count cells whose probe did not converge in means and differences (they are marked ⚠ either way)")
@@ -40,8 +46,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _study_kind(config: str) -> str:
+    """The study's ``kind``: ``training`` (methods × seeds × fractions; the default) or ``cone_effect``."""
+    import yaml
+
+    from medalign.paths import resolve_config
+
+    file = resolve_config(config)
+    raw = yaml.safe_load(file.read_text())
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kind is None:
+        return "training"
+    if kind != "cone_effect":
+        raise SystemExit(f"medalign benchmark: {file}: kind {kind!r} is unknown; use cone_effect or leave it out (a training study)")
+    return kind
+
+
 def run(argv: list[str]) -> dict:
     args = _parser().parse_args(argv)
+    if _study_kind(args.config) == "cone_effect":
+        from medalign.benchmark.cone_effect import run_study
+
+        if args.methods:
+            raise SystemExit("medalign benchmark: a cone_effect study has datasets and backbones, not methods: "
+                             "use --only NAME ...")
+        return run_study(args.config, args.out, args.dry_run, args.aggregate, args.only, plots=not args.no_plots)
+    if args.only:
+        raise SystemExit(f"medalign benchmark: --only is for cone_effect studies; {args.config} has methods: use --methods")
     from dataclasses import replace
 
     from medalign.benchmark import aggregate, expand_grid, load_benchmark_config, run_grid

@@ -49,6 +49,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     from medalign.run_folder import RunFolder
 
     ckpt = Path(args.ckpt)
+    if ckpt.is_dir():  # open_clip / transformers model folders have no timm image tower to take Grad-CAM or rollout on
+        raise SystemExit(f"medalign saliency: --ckpt {ckpt} is a model folder; saliency needs a medalign checkpoint (.ckpt) "
+                         "because its methods read the timm image tower. Folders work in test, gap-sweep and geometry.")
     encoder = load_checkpoint_encoder(ckpt, load_tokenizer(args.tokenizer) if args.tokenizer else None, manifest=args.manifest)
     prompts = None
     _, data = checkpoint_hparams(ckpt)

@@ -7,7 +7,6 @@ URL after uploading it, e.g. ``s3://bucket/mimic-shards``). See docs/shards.md.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from medalign.commands.flags import HelpFormatter
@@ -31,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # medalign's own lines come through the `medalign` logger's handler (medalign.cli); no root handler, so
+    # litdata's INFO chatter (its cache size, three times per split) stays out and its warnings still show
 
     from medalign.data.manifest import ManifestError
     from medalign.data.shard_writer import write_shards

@@ -85,16 +85,18 @@ def model_card(info: CardInfo, name: str) -> str:
         f"Exported by `medalign export` from `{info.checkpoint}`. For research use only: **not a medical device, "
         "not for diagnosis or any clinical decision.**", "",
         "## Use", "", "```python", "import open_clip, torch",
-        f"model, _, preprocess = open_clip.create_model_and_transforms('local-dir:{name}')  # or 'hf-hub:{repo}'",
+        f"model, _, preprocess = open_clip.create_model_and_transforms('local-dir:{name}')  # or 'hf-hub:{repo}'"
+        + ("" if info.hub_id else "; moved: see below"),
         f"tokenizer = open_clip.get_tokenizer('local-dir:{name}')",
         "with torch.no_grad():",
         "    image = model.encode_image(preprocess(pil_image)[None], normalize=True)",
         "    text = model.encode_text(tokenizer(['no acute cardiopulmonary process']), normalize=True)",
         "```", "",
         ("The config names the text tower by the hub id `%s` (load with `hf-hub:`)." % info.hub_id if info.hub_id else
-         "The config names the text tower by the path the folder was written to (open_clip 3.3 resolves "
-         "`text_cfg.hf_model_name` against the working directory). After moving or sharing the folder, load it with "
-         "`medalign.export.load_open_clip(DIR)`, or in plain open_clip: `text_cfg = json.load(open(f'{DIR}/open_clip_config.json'))"
+         "Stock open_clip (3.3) resolves `text_cfg.hf_model_name` against the working directory, and this config "
+         "names the text tower by the absolute path the folder was written to, so `local-dir:` loading works only while "
+         "the folder stays there. A moved, copied or downloaded folder needs `medalign.export.load_open_clip(DIR)` "
+         "(every file it reads is inside the folder), or in plain open_clip: `text_cfg = json.load(open(f'{DIR}/open_clip_config.json'))"
          "['model_cfg']['text_cfg']; open_clip.create_model_and_transforms(f'local-dir:{DIR}', text_cfg={**text_cfg, "
          "'hf_model_name': DIR})`; medalign's `--evaluation.weights DIR` reads it from the folder wherever it is."),
         "",

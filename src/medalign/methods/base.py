@@ -35,6 +35,8 @@ class StepContext:
         gather: all ranks' rows (world·B, ...) with gradients flowing back to this rank's own.
         pair_loss: the run's pair loss of (image (B, D), text (B, D), logit scale) against the global batch.
         channels_last: whether images go to the image tower in channels-last memory format.
+        run_seed: the run's seed (``seed_everything``): the default seed of an objective's draws, so
+            that a study's seeds vary every random stream of a run.
     """
 
     model: nn.Module
@@ -45,6 +47,7 @@ class StepContext:
     gather: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
     pair_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     channels_last: bool = False
+    run_seed: int = 0
 
     @property
     def progress(self) -> float:
@@ -55,9 +58,13 @@ class StepContext:
         """Row of the global batch where this rank's `batch` rows start."""
         return self.rank * batch
 
-    def generator(self, seed: int, kind: int) -> torch.Generator:
-        """CPU generator seeded by (seed, step, kind, rank): resume-safe, different per rank."""
-        rng = np.random.default_rng([seed, self.step, kind, self.rank])
+    def seed(self, seed: int | None) -> int:
+        """An objective's draw seed: its own when set, else the run's."""
+        return self.run_seed if seed is None else seed
+
+    def generator(self, seed: int | None, kind: int) -> torch.Generator:
+        """CPU generator seeded by (seed or the run's, step, kind, rank): resume-safe, different per rank."""
+        rng = np.random.default_rng([self.seed(seed), self.step, kind, self.rank])
         return torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 

@@ -50,10 +50,10 @@ class DACL(Objective):
     Args:
         weight: weight of the term next to the pair loss.
         weight_range: (low, high) of λ ~ U(low, high) (DACL's U(0.9, 1)).
-        seed: seed of the draws (a function of (seed, step, rank): resume-safe).
+        seed: seed of the draws (a function of (seed, step, rank): resume-safe); None (default): the run's ``seed_everything``.
     """
 
-    def __init__(self, weight: float = 1.0, weight_range: tuple[float, float] = (0.9, 1.0), seed: int = 0) -> None:
+    def __init__(self, weight: float = 1.0, weight_range: tuple[float, float] = (0.9, 1.0), seed: int | None = None) -> None:
         super().__init__()
         check_weight(weight, "DACL.weight")
         low_high = tuple(weight_range)

@@ -69,17 +69,17 @@ class M3Mix(Objective):
     Args:
         weight: weight of the term next to the pair loss.
         beta: λ ~ Beta(β, β), one per step, the same on every rank.
-        seed: seed of the λ draws (a function of (seed, step): resume-safe).
+        seed: seed of the λ draws (a function of (seed, step): resume-safe); None (default): the run's ``seed_everything``.
     """
 
-    def __init__(self, weight: float = 1.0, beta: float = 0.5, seed: int = 0) -> None:
+    def __init__(self, weight: float = 1.0, beta: float = 0.5, seed: int | None = None) -> None:
         super().__init__()
         check_weight(weight, "M3Mix.weight")
         check_positive(beta, "M3Mix.beta")
         self.weight, self.beta, self.seed = weight, beta, seed
 
     def terms(self, batch: dict[str, Any], out: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
-        lam = float(np.random.default_rng([self.seed, ctx.step, 1]).beta(self.beta, self.beta))
+        lam = float(np.random.default_rng([ctx.seed(self.seed), ctx.step, 1]).beta(self.beta, self.beta))
         mixed_all = m3mix_negatives(ctx.gather(out.image_emb), ctx.gather(out.text_emb), lam)  # (N, D)
         loss = m3mix_loss(out.image_emb, out.text_emb, mixed_all, out.logit_scale, ctx.offset(len(out.image_emb)))
         return {"m3mix_loss": self.weight * loss}

@@ -79,12 +79,12 @@ class MLM(Objective):
     Args:
         weight: weight of the term next to the pair loss.
         probability: share of report tokens masked (BERT: 0.15).
-        seed: seed of the masking draws (a function of (seed, step, rank): resume-safe).
+        seed: seed of the masking draws (a function of (seed, step, rank): resume-safe); None (default): the run's ``seed_everything``.
     """
 
     legacy_state = {"mlm_head.": "head."}
 
-    def __init__(self, weight: float = 1.0, probability: float = 0.15, seed: int = 0) -> None:
+    def __init__(self, weight: float = 1.0, probability: float = 0.15, seed: int | None = None) -> None:
         super().__init__()
         check_weight(weight, "MLM.weight")
         if not 0 < probability < 1:

@@ -10,6 +10,7 @@ import sys
 import warnings
 from typing import Sequence
 
+from lightning.pytorch.callbacks.progress.rich_progress import RichProgressBarTheme
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -33,9 +34,11 @@ from medalign.paths import resolve_config, resolve_config_args  # noqa: F401 - r
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # The CSV logger shares the TensorBoard run folder on purpose (see `_share_run_directory`).
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-# Console noise that is not ours to act on: Lightning's internal pytree deprecation and its LitLogger advert.
+# Console noise that is not ours to act on: Lightning's internal pytree deprecation and its adverts
+# ("💡 Tip: … litlogger …", "💡 Tip: … litmodels …"); Lightning's other messages and warnings stay.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+LIGHTNING_TIP = "💡 Tip:"
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: not record.getMessage().startswith(LIGHTNING_TIP))
 
 
 class MedAlignCLI(LightningCLI):
@@ -81,6 +84,7 @@ class MedAlignCLI(LightningCLI):
             if not any(isinstance(c, default) for c in trainer.callbacks):
                 trainer.callbacks.append(default())
         _share_run_directory(trainer)
+        _compact_progress_bar(trainer)
         return trainer
 
     def _parse_ckpt_path(self) -> None:
@@ -121,6 +125,16 @@ class MedAlignCLI(LightningCLI):
         except SIGTERMException:
             sys.stderr.write(f"medalign: stopped by SIGTERM; last.ckpt saved; exit code {PREEMPTED_EXIT_CODE} (requeue)\n")
             raise SystemExit(PREEMPTED_EXIT_CODE) from None
+
+
+def _compact_progress_bar(trainer) -> None:
+    """Lightning's own choice of Rich bar → `CompactProgressBar` (one line in 80 columns); a configured bar stays."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from medalign.training.progress_bar import CompactProgressBar
+
+    trainer.callbacks = [CompactProgressBar() if type(c) is RichProgressBar and c.theme == RichProgressBarTheme() else c
+                         for c in trainer.callbacks]
 
 
 def _share_run_directory(trainer) -> None:

@@ -7,7 +7,6 @@ raises instead, so the full traceback shows.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import os
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Iterable, NoReturn, get_type_hints
 
 from lightning.pytorch.cli import LightningArgumentParser
+
+from medalign.training.config_check import KEY_HINT, unknown_key_message
 
 DEBUG_ENV = "MEDALIGN_DEBUG"
 
@@ -50,12 +51,7 @@ def explain(message: str, known: Iterable[str], config_files: list[Path]) -> str
     if key is None:
         lines = [line.strip() for line in message.splitlines() if line.strip() and not line.strip().startswith("Given value")]
         return f"medalign: error: {' '.join(lines[:6])}\n  (rerun with --debug for the full message)"
-    where = _where(key, config_files)
-    guess = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    text = f"medalign: error: unknown config key {key}" + (f" ({where})" if where else "")
-    if guess:
-        text += f"; did you mean {guess[0]}?"
-    return text + "\n  (`--print_config` lists every accepted key; `--model.help CLASS` the model's options)"
+    return f"medalign: error: {unknown_key_message(key, known, config_files, sys.argv[1:])}\n  {KEY_HINT}"
 
 
 def unknown_key(message: str) -> str | None:
@@ -103,14 +99,3 @@ def _config_files(argv: list[str]) -> list[Path]:
         if value and Path(value).is_file():
             files.append(Path(value))
     return files
-
-
-def _where(key: str, config_files: list[Path]) -> str | None:
-    """``file:line`` of the last config file that sets the key's last component, if any."""
-    leaf = key.rsplit(".", 1)[-1]
-    pattern = re.compile(rf"^\s*(?:-\s*)?{re.escape(leaf)}\s*:|[{{,]\s*{re.escape(leaf)}\s*:")
-    for path in reversed(config_files):
-        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-            if pattern.search(line):
-                return f"{path}:{number}"
-    return "command line" if any(arg.lstrip("-").split("=", 1)[0] == key for arg in sys.argv[1:]) else None

@@ -17,6 +17,7 @@ from medalign.data.dataset import Collator, ImageTextDataset
 from medalign.data.labels import BlankPolicy, UncertainPolicy, check_policies
 from medalign.data.manifest import Manifest, read_manifest
 from medalign.training.checkpointing import loader_worker_init
+from medalign.training.config_check import NO_MANIFEST_HELP, check_label_columns  # noqa: F401 - re-exported
 from medalign.training.context import DataContext
 from medalign.training.hazards import paper_expert_batch_size
 from medalign.training.sampler import (
@@ -25,31 +26,6 @@ from medalign.training.sampler import (
 from medalign.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PairTransform
 
 log = logging.getLogger(__name__)
-
-NO_MANIFEST_HELP = (
-    "pass --data.manifest path/to/manifest.csv (the standard manifest format, see README 'Data'), "
-    "or generate the embedded synthetic chest X-ray set with `medalign synth --out data/synthetic` "
-    "and pass --data.manifest data/synthetic/manifest.csv"
-)
-
-
-def check_label_columns(manifest: Path, label_columns: list[str]) -> None:
-    """Name a ``data.label_columns`` entry the manifest's header lacks (with the closest column), before anything else.
-
-    Only the header of a CSV is read; other formats are checked when the manifest is read.
-    """
-    if not label_columns or manifest.suffix not in (".csv", ".gz") or not manifest.is_file():
-        return
-    import difflib
-
-    import pandas as pd
-
-    columns = list(pd.read_csv(manifest, nrows=0).columns)
-    for name in label_columns:
-        if name not in columns:
-            close = difflib.get_close_matches(name, columns, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; its columns are {columns}"
-            raise ValueError(f"data.label_columns: {name!r} is not a column of {manifest}{hint}")
 
 
 class MedAlignDataModule(L.LightningDataModule):

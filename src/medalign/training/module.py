@@ -9,6 +9,7 @@ eCLIP's expert pairs extend `compute_losses` and `param_groups` in `ECLIPModule`
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, replace
 from typing import Any, Mapping
@@ -169,6 +170,7 @@ class ContrastiveModule(L.LightningModule):
             model=self.model, step=self.global_step, total_steps=self.total_steps,
             rank=self.trainer.global_rank if trained else 0, world_size=self.trainer.world_size if trained else 1,
             gather=self.gather, pair_loss=self.pair_loss, channels_last=self.hparams.channels_last,
+            run_seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),  # set by seed_everything (the CLI's --seed_everything)
         )
 
     def progress(self, step: int) -> float:
