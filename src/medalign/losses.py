@@ -143,11 +143,11 @@ def siglip_bias_init(num_texts: int) -> float:
 
     Zhai et al. 2023 (§3.3) start at b = −10 (with t = 10) at batch 32k "so that training starts
     close to the prior": with cos ≈ 0 at init, the N − 1 negatives of a row pull with Σσ(b) ≈
-    N·e^b against the positive's 1 − σ(b) ≈ 1, balanced at b ≈ −log N (−log 32768 = −10.4). The
-    fixed −10 at batch 32 leaves the negatives 32·e^−10 ≈ 1.5e-3 of the positive's weight: the
-    loss only pulls pairs together, the towers collapse onto one direction, and Adam moves the
-    scalar bias by at most ≈ lr per step (≈ 0.1 over a 300-step run), far too slowly to rescue it
-    (docs/methods.md, "SigLIP at small batch").
+    N·e^b against the positive's 1 − σ(b) ≈ 1, balanced at b ≈ −log N (−log 32768 = −10.4). With
+    the fixed −10 at batch 32, Adam moves the scalar bias by ≈ lr per step, so the towers reach
+    the prior instead: every pair's cosine goes to c* with σ(t·c* − 10) = 1/(N − 1), c* ≈ 0.66 at
+    t = 10, both modalities collapse onto one direction each and rank at chance (measured;
+    docs/methods.md, "SigLIP at small batch").
 
     Args:
         num_texts: N, the global batch (texts each image is scored against), ≥ 2.
