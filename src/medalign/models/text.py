@@ -70,7 +70,7 @@ def _load_local(path: str) -> nn.Module:
         raise FileNotFoundError(
             f"text model directory {path!r} has no config.json; medalign loads text towers from local "
             "directories only, hub ids are not downloaded: download e.g. Bio_ClinicalBERT elsewhere, copy the folder "
-            "here and pass --model.text_model /path/to/folder --data.tokenizer /path/to/folder"
+            "here and pass --model.model.text_model /path/to/folder --data.tokenizer /path/to/folder"
         )
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
     model = AutoModel.from_pretrained(directory, config=config, local_files_only=True)
