@@ -168,7 +168,7 @@ def test_hub_ids_fail_fast_with_a_local_path_hint(arch, monkeypatch):
         create_dual_encoder("open_clip", open_clip_model=str(config), open_clip_weights="openai")  # a pretrained tag
     with pytest.raises(RuntimeError, match="offline"):
         load_tokenizer("open_clip:hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224")
-    with pytest.raises(FileNotFoundError, match="--model.text_model /path/to/folder --data.tokenizer /path/to/folder"):
+    with pytest.raises(FileNotFoundError, match="--model.model.text_model /path/to/folder --data.tokenizer /path/to/folder"):
         create_dual_encoder("tiny", text_model="emilyalsentzer/Bio_ClinicalBERT")
     with pytest.raises(FileNotFoundError, match="hub ids are not downloaded"):
         load_tokenizer("emilyalsentzer/Bio_ClinicalBERT")
