@@ -6,7 +6,7 @@ for each seed, to its validation plateau (early stopping on val zero-shot macro-
 epochs, at most ``--epochs``; the best val checkpoint is kept), and scores both checkpoints'
 zero-shot macro-F1 on the shortcut set's test split, where the markers are independent of the
 labels, and on the same test images without markers (the clean set's test split). Prints per-seed
-numbers and the paired difference (clean − shortcut) with a t-based 95 % CI; the result JSON also
+numbers and the paired difference (clean − shortcut) with a t-based 95 % CI (`medalign.metrics.stats.paired_ci`); the result JSON also
 holds each run's val curve, the code version and both sets' content hashes.
 
     medalign synth --testbed gaze --out /tmp/tb && medalign synth --testbed gaze --shortcut 0 --out /tmp/tb_clean
@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 
 def zero_shot_f1(results: dict) -> float:
@@ -67,21 +66,6 @@ def val_curve(log_dir: str) -> list[float]:
     metrics = pd.read_csv(Path(log_dir) / "metrics.csv")
     column = "val/zero_shot_macro_f1"
     return [round(float(v), 4) for v in metrics.dropna(subset=[column]).groupby("epoch")[column].last()]
-
-
-def paired_difference(clean: np.ndarray, shortcut: np.ndarray) -> tuple[float, float, float]:
-    """Mean of ``clean - shortcut`` over seeds and its t-based 95 % CI (the paired t-test's interval).
-
-    Returns:
-        ``(mean, low, high)``; ``low``/``high`` are NaN with fewer than two seeds.
-    """
-    if np.ndim(clean) != 1 or np.shape(clean) != np.shape(shortcut):
-        raise ValueError(f"clean and shortcut need one F1 per seed, same length; got {np.shape(clean)} and {np.shape(shortcut)}")
-    diff = np.asarray(clean, dtype=float) - np.asarray(shortcut, dtype=float)
-    if len(diff) < 2:
-        return float(diff.mean()), float("nan"), float("nan")
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
 
 
 def linear_arms(shortcut_manifest: str, clean_manifest: str, boots: int = 1000) -> None:
@@ -197,16 +181,22 @@ def report(results: dict, seeds: list[int]) -> None:
         return
     for s in seeds:
         print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  clean {results['clean'][s]['test_f1']:.3f}")
-    mean, low, high = paired_difference(np.array([results["clean"][s]["test_f1"] for s in seeds]),
-                                        np.array([results["shortcut"][s]["test_f1"] for s in seeds]))
-    print(f"clean − shortcut zero-shot macro-F1 on the test split: {mean:+.3f} "
-          f"(95 % CI {low:+.3f} to {high:+.3f}, {len(seeds)} seeds)")
+    from medalign.metrics.stats import paired_ci
+
+    def line(clean: np.ndarray, shortcut: np.ndarray) -> str:
+        ci = paired_ci(clean, shortcut)
+        reading = ("too few seeds" if ci["n"] < 3 else "no detectable difference" if ci["low"] <= 0 <= ci["high"]
+                   else "clean higher" if ci["mean_diff"] > 0 else "clean lower")
+        return (f"clean − shortcut {ci['mean_diff']:+.3f} (95 % CI {ci['low']:+.3f} to {ci['high']:+.3f}, "
+                f"p = {ci['p_value']:.3g}, {ci['n']} seeds: {reading})")
+
+    f1 = {arm: np.array([results[arm][s]["test_f1"] for s in seeds]) for arm in ("clean", "shortcut")}
+    print(f"zero-shot macro-F1 on the test split: shortcut {f1['shortcut'].mean():.3f}  clean {f1['clean'].mean():.3f}  "
+          + line(f1["clean"], f1["shortcut"]))
     if all("test_f1_no_markers" in results[arm][s] for arm in ("clean", "shortcut") for s in seeds):
         f1 = {arm: np.array([results[arm][s]["test_f1_no_markers"] for s in seeds]) for arm in ("clean", "shortcut")}
-        mean, low, high = paired_difference(f1["clean"], f1["shortcut"])
         print(f"same test images without markers: shortcut {f1['shortcut'].mean():.3f}  clean {f1['clean'].mean():.3f}  "
-              f"clean − shortcut {mean:+.3f} (95 % CI {low:+.3f} to {high:+.3f})")
-
+              + line(f1["clean"], f1["shortcut"]))
 
 if __name__ == "__main__":
     main()
