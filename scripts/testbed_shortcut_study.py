@@ -15,7 +15,8 @@ holds each run's val curve, the code version and both sets' content hashes.
 Extra arguments go to `fit` (e.g. ``--trainer.limit_train_batches 40``). ``--only shortcut|clean``
 runs one arm (two processes can run the arms side by side, each writing its own ``--out``);
 ``--aggregate A.json B.json`` then prints the paired difference (``--rescore`` first adds the
-no-marker score to runs that lack it). ``--linear`` trains no CLIP:
+no-marker score to runs that lack it). ``--by-marker CKPT`` trains nothing: it splits a checkpoint's test accuracy by the markers
+each row carries. ``--linear`` trains no CLIP:
 a per-class logistic regression on the raw pixels of each arm's train split, scored on the
 shortcut set's test split (macro-AUC, paired bootstrap over test rows): a minute on a CPU.
 """
@@ -101,6 +102,63 @@ def linear_arms(shortcut_manifest: str, clean_manifest: str, boots: int = 1000) 
     print(f"clean − shortcut: {format_ci(ci)} (bootstrap 95 % CI, {ci['n_boot']} resamples of the {ci['n']} test rows, "
           f"p = {ci['p_value']:.3g})")
 
+def marker_breakdown(checkpoint: str, shortcut_manifest: str, clean_manifest: str) -> dict:
+    """Zero-shot accuracy of `checkpoint` on the single-label test rows, with and without their markers.
+
+    The prompts are the checkpoint's (``data.prompts``), one mean prompt embedding per class. Rows
+    are split by the markers they carry (none / only their own class's / another class's), and for
+    each class's marker the share of rows of *other* classes carrying it that are predicted as
+    that class (what the marker pulls predictions to).
+    """
+    import pandas as pd
+    import torch
+
+    from medalign import load_checkpoint_encoder
+    from medalign.data.prompts import load_prompts
+    from medalign.data.transforms import load_image
+    from medalign.evaluation.encoders import checkpoint_hparams
+    from medalign.paths import resolve_config
+    from medalign.synthetic.testbed.generate import TESTBED_LABELS
+
+    labels = list(TESTBED_LABELS)
+    encoder = load_checkpoint_encoder(checkpoint, manifest=clean_manifest)
+    _, data = checkpoint_hparams(checkpoint)
+    prompts = load_prompts(resolve_config(data.get("prompts") or "prompts/gaze5.json", (".json",)), labels)
+    with torch.no_grad():
+        classes = torch.stack([torch.nn.functional.normalize(encoder.encode_texts(prompts[c]), dim=-1).mean(0)
+                               for c in labels])
+        classes = torch.nn.functional.normalize(classes, dim=-1)  # (K, D)
+
+    frame = pd.read_csv(shortcut_manifest, keep_default_na=False)
+    test = frame[(frame["split"] == "test") & (frame[labels].sum(axis=1) == 1)]
+    truth = test[labels].to_numpy().argmax(axis=1)  # (N,)
+
+    def predict(manifest: str) -> np.ndarray:
+        root, out = Path(manifest).parent, []
+        for start in range(0, len(test), 128):
+            images = torch.stack([encoder.transform(load_image(root / p))[0] for p in test["image"].iloc[start:start + 128]])
+            with torch.no_grad():
+                out.append((torch.nn.functional.normalize(encoder.encode_images(images), dim=-1) @ classes.T).argmax(1))
+        return torch.cat(out).numpy()
+
+    marked, unmarked = predict(shortcut_manifest), predict(clean_manifest)
+    markers = [set(filter(None, m.split("|"))) for m in test["markers"]]
+    own = np.array([labels[t] in m for t, m in zip(truth, markers)])
+    other = np.array([bool(m - {labels[t]}) for t, m in zip(truth, markers)])
+    out = {"accuracy": {"with markers": float((marked == truth).mean()), "without": float((unmarked == truth).mean())},
+           "by_markers": {}, "pull": {}}
+    print(f"{checkpoint}: {len(test)} single-label test rows; accuracy with markers {out['accuracy']['with markers']:.3f}, "
+          f"same images without {out['accuracy']['without']:.3f}")
+    for rows, what in ((~own & ~other, "no marker"), (own & ~other, "own class's marker only"), (other, "another class's marker")):
+        out["by_markers"][what] = {"rows": int(rows.sum()), "accuracy": float((marked[rows] == truth[rows]).mean())}
+        print(f"  {what:>24}: {rows.sum():5d} rows, accuracy {out['by_markers'][what]['accuracy']:.3f}")
+    for k, name in enumerate(labels):
+        rows = np.array([name in m for m in markers]) & (truth != k)
+        out["pull"][name] = float((marked[rows] == k).mean())
+        print(f"  {name} marker on a row of another class ({rows.sum()} rows): predicted {name} {out['pull'][name]:.3f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("shortcut_manifest")
@@ -117,7 +175,13 @@ def main() -> None:
     parser.add_argument("--linear", action="store_true", help="pixel logistic regression per arm instead of CLIP")
     parser.add_argument("--rescore", action="store_true",
                         help="with --aggregate: add test_f1_no_markers (the clean manifest's test split) where missing")
+    parser.add_argument("--by-marker", metavar="CKPT", default=None,
+                        help="no training: zero-shot accuracy of CKPT on the shortcut set's single-label test rows "
+                             "split by the markers they carry, and where each class's marker pulls predictions")
     args, overrides = parser.parse_known_args()
+    if args.by_marker:
+        marker_breakdown(args.by_marker, args.shortcut_manifest, args.clean_manifest)
+        return
     if args.linear:
         linear_arms(args.shortcut_manifest, args.clean_manifest)
         return
