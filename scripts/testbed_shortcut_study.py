@@ -170,7 +170,10 @@ def main() -> None:
     parser.add_argument("--config", default="demo_gaze.yaml")
     parser.add_argument("--out", default="runs/testbed_shortcut.json")
     parser.add_argument("--runs", default="runs/testbed_shortcut", help="folder for each run's CSV log and checkpoints")
-    parser.add_argument("--only", choices=["shortcut", "clean"], default=None, help="run one arm only")
+    parser.add_argument("--only", choices=["shortcut", "clean", "control"], default=None, help="run one arm only")
+    parser.add_argument("--control", metavar="MANIFEST", default=None,
+                        help="a third arm trained on MANIFEST, scored like the others: the test bed with "
+                             "--markers independent (the same glyphs at the same rates, uncorrelated with the findings)")
     parser.add_argument("--aggregate", nargs="+", default=None, help="result JSONs to combine (no training)")
     parser.add_argument("--linear", action="store_true", help="pixel logistic regression per arm instead of CLIP")
     parser.add_argument("--rescore", action="store_true",
@@ -186,16 +189,16 @@ def main() -> None:
         linear_arms(args.shortcut_manifest, args.clean_manifest)
         return
     if args.aggregate:
-        results: dict = {"shortcut": {}, "clean": {}}
+        results: dict = {"shortcut": {}, "clean": {}, "control": {}}
         for path in args.aggregate:
             loaded = json.loads(Path(path).read_text())
             if args.rescore:
-                for arm in ("shortcut", "clean"):
+                for arm in ("shortcut", "clean", "control"):
                     for run in loaded.get(arm, {}).values():
                         if "test_f1_no_markers" not in run:
                             run["test_f1_no_markers"] = test_f1(args.config, args.clean_manifest, run["checkpoint"])
                 Path(path).write_text(json.dumps(loaded, indent=2))
-            for arm in ("shortcut", "clean"):
+            for arm in ("shortcut", "clean", "control"):
                 results[arm] |= {int(seed): run for seed, run in loaded.get(arm, {}).items()}
             results.setdefault("provenance", []).append(loaded.get("provenance"))
         report(results, args.seeds)
@@ -203,8 +206,9 @@ def main() -> None:
     from medalign.provenance import code_identity
     from medalign.training.cli import cli_main
 
-    manifests = {"shortcut": args.shortcut_manifest, "clean": args.clean_manifest}
-    results: dict = {"shortcut": {}, "clean": {}, "provenance": {
+    manifests = {"shortcut": args.shortcut_manifest, "clean": args.clean_manifest,
+                 **({"control": args.control} if args.control else {})}
+    results: dict = {"shortcut": {}, "clean": {}, "control": {}, "provenance": {
         **code_identity(), "config": args.config, "fit_overrides": overrides, "max_epochs": args.epochs,
         "patience": args.patience, "data_sha256": {arm: dataset_sha256(m) for arm, m in manifests.items()}}}
     stop = ([{"class_path": "lightning.pytorch.callbacks.EarlyStopping",
@@ -235,29 +239,28 @@ def main() -> None:
 
 
 def report(results: dict, seeds: list[int]) -> None:
-    """Per-seed test F1 of both arms and the paired difference (clean − shortcut) with a t 95 % CI."""
-    seeds = [s for s in seeds if s in results["clean"] and s in results["shortcut"]]
-    if not seeds:
-        print("no seed has results in both arms yet")
-        return
-    for s in seeds:
-        print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  clean {results['clean'][s]['test_f1']:.3f}")
-    from medalign.metrics.stats import paired_ci
+    """Per-seed test F1 of the arms and each reference arm (clean, control) − shortcut, paired by seed (t 95 % CI)."""
+    from medalign.metrics.stats import paired_ci, reading
 
-    def line(clean: np.ndarray, shortcut: np.ndarray) -> str:
-        ci = paired_ci(clean, shortcut)
-        reading = ("too few seeds" if ci["n"] < 3 else "no detectable difference" if ci["low"] <= 0 <= ci["high"]
-                   else "clean higher" if ci["mean_diff"] > 0 else "clean lower")
-        return (f"clean − shortcut {ci['mean_diff']:+.3f} (95 % CI {ci['low']:+.3f} to {ci['high']:+.3f}, "
-                f"p = {ci['p_value']:.3g}, {ci['n']} seeds: {reading})")
+    for reference in ("clean", "control"):
+        paired = [s for s in seeds if s in results.get(reference, {}) and s in results["shortcut"]]
+        if reference == "clean" and not paired:
+            print("no seed has results in both arms yet")
+        if not paired:
+            continue
+        for s in paired:
+            print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  {reference} "
+                  f"{results[reference][s]['test_f1']:.3f}")
+        for key, what in (("test_f1", "zero-shot macro-F1 on the test split"),
+                          ("test_f1_no_markers", "same test images without markers")):
+            if not all(key in results[arm][s] for arm in (reference, "shortcut") for s in paired):
+                continue
+            f1 = {arm: np.array([results[arm][s][key] for s in paired]) for arm in (reference, "shortcut")}
+            ci = paired_ci(f1[reference], f1["shortcut"])
+            print(f"{what}: shortcut {f1['shortcut'].mean():.3f}  {reference} {f1[reference].mean():.3f}  "
+                  f"{reference} − shortcut {ci['mean_diff']:+.3f} (95 % CI {ci['low']:+.3f} to {ci['high']:+.3f}, "
+                  f"p = {ci['p_value']:.3g}, {ci['n']} seeds: {reading(ci)})")
 
-    f1 = {arm: np.array([results[arm][s]["test_f1"] for s in seeds]) for arm in ("clean", "shortcut")}
-    print(f"zero-shot macro-F1 on the test split: shortcut {f1['shortcut'].mean():.3f}  clean {f1['clean'].mean():.3f}  "
-          + line(f1["clean"], f1["shortcut"]))
-    if all("test_f1_no_markers" in results[arm][s] for arm in ("clean", "shortcut") for s in seeds):
-        f1 = {arm: np.array([results[arm][s]["test_f1_no_markers"] for s in seeds]) for arm in ("clean", "shortcut")}
-        print(f"same test images without markers: shortcut {f1['shortcut'].mean():.3f}  clean {f1['clean'].mean():.3f}  "
-              + line(f1["clean"], f1["shortcut"]))
 
 if __name__ == "__main__":
     main()

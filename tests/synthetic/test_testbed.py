@@ -211,3 +211,24 @@ def test_a_stale_testbed_folder_is_refused_not_reused(tmp_path):
     with pytest.raises(ValueError, match=rf"version {TESTBED_VERSION - 1} \(this code writes version {TESTBED_VERSION}\)"):
         ensure_embedded_at(manifest, spec)
     assert config.n == 30 and ensure_embedded_at(manifest, {**spec, "manifest": str(tmp_path / "elsewhere.csv")}) is None
+
+
+def test_independent_markers_keep_rates_and_test_images_but_not_the_correlation(tmp_path):
+    config = replace(SMALL, n=400, image_size=16, heatmap_fraction=0.0, test_heatmap_fraction=0.0,
+                     split_fractions=(0.5, 0.0, 0.5))
+    shortcut = pd.read_csv(generate_testbed(tmp_path / "s", config, progress=False), keep_default_na=False)
+    control = pd.read_csv(generate_testbed(tmp_path / "c", replace(config, markers="independent"), progress=False),
+                          keep_default_na=False)
+    test = (control["split"] == "test").to_numpy()
+    assert (control["markers"][test] == shortcut["markers"][test]).all()  # the same test split, byte for byte
+    assert all((tmp_path / "c" / p).read_bytes() == (tmp_path / "s" / p).read_bytes() for p in control["image"][test])
+    train = control[control["split"] == "train"]
+    for name in TESTBED_LABELS:
+        marked = train["markers"].str.split("|").map(lambda m, n=name: n in m).to_numpy()
+        label = train[name].to_numpy() == 1
+        assert (marked & ~label).any()  # unlike the shortcut, markers fall on rows without the finding
+        table = [[int((marked & label).sum()), int((marked & ~label).sum())],
+                 [int((~marked & label).sum()), int((~marked & ~label).sum())]]
+        assert stats.fisher_exact(table).pvalue > 0.01, (name, table)
+    with pytest.raises(ValueError, match="markers must be 'shortcut' or 'independent'"):
+        TestbedConfig(markers="random")

@@ -55,6 +55,7 @@ class TestbedConfig:
     location_omitted: float | None = None  # share of findings whose location the report omits; None: PadChest's per class
     distractors: float = 1.0  # mean number (Poisson) of unreported lesions per image; gaze ignores them
     shortcut: float = 0.9  # P: a present finding carries its class's marker in train/val; markers independent in test
+    markers: str = "shortcut"  # "independent": every split's markers drawn like the test split's (the shortcut's control)
     split_fractions: tuple[float, float, float] = (0.65, 0.1, 0.25)  # train/val/test
     normal_fraction: float = 0.2  # pairs with no finding
     multi_fraction: float = 0.15  # pairs with 2 findings (the rest: exactly one)
@@ -73,6 +74,8 @@ class TestbedConfig:
                 raise ValueError(f"TestbedConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.distractors < 0:
             raise ValueError(f"TestbedConfig.distractors (a mean count) must be ≥ 0, got {self.distractors}")
+        if self.markers not in ("shortcut", "independent"):
+            raise ValueError(f"TestbedConfig.markers must be 'shortcut' or 'independent', got {self.markers!r}")
         if self.normal_fraction + self.multi_fraction > 1.0:
             raise ValueError("TestbedConfig: normal_fraction + multi_fraction must be ≤ 1")
 
@@ -193,7 +196,8 @@ def generate_testbed(out_dir: str | Path, config: TestbedConfig | None = None, p
         markers = []
         if config.shortcut > 0:
             slots = {MARKER_SLOT[name]: v for name, v in label_rows[i].items()}
-            markers = draw_markers(slots, splits[i], config.shortcut, prevalence,
+            split = "test" if config.markers == "independent" else splits[i]  # the test split's draws: same stream
+            markers = draw_markers(slots, split, config.shortcut, prevalence,
                                    np.random.default_rng([config.seed, i, _MARKER]))
         Image.fromarray(stamp(rendered.image, markers)).save(out / f"images/{i:05d}.png")
         heatmap = ""
@@ -243,9 +247,11 @@ def check_testbed(folder: Path, config: TestbedConfig) -> None:
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     version = summary.get("version")
     wanted = json.loads(json.dumps(asdict(config)))  # tuples as the JSON's lists
-    changed = sorted(k for k in wanted if summary.get("config", {}).get(k) != wanted[k])
+    default = json.loads(json.dumps(asdict(TestbedConfig())))
+    saved = {**{k: v for k, v in default.items() if k not in summary.get("config", {})}, **summary.get("config", {})}
+    changed = sorted(k for k in wanted if saved.get(k) != wanted[k])  # a knob newer than the folder: its default
     if version != TESTBED_VERSION or changed:
         why = (f"test-bed version {version} (this code writes version {TESTBED_VERSION})" if version != TESTBED_VERSION
-               else "other settings: " + ", ".join(f"{k} {summary['config'].get(k)!r} ≠ {wanted[k]!r}" for k in changed))
+               else "other settings: " + ", ".join(f"{k} {saved.get(k)!r} ≠ {wanted[k]!r}" for k in changed))
         raise ValueError(f"{folder} holds a gaze test bed generated with {why}; delete the folder to regenerate it, "
                          "or point data.synthetic.manifest to another folder")
