@@ -6,7 +6,7 @@ for each seed, to its validation plateau (early stopping on val zero-shot macro-
 epochs, at most ``--epochs``; the best val checkpoint is kept), and scores both checkpoints'
 zero-shot macro-F1 on the shortcut set's test split, where the markers are independent of the
 labels, and on the same test images without markers (the clean set's test split). Prints per-seed
-numbers and the paired difference (clean − shortcut) with a t-based 95 % CI; the result JSON also
+numbers and the paired difference (clean − shortcut) with a t-based 95 % CI (`medalign.metrics.stats.paired_ci`); the result JSON also
 holds each run's val curve, the code version and both sets' content hashes.
 
     medalign synth --testbed gaze --out /tmp/tb && medalign synth --testbed gaze --shortcut 0 --out /tmp/tb_clean
@@ -15,7 +15,8 @@ holds each run's val curve, the code version and both sets' content hashes.
 Extra arguments go to `fit` (e.g. ``--trainer.limit_train_batches 40``). ``--only shortcut|clean``
 runs one arm (two processes can run the arms side by side, each writing its own ``--out``);
 ``--aggregate A.json B.json`` then prints the paired difference (``--rescore`` first adds the
-no-marker score to runs that lack it). ``--linear`` trains no CLIP:
+no-marker score to runs that lack it). ``--by-marker CKPT`` trains nothing: it splits a checkpoint's test accuracy by the markers
+each row carries. ``--linear`` trains no CLIP:
 a per-class logistic regression on the raw pixels of each arm's train split, scored on the
 shortcut set's test split (macro-AUC, paired bootstrap over test rows): a minute on a CPU.
 """
@@ -28,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 
 def zero_shot_f1(results: dict) -> float:
@@ -69,21 +69,6 @@ def val_curve(log_dir: str) -> list[float]:
     return [round(float(v), 4) for v in metrics.dropna(subset=[column]).groupby("epoch")[column].last()]
 
 
-def paired_difference(clean: np.ndarray, shortcut: np.ndarray) -> tuple[float, float, float]:
-    """Mean of ``clean - shortcut`` over seeds and its t-based 95 % CI (the paired t-test's interval).
-
-    Returns:
-        ``(mean, low, high)``; ``low``/``high`` are NaN with fewer than two seeds.
-    """
-    if np.ndim(clean) != 1 or np.shape(clean) != np.shape(shortcut):
-        raise ValueError(f"clean and shortcut need one F1 per seed, same length; got {np.shape(clean)} and {np.shape(shortcut)}")
-    diff = np.asarray(clean, dtype=float) - np.asarray(shortcut, dtype=float)
-    if len(diff) < 2:
-        return float(diff.mean()), float("nan"), float("nan")
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
-
-
 def linear_arms(shortcut_manifest: str, clean_manifest: str, boots: int = 1000) -> None:
     """Macro-AUC on the shortcut set's test split of pixel logistic regressions trained on each arm's train split."""
     import pandas as pd
@@ -106,18 +91,72 @@ def linear_arms(shortcut_manifest: str, clean_manifest: str, boots: int = 1000) 
         scores[arm] = np.stack([LogisticRegression(C=0.05, max_iter=3000).fit(x[train], y[train, k])
                                 .predict_proba(shortcut_x[test])[:, 1] for k in range(y.shape[1])], axis=1)
 
-    def macro_auc(arm: str, rows: np.ndarray) -> float:
-        return float(np.mean([roc_auc_score(y[test][rows, k], scores[arm][rows, k]) for k in range(y.shape[1])]))
+    from medalign.metrics.stats import format_ci, paired_bootstrap_ci
 
-    everything = np.arange(test.sum())
-    print(f"test macro-AUC: shortcut {macro_auc('shortcut', everything):.3f}  clean {macro_auc('clean', everything):.3f}")
-    rng = np.random.default_rng(0)
-    diffs = []
-    for _ in range(boots):
-        rows = rng.integers(0, test.sum(), test.sum())
-        diffs.append(macro_auc("clean", rows) - macro_auc("shortcut", rows))
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    print(f"clean − shortcut: {np.mean(diffs):+.3f} (bootstrap 95 % CI {low:+.3f} to {high:+.3f}, {boots} resamples of test rows)")
+    def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+        return float(np.mean([roc_auc_score(y_true[:, k], scores[:, k]) for k in range(y_true.shape[1])]))
+
+    print(f"test macro-AUC: shortcut {macro_auc(y[test], scores['shortcut']):.3f}  "
+          f"clean {macro_auc(y[test], scores['clean']):.3f}")
+    ci = paired_bootstrap_ci(macro_auc, y[test], scores["clean"], scores["shortcut"], n_boot=boots)
+    print(f"clean − shortcut: {format_ci(ci)} (bootstrap 95 % CI, {ci['n_boot']} resamples of the {ci['n']} test rows, "
+          f"p = {ci['p_value']:.3g})")
+
+def marker_breakdown(checkpoint: str, shortcut_manifest: str, clean_manifest: str) -> dict:
+    """Zero-shot accuracy of `checkpoint` on the single-label test rows, with and without their markers.
+
+    The prompts are the checkpoint's (``data.prompts``), one mean prompt embedding per class. Rows
+    are split by the markers they carry (none / only their own class's / another class's), and for
+    each class's marker the share of rows of *other* classes carrying it that are predicted as
+    that class (what the marker pulls predictions to).
+    """
+    import pandas as pd
+    import torch
+
+    from medalign import load_checkpoint_encoder
+    from medalign.data.prompts import load_prompts
+    from medalign.data.transforms import load_image
+    from medalign.evaluation.encoders import checkpoint_hparams
+    from medalign.paths import resolve_config
+    from medalign.synthetic.testbed.generate import TESTBED_LABELS
+
+    labels = list(TESTBED_LABELS)
+    encoder = load_checkpoint_encoder(checkpoint, manifest=clean_manifest)
+    _, data = checkpoint_hparams(checkpoint)
+    prompts = load_prompts(resolve_config(data.get("prompts") or "prompts/gaze5.json", (".json",)), labels)
+    with torch.no_grad():
+        classes = torch.stack([torch.nn.functional.normalize(encoder.encode_texts(prompts[c]), dim=-1).mean(0)
+                               for c in labels])
+        classes = torch.nn.functional.normalize(classes, dim=-1)  # (K, D)
+
+    frame = pd.read_csv(shortcut_manifest, keep_default_na=False)
+    test = frame[(frame["split"] == "test") & (frame[labels].sum(axis=1) == 1)]
+    truth = test[labels].to_numpy().argmax(axis=1)  # (N,)
+
+    def predict(manifest: str) -> np.ndarray:
+        root, out = Path(manifest).parent, []
+        for start in range(0, len(test), 128):
+            images = torch.stack([encoder.transform(load_image(root / p))[0] for p in test["image"].iloc[start:start + 128]])
+            with torch.no_grad():
+                out.append((torch.nn.functional.normalize(encoder.encode_images(images), dim=-1) @ classes.T).argmax(1))
+        return torch.cat(out).numpy()
+
+    marked, unmarked = predict(shortcut_manifest), predict(clean_manifest)
+    markers = [set(filter(None, m.split("|"))) for m in test["markers"]]
+    own = np.array([labels[t] in m for t, m in zip(truth, markers)])
+    other = np.array([bool(m - {labels[t]}) for t, m in zip(truth, markers)])
+    out = {"accuracy": {"with markers": float((marked == truth).mean()), "without": float((unmarked == truth).mean())},
+           "by_markers": {}, "pull": {}}
+    print(f"{checkpoint}: {len(test)} single-label test rows; accuracy with markers {out['accuracy']['with markers']:.3f}, "
+          f"same images without {out['accuracy']['without']:.3f}")
+    for rows, what in ((~own & ~other, "no marker"), (own & ~other, "own class's marker only"), (other, "another class's marker")):
+        out["by_markers"][what] = {"rows": int(rows.sum()), "accuracy": float((marked[rows] == truth[rows]).mean())}
+        print(f"  {what:>24}: {rows.sum():5d} rows, accuracy {out['by_markers'][what]['accuracy']:.3f}")
+    for k, name in enumerate(labels):
+        rows = np.array([name in m for m in markers]) & (truth != k)
+        out["pull"][name] = float((marked[rows] == k).mean())
+        print(f"  {name} marker on a row of another class ({rows.sum()} rows): predicted {name} {out['pull'][name]:.3f}")
+    return out
 
 
 def main() -> None:
@@ -131,26 +170,35 @@ def main() -> None:
     parser.add_argument("--config", default="demo_gaze.yaml")
     parser.add_argument("--out", default="runs/testbed_shortcut.json")
     parser.add_argument("--runs", default="runs/testbed_shortcut", help="folder for each run's CSV log and checkpoints")
-    parser.add_argument("--only", choices=["shortcut", "clean"], default=None, help="run one arm only")
+    parser.add_argument("--only", choices=["shortcut", "clean", "control"], default=None, help="run one arm only")
+    parser.add_argument("--control", metavar="MANIFEST", default=None,
+                        help="a third arm trained on MANIFEST, scored like the others: the test bed with "
+                             "--markers independent (the same glyphs at the same rates, uncorrelated with the findings)")
     parser.add_argument("--aggregate", nargs="+", default=None, help="result JSONs to combine (no training)")
     parser.add_argument("--linear", action="store_true", help="pixel logistic regression per arm instead of CLIP")
     parser.add_argument("--rescore", action="store_true",
                         help="with --aggregate: add test_f1_no_markers (the clean manifest's test split) where missing")
+    parser.add_argument("--by-marker", metavar="CKPT", default=None,
+                        help="no training: zero-shot accuracy of CKPT on the shortcut set's single-label test rows "
+                             "split by the markers they carry, and where each class's marker pulls predictions")
     args, overrides = parser.parse_known_args()
+    if args.by_marker:
+        marker_breakdown(args.by_marker, args.shortcut_manifest, args.clean_manifest)
+        return
     if args.linear:
         linear_arms(args.shortcut_manifest, args.clean_manifest)
         return
     if args.aggregate:
-        results: dict = {"shortcut": {}, "clean": {}}
+        results: dict = {"shortcut": {}, "clean": {}, "control": {}}
         for path in args.aggregate:
             loaded = json.loads(Path(path).read_text())
             if args.rescore:
-                for arm in ("shortcut", "clean"):
+                for arm in ("shortcut", "clean", "control"):
                     for run in loaded.get(arm, {}).values():
                         if "test_f1_no_markers" not in run:
                             run["test_f1_no_markers"] = test_f1(args.config, args.clean_manifest, run["checkpoint"])
                 Path(path).write_text(json.dumps(loaded, indent=2))
-            for arm in ("shortcut", "clean"):
+            for arm in ("shortcut", "clean", "control"):
                 results[arm] |= {int(seed): run for seed, run in loaded.get(arm, {}).items()}
             results.setdefault("provenance", []).append(loaded.get("provenance"))
         report(results, args.seeds)
@@ -158,8 +206,9 @@ def main() -> None:
     from medalign.provenance import code_identity
     from medalign.training.cli import cli_main
 
-    manifests = {"shortcut": args.shortcut_manifest, "clean": args.clean_manifest}
-    results: dict = {"shortcut": {}, "clean": {}, "provenance": {
+    manifests = {"shortcut": args.shortcut_manifest, "clean": args.clean_manifest,
+                 **({"control": args.control} if args.control else {})}
+    results: dict = {"shortcut": {}, "clean": {}, "control": {}, "provenance": {
         **code_identity(), "config": args.config, "fit_overrides": overrides, "max_epochs": args.epochs,
         "patience": args.patience, "data_sha256": {arm: dataset_sha256(m) for arm, m in manifests.items()}}}
     stop = ([{"class_path": "lightning.pytorch.callbacks.EarlyStopping",
@@ -190,22 +239,27 @@ def main() -> None:
 
 
 def report(results: dict, seeds: list[int]) -> None:
-    """Per-seed test F1 of both arms and the paired difference (clean − shortcut) with a t 95 % CI."""
-    seeds = [s for s in seeds if s in results["clean"] and s in results["shortcut"]]
-    if not seeds:
-        print("no seed has results in both arms yet")
-        return
-    for s in seeds:
-        print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  clean {results['clean'][s]['test_f1']:.3f}")
-    mean, low, high = paired_difference(np.array([results["clean"][s]["test_f1"] for s in seeds]),
-                                        np.array([results["shortcut"][s]["test_f1"] for s in seeds]))
-    print(f"clean − shortcut zero-shot macro-F1 on the test split: {mean:+.3f} "
-          f"(95 % CI {low:+.3f} to {high:+.3f}, {len(seeds)} seeds)")
-    if all("test_f1_no_markers" in results[arm][s] for arm in ("clean", "shortcut") for s in seeds):
-        f1 = {arm: np.array([results[arm][s]["test_f1_no_markers"] for s in seeds]) for arm in ("clean", "shortcut")}
-        mean, low, high = paired_difference(f1["clean"], f1["shortcut"])
-        print(f"same test images without markers: shortcut {f1['shortcut'].mean():.3f}  clean {f1['clean'].mean():.3f}  "
-              f"clean − shortcut {mean:+.3f} (95 % CI {low:+.3f} to {high:+.3f})")
+    """Per-seed test F1 of the arms and each reference arm (clean, control) − shortcut, paired by seed (t 95 % CI)."""
+    from medalign.metrics.stats import paired_ci, reading
+
+    for reference in ("clean", "control"):
+        paired = [s for s in seeds if s in results.get(reference, {}) and s in results["shortcut"]]
+        if reference == "clean" and not paired:
+            print("no seed has results in both arms yet")
+        if not paired:
+            continue
+        for s in paired:
+            print(f"seed {s}: shortcut {results['shortcut'][s]['test_f1']:.3f}  {reference} "
+                  f"{results[reference][s]['test_f1']:.3f}")
+        for key, what in (("test_f1", "zero-shot macro-F1 on the test split"),
+                          ("test_f1_no_markers", "same test images without markers")):
+            if not all(key in results[arm][s] for arm in (reference, "shortcut") for s in paired):
+                continue
+            f1 = {arm: np.array([results[arm][s][key] for s in paired]) for arm in (reference, "shortcut")}
+            ci = paired_ci(f1[reference], f1["shortcut"])
+            print(f"{what}: shortcut {f1['shortcut'].mean():.3f}  {reference} {f1[reference].mean():.3f}  "
+                  f"{reference} − shortcut {ci['mean_diff']:+.3f} (95 % CI {ci['low']:+.3f} to {ci['high']:+.3f}, "
+                  f"p = {ci['p_value']:.3g}, {ci['n']} seeds: {reading(ci)})")
 
 
 if __name__ == "__main__":

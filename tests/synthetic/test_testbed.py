@@ -180,3 +180,55 @@ def test_omitting_locations_takes_most_of_the_reports_heatmap_r2(tmp_path):
     assert r2[0.0] > 0.02, r2  # measured 0.029 (184 rows)
     assert r2[1.0] < 0.25 * r2[0.0], r2  # measured -0.001: the report says nothing about where
     assert r2_all[1.0] < r2_all[0.0] - 0.04, r2_all  # measured 0.179 → 0.111
+
+
+def test_every_image_has_a_lung_field_although_82_shipped_masks_are_blank():
+    from medalign.synthetic.testbed.assets import lung_mask
+
+    assets = load_assets()
+    config = TestbedConfig(n=400, image_size=32)
+    first_draws = [int(np.random.default_rng([0, i, 0]).integers(len(assets.mask_names))) for i in range(config.n)]
+    assert sum(not lung_mask(m, 32).any() for m in first_draws) > 20  # a plain draw would hit blank masks (≈ 16 %)
+    masks = [sample_lesions(config, i, assets)[0] for i in range(config.n)]
+    assert all(lung_mask(m, 32).mean() > 0.05 for m in masks)
+
+
+def test_a_stale_testbed_folder_is_refused_not_reused(tmp_path):
+    import json
+
+    from medalign.synthetic.sources import ensure_embedded_at
+    from medalign.synthetic.testbed.generate import TESTBED_VERSION
+
+    config = TestbedConfig(n=30, image_size=32)
+    manifest = tmp_path / "tb" / "manifest.csv"
+    spec = {"manifest": str(manifest), "source": "gaze", "n": 30, "image_size": 32}
+    assert ensure_embedded_at(manifest, spec) == manifest  # generated on first use
+    assert ensure_embedded_at(manifest, spec) == manifest  # then reused as is
+    with pytest.raises(ValueError, match=r"n 30 ≠ 40"):
+        ensure_embedded_at(manifest, {**spec, "n": 40})
+    summary = json.loads((manifest.parent / "testbed.json").read_text())
+    (manifest.parent / "testbed.json").write_text(json.dumps({**summary, "version": TESTBED_VERSION - 1}))
+    with pytest.raises(ValueError, match=rf"version {TESTBED_VERSION - 1} \(this code writes version {TESTBED_VERSION}\)"):
+        ensure_embedded_at(manifest, spec)
+    assert config.n == 30 and ensure_embedded_at(manifest, {**spec, "manifest": str(tmp_path / "elsewhere.csv")}) is None
+
+
+def test_independent_markers_keep_rates_and_test_images_but_not_the_correlation(tmp_path):
+    config = replace(SMALL, n=400, image_size=16, heatmap_fraction=0.0, test_heatmap_fraction=0.0,
+                     split_fractions=(0.5, 0.0, 0.5))
+    shortcut = pd.read_csv(generate_testbed(tmp_path / "s", config, progress=False), keep_default_na=False)
+    control = pd.read_csv(generate_testbed(tmp_path / "c", replace(config, markers="independent"), progress=False),
+                          keep_default_na=False)
+    test = (control["split"] == "test").to_numpy()
+    assert (control["markers"][test] == shortcut["markers"][test]).all()  # the same test split, byte for byte
+    assert all((tmp_path / "c" / p).read_bytes() == (tmp_path / "s" / p).read_bytes() for p in control["image"][test])
+    train = control[control["split"] == "train"]
+    for name in TESTBED_LABELS:
+        marked = train["markers"].str.split("|").map(lambda m, n=name: n in m).to_numpy()
+        label = train[name].to_numpy() == 1
+        assert (marked & ~label).any()  # unlike the shortcut, markers fall on rows without the finding
+        table = [[int((marked & label).sum()), int((marked & ~label).sum())],
+                 [int((~marked & label).sum()), int((~marked & ~label).sum())]]
+        assert stats.fisher_exact(table).pvalue > 0.01, (name, table)
+    with pytest.raises(ValueError, match="markers must be 'shortcut' or 'independent'"):
+        TestbedConfig(markers="random")

@@ -37,6 +37,9 @@ def ensure_embedded(out_dir: str | Path, spec: dict[str, Any]) -> Path:
 def ensure_embedded_at(manifest: str | Path, spec: dict[str, Any]) -> Path | None:
     """Generate the embedded dataset of a config's ``data.synthetic`` when `manifest` is where it belongs.
 
+    A manifest already there is returned as is, except a gaze test bed, which must match the spec
+    and this code's `TESTBED_VERSION` (`testbed.generate.ensure_testbed`).
+
     `spec` names its own location (``manifest: data/synthetic/manifest.csv``); a different, missing
     `manifest` (a typo, a real dataset not yet prepared) is left for the caller to report as missing —
     never filled with synthetic pairs. Generation is announced in the log.
@@ -47,11 +50,13 @@ def ensure_embedded_at(manifest: str | Path, spec: dict[str, Any]) -> Path | Non
     spec = dict(spec)
     home = spec.pop("manifest", None)
     manifest = Path(manifest)
+    if home is not None and Path(home).resolve() != manifest.resolve():
+        return None
+    if manifest.exists():  # generated before: the generator checks it is still what the spec asks (gaze test bed)
+        return ensure_embedded(manifest.parent, spec) if home is not None else None
     if home is None:
         log.warning("data.synthetic has no `manifest` key: generating at %s; add `manifest: %s` to the config's "
                     "data.synthetic so that a mistyped --data.manifest is an error instead", manifest, manifest)
-    elif Path(home).resolve() != manifest.resolve():
-        return None
     log.info("generating the embedded %s dataset at %s (data.synthetic; first use only)",
              spec.get("source", "synthetic"), manifest.parent)
     return ensure_embedded(manifest.parent, spec)

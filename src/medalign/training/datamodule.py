@@ -143,7 +143,7 @@ class MedAlignDataModule(L.LightningDataModule):
             raise ValueError(f"data.bit_depth must be between 1 and 16 (or null), got {bit_depth}")
         self._manifest_path = Path(manifest) if manifest else None
         if manifest is not None:
-            if synthetic is not None and not self._manifest_path.exists():
+            if synthetic is not None:  # generates it when absent; a stale gaze test bed is refused
                 from medalign.synthetic.sources import ensure_embedded_at
 
                 ensure_embedded_at(self._manifest_path, synthetic)

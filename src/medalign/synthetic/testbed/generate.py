@@ -35,7 +35,7 @@ from medalign.synthetic.testbed.report import write_report
 
 __all__ = ["TESTBED_LABELS", "TestbedConfig", "ensure_testbed", "generate_testbed", "sample_lesions"]
 
-TESTBED_VERSION = 1  # bump when rendering, sampling or reports change
+TESTBED_VERSION = 2  # bump when rendering, sampling or reports change
 _FINDINGS, _IMAGE, _REPORT, _MARKER, _GAZE = 0, 1, 2, 3, 4  # per-pair random streams
 # Each class's burn-in marker reuses one of `synthetic.shortcut`'s glyph slots.
 MARKER_SLOT = {"Atelectasis": "Atelectasis", "Cardiomegaly": "Cardiomegaly", "Consolidation": "Consolidation",
@@ -55,6 +55,7 @@ class TestbedConfig:
     location_omitted: float | None = None  # share of findings whose location the report omits; None: PadChest's per class
     distractors: float = 1.0  # mean number (Poisson) of unreported lesions per image; gaze ignores them
     shortcut: float = 0.9  # P: a present finding carries its class's marker in train/val; markers independent in test
+    markers: str = "shortcut"  # "independent": every split's markers drawn like the test split's (the shortcut's control)
     split_fractions: tuple[float, float, float] = (0.65, 0.1, 0.25)  # train/val/test
     normal_fraction: float = 0.2  # pairs with no finding
     multi_fraction: float = 0.15  # pairs with 2 findings (the rest: exactly one)
@@ -73,6 +74,8 @@ class TestbedConfig:
                 raise ValueError(f"TestbedConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.distractors < 0:
             raise ValueError(f"TestbedConfig.distractors (a mean count) must be ≥ 0, got {self.distractors}")
+        if self.markers not in ("shortcut", "independent"):
+            raise ValueError(f"TestbedConfig.markers must be 'shortcut' or 'independent', got {self.markers!r}")
         if self.normal_fraction + self.multi_fraction > 1.0:
             raise ValueError("TestbedConfig: normal_fraction + multi_fraction must be ≤ 1")
 
@@ -92,11 +95,21 @@ def _place(label: str, assets: Assets, lung: np.ndarray, rng: np.random.Generato
     return tuple(float(b) for b in box)
 
 
+def _draw_lung(assets: Assets, size: int, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+    """A real lung mask with a lung field: 82 of the 517 shipped masks are blank (figures nobody
+    annotated) and are redrawn, so every image has lungs for its lung lesions."""
+    for _ in range(1000):
+        mask = int(rng.integers(len(assets.mask_names)))
+        lung = lung_mask(mask, size)
+        if lung.any():
+            return mask, lung
+    raise RuntimeError("no non-blank lung mask in 1,000 draws: is torchxrayvision's semantic_masks_v7labs_lungs.zip damaged?")
+
+
 def sample_lesions(config: TestbedConfig, i: int, assets: Assets) -> tuple[int, list[Lesion]]:
     """Pair `i`'s lung mask index and lesions (reported findings in class order, then distractors)."""
     rng = np.random.default_rng([config.seed, i, _FINDINGS])
-    mask = int(rng.integers(len(assets.mask_names)))
-    lung = lung_mask(mask, config.image_size)
+    mask, lung = _draw_lung(assets, config.image_size, rng)
     u = rng.random()
     count = 0 if u < config.normal_fraction else (2 if u < config.normal_fraction + config.multi_fraction else 1)
     labels = [TESTBED_LABELS[k] for k in sorted(rng.choice(len(TESTBED_LABELS), size=count, replace=False).tolist())]
@@ -183,7 +196,8 @@ def generate_testbed(out_dir: str | Path, config: TestbedConfig | None = None, p
         markers = []
         if config.shortcut > 0:
             slots = {MARKER_SLOT[name]: v for name, v in label_rows[i].items()}
-            markers = draw_markers(slots, splits[i], config.shortcut, prevalence,
+            split = "test" if config.markers == "independent" else splits[i]  # the test split's draws: same stream
+            markers = draw_markers(slots, split, config.shortcut, prevalence,
                                    np.random.default_rng([config.seed, i, _MARKER]))
         Image.fromarray(stamp(rendered.image, markers)).save(out / f"images/{i:05d}.png")
         heatmap = ""
@@ -214,6 +228,30 @@ def generate_testbed(out_dir: str | Path, config: TestbedConfig | None = None, p
 
 
 def ensure_testbed(out_dir: str | Path, config: TestbedConfig | None = None) -> Path:
-    """Return `out_dir/manifest.csv`, generating the test bed first if it is absent (safe across DDP ranks)."""
+    """Return `out_dir/manifest.csv`, generating the test bed first if it is absent (safe across DDP ranks).
+
+    Raises:
+        ValueError: `out_dir` holds a test bed written by another `TESTBED_VERSION` or with another
+            config (its ``testbed.json`` says which); it is never overwritten: a run would otherwise
+            train on a different set than its config names.
+    """
     config = config or TestbedConfig()
-    return ensure_generated(out_dir, lambda tmp: generate_testbed(tmp, config, progress=False), "gaze test bed")
+    manifest = ensure_generated(out_dir, lambda tmp: generate_testbed(tmp, config, progress=False), "gaze test bed")
+    check_testbed(Path(out_dir), config)
+    return manifest
+
+
+def check_testbed(folder: Path, config: TestbedConfig) -> None:
+    """Refuse a generated test bed whose version or config differ from what is asked (see `ensure_testbed`)."""
+    summary_file = folder / "testbed.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    version = summary.get("version")
+    wanted = json.loads(json.dumps(asdict(config)))  # tuples as the JSON's lists
+    default = json.loads(json.dumps(asdict(TestbedConfig())))
+    saved = {**{k: v for k, v in default.items() if k not in summary.get("config", {})}, **summary.get("config", {})}
+    changed = sorted(k for k in wanted if saved.get(k) != wanted[k])  # a knob newer than the folder: its default
+    if version != TESTBED_VERSION or changed:
+        why = (f"test-bed version {version} (this code writes version {TESTBED_VERSION})" if version != TESTBED_VERSION
+               else "other settings: " + ", ".join(f"{k} {saved.get(k)!r} ≠ {wanted[k]!r}" for k in changed))
+        raise ValueError(f"{folder} holds a gaze test bed generated with {why}; delete the folder to regenerate it, "
+                         "or point data.synthetic.manifest to another folder")
