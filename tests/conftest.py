@@ -7,6 +7,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # any hub id must fail fast, never retry
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One intra-op thread (here and in the commands tests start): the tiny models gain little from a second
+# thread, and on a 2-core machine busy with other jobs two OpenMP threads wait on each other (a tiny
+# training step: 0.22 s with one thread, 6.1 s with two, measured under load 6; docs/testing.md).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import torch
 
 from medalign.synthetic.generate import SyntheticConfig, ensure_synthetic
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
 

@@ -64,22 +64,27 @@ def nmi_by_hand(a: Sequence, b: Sequence) -> float:
     return mi / denominator if denominator else 1.0
 
 
-def silhouette_by_hand(x, clusters, chunk: int = 512) -> float:
+def silhouette_by_hand(x, clusters, chunk: int = 1024) -> float:
     """Mean over points of (b − a) / max(a, b): a = mean distance to its own cluster's other points,
-    b = the smallest mean distance to another cluster (Rousseeuw 1987); numpy, chunked rows."""
+    b = the smallest mean distance to another cluster (Rousseeuw 1987); scipy distances, chunked rows."""
     import numpy as np
+    from scipy.spatial.distance import cdist
 
     x, clusters = np.asarray(x, dtype=np.float64), np.asarray(clusters)
-    ids = np.unique(clusters)
-    members = [clusters == c for c in ids]
+    ids, own = np.unique(clusters, return_inverse=True)  # own: (N,) cluster index of each point
+    one_hot = np.eye(len(ids))[own]  # (N, C)
+    sizes = one_hot.sum(0)  # (C,)
     values = []
     for start in range(0, len(x), chunk):
-        d = np.sqrt(((x[start : start + chunk, None, :] - x[None, :, :]) ** 2).sum(-1))  # (C, N)
-        for row, own in zip(d, clusters[start : start + chunk]):
-            mean_to = {c: row[m].sum() / (m.sum() - (c == own)) for c, m in zip(ids, members)}
-            a, b = mean_to[own], min(v for c, v in mean_to.items() if c != own)
-            values.append((b - a) / max(a, b))
-    return float(np.mean(values))
+        d = cdist(x[start : start + chunk], x)  # (B, N) Euclidean, computed directly (no ‖a‖² − 2ab + ‖b‖²)
+        rows = np.arange(len(d))
+        mine = own[start : start + chunk]  # (B,)
+        mean_to = (d @ one_hot) / (sizes - np.eye(len(ids))[mine])  # (B, C): own cluster without the point itself
+        a = mean_to[rows, mine]
+        mean_to[rows, mine] = np.inf
+        b = mean_to.min(1)
+        values.append((b - a) / np.maximum(a, b))
+    return float(np.concatenate(values).mean())
 
 
 def calinski_harabasz_by_hand(x, clusters) -> float:

@@ -38,11 +38,20 @@ def _file(name: str) -> Path:
     return path
 
 
-def test_chexpert_train_csv():
+@pytest.fixture(scope="module")
+def chexpert_train():
+    """The real train.csv (223,414 rows) and the adapter's rows from it, read once for this module."""
     raw = pd.read_csv(_file("chexpert_train.csv.gz"))
+    prepared = chexpert.from_tables(Path("/data/CheXpert-v1.0-small"), raw.assign(split="train"))  # keyword defaults
+    return raw, prepared
+
+
+def test_chexpert_train_csv(chexpert_train):
+    raw, prepared = chexpert_train
     assert len(raw) == 223_414
-    root = Path("/data/CheXpert-v1.0-small")
-    prepared = chexpert.from_tables(root, raw.assign(split="train"))  # keyword defaults: frontal views, metadata text
+    # the keyword defaults are frontal views, no val split and the metadata text (checked below)
+    assert (chexpert.from_tables.__kwdefaults__["views"], chexpert.from_tables.__kwdefaults__["val_fraction"],
+            chexpert.from_tables.__kwdefaults__["text"]) == ("frontal", 0.0, "metadata")
     frame = prepared.frame
     assert len(frame) == int((raw["Frontal/Lateral"] == "Frontal").sum()) == 223_414 - prepared.dropped["lateral view"]
     assert frame["image"].iloc[0] == "/data/CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
@@ -62,10 +71,8 @@ CHEXPERT_5X200_POOLS = {"Atelectasis": 7_239, "Cardiomegaly": 3_749, "Consolidat
                         "Pleural Effusion": 23_100}  # fmt: skip
 
 
-def test_chexpert_5x200_pools_on_the_real_train_csv(tmp_path):
-    raw = pd.read_csv(_file("chexpert_train.csv.gz"))
-    frame = chexpert.from_tables(Path("/data/CheXpert-v1.0-small"), raw.assign(split="train"), views="frontal",
-                                 val_fraction=0.0, text="metadata").frame
+def test_chexpert_5x200_pools_on_the_real_train_csv(tmp_path, chexpert_train):
+    frame = chexpert_train[1].frame  # frontal views, val_fraction 0, metadata text (the defaults)
     assert eligible_counts(frame, COMPETITION_5) == CHEXPERT_5X200_POOLS
     # Blanks are most of the table: were a blank "unknown" (row dropped), almost nothing would be left.
     values = frame[COMPETITION_5].to_numpy()

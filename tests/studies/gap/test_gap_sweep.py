@@ -104,11 +104,9 @@ def test_gap_sweep_command_writes_every_output(tmp_path, synthetic_dir):
     from medalign.training.cli import cli_main
     from medalign.commands.gap_sweep import run
 
-    torch.set_num_threads(2)  # the tiny fit
     cli_main(["fit", "--config", "tests/conf/tiny.yaml", "--data.manifest", str(synthetic_dir / "manifest.csv"),
               "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false", "--trainer.max_epochs", "1",
               "--checkpoint.dirpath", str(tmp_path / "ckpt"), "--checkpoint.monitor", "null"])
-    torch.set_num_threads(1)
     ckpt = tmp_path / "ckpt" / "last.ckpt"
     out = tmp_path / "sweep"
     results = run(["--config", "gap_sweep", "--manifest", str(synthetic_dir / "manifest.csv"), "--ckpt", str(ckpt),
