@@ -37,3 +37,14 @@ def tokenizer(synthetic_dir: Path):
     from medalign.data.tokenizer import load_tokenizer
 
     return load_tokenizer(synthetic_dir / "tokenizer")
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-import numpy as np
 import pytest
 from scipy import stats
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "testbed_shortcut_study.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("testbed_shortcut_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("testbed_shortcut_study")
 
 
 def test_report_pairs_seeds_present_in_both_arms(study, capsys):

@@ -189,14 +189,9 @@ def test_fp16_config_asks_for_16_mixed_and_cpu_falls_back_to_bf16(tmp_path, synt
 
 # ------------------------------------------------- throughput benchmark script
 def _bench():
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import load_script
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_gpu_throughput.py"
-    spec = importlib.util.spec_from_file_location("bench_gpu_throughput", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_gpu_throughput")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
