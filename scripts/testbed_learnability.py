@@ -21,7 +21,7 @@ import numpy as np
 
 
 def load_split(manifest: str, split: str, labels: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
-    """Images of one split as (N, 3, S, S) float tensors in the training transform's range, and (N, L) labels."""
+    """Images of one split as (N, 3, S, S) float tensors, (x − 0.5) / 0.5 per pixel (no augmentation), and (N, L) labels."""
     import pandas as pd
     import torch
     from PIL import Image

@@ -105,7 +105,8 @@ def linear_arms(shortcut_manifest: str, clean_manifest: str, boots: int = 1000) 
 def marker_breakdown(checkpoint: str, shortcut_manifest: str, clean_manifest: str) -> dict:
     """Zero-shot accuracy of `checkpoint` on the single-label test rows, with and without their markers.
 
-    The prompts are the checkpoint's (``data.prompts``), one mean prompt embedding per class. Rows
+    The prompts are the checkpoint's (``data.prompts``), scored as `test` scores them
+    (`zero_shot_scores`, mean prompt embedding per class). Rows
     are split by the markers they carry (none / only their own class's / another class's), and for
     each class's marker the share of rows of *other* classes carrying it that are predicted as
     that class (what the marker pulls predictions to).
@@ -117,6 +118,7 @@ def marker_breakdown(checkpoint: str, shortcut_manifest: str, clean_manifest: st
     from medalign.data.prompts import load_prompts
     from medalign.data.transforms import load_image
     from medalign.evaluation.encoders import checkpoint_hparams
+    from medalign.evaluation.tasks.zero_shot import zero_shot_scores
     from medalign.paths import resolve_config
     from medalign.synthetic.testbed.generate import TESTBED_LABELS
 
@@ -125,9 +127,7 @@ def marker_breakdown(checkpoint: str, shortcut_manifest: str, clean_manifest: st
     _, data = checkpoint_hparams(checkpoint)
     prompts = load_prompts(resolve_config(data.get("prompts") or "prompts/gaze5.json", (".json",)), labels)
     with torch.no_grad():
-        classes = torch.stack([torch.nn.functional.normalize(encoder.encode_texts(prompts[c]), dim=-1).mean(0)
-                               for c in labels])
-        classes = torch.nn.functional.normalize(classes, dim=-1)  # (K, D)
+        prompt_emb = [torch.nn.functional.normalize(encoder.encode_texts(prompts[c]), dim=-1) for c in labels]
 
     frame = pd.read_csv(shortcut_manifest, keep_default_na=False)
     test = frame[(frame["split"] == "test") & (frame[labels].sum(axis=1) == 1)]
@@ -138,7 +138,8 @@ def marker_breakdown(checkpoint: str, shortcut_manifest: str, clean_manifest: st
         for start in range(0, len(test), 128):
             images = torch.stack([encoder.transform(load_image(root / p))[0] for p in test["image"].iloc[start:start + 128]])
             with torch.no_grad():
-                out.append((torch.nn.functional.normalize(encoder.encode_images(images), dim=-1) @ classes.T).argmax(1))
+                image_emb = torch.nn.functional.normalize(encoder.encode_images(images), dim=-1)
+                out.append(zero_shot_scores(image_emb, prompt_emb).argmax(1))
         return torch.cat(out).numpy()
 
     marked, unmarked = predict(shortcut_manifest), predict(clean_manifest)

@@ -38,8 +38,8 @@ PRESETS: dict[str, ModelPreset] = {
         text_config=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
     ),
     # The gaze test bed (docs/testbed.md): its lesions are real-box sized (nodules ≈ 6 px at 64 px),
-    # which the 2-layer, 8-px-patch ViT above barely learns (supervised AUC 0.55–0.73 after 6 epochs)
-    # and timm's 0.37M-parameter test ResNet does (0.76–0.99 after 4); output stride 8 keeps an 8×8
+    # which the 2-layer, 8-px-patch ViT above barely learns (supervised macro-AUC 0.748 after 6 epochs,
+    # 5 seeds; scripts/testbed_learnability.py) and timm's 0.37M-parameter test ResNet does (0.920); output stride 8 keeps an 8×8
     # feature map for Grad-CAM, like the tiny ViT's patch grid. Same text tower and cost as `tiny`.
     "tiny_cnn": ModelPreset(
         image_model="test_resnet",

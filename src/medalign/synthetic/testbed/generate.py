@@ -247,9 +247,9 @@ def check_testbed(folder: Path, config: TestbedConfig) -> None:
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     version = summary.get("version")
     wanted = json.loads(json.dumps(asdict(config)))  # tuples as the JSON's lists
-    default = json.loads(json.dumps(asdict(TestbedConfig())))
-    saved = {**{k: v for k, v in default.items() if k not in summary.get("config", {})}, **summary.get("config", {})}
-    changed = sorted(k for k in wanted if saved.get(k) != wanted[k])  # a knob newer than the folder: its default
+    # a knob newer than the folder counts as its default (what the older code did)
+    saved = {**json.loads(json.dumps(asdict(TestbedConfig()))), **summary.get("config", {})}
+    changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
     if version != TESTBED_VERSION or changed:
         why = (f"test-bed version {version} (this code writes version {TESTBED_VERSION})" if version != TESTBED_VERSION
                else "other settings: " + ", ".join(f"{k} {saved.get(k)!r} ≠ {wanted[k]!r}" for k in changed))
