@@ -7,9 +7,13 @@ its summary and never end. `loader_worker_init` registers a reaper that runs fir
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -38,10 +42,29 @@ def test_process_with_live_sigterm_ignoring_workers_exits():
     assert "batch [0, 1, 2, 3]" in done.stdout
 
 
+HANG_WINDOW = 10  # seconds after the script's last line: the reaper's exit takes its 2 s grace, a hang is forever
+
+
 def test_bare_ignore_sigterm_is_what_hangs():
-    """The control: without the reaper the same script never exits (so the test above can fail)."""
-    with pytest.raises(subprocess.TimeoutExpired):
-        run_script("ignore_sigterm", "ignore_sigterm", timeout=20)
+    """The control: without the reaper the same script never exits (so the test above can fail).
+
+    Timed from the script's last line, not from its start: a slow torch import under load must not
+    pass for a hang, and the wait for a hang that started need not include the import.
+    """
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(name="ignore_sigterm", call="ignore_sigterm")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    watchdog = threading.Timer(600, proc.kill)  # a script that never prints must not hang the test
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()
+        assert line == "batch [0, 1, 2, 3]\n", line + proc.stderr.read()
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=HANG_WINDOW)
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the script and its two workers
+        proc.communicate()
 
 
 HOOK_SCRIPT = textwrap.dedent(
