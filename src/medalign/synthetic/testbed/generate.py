@@ -17,7 +17,6 @@ does not depend on `n`. The ``lesions`` column lists every drawn lesion as
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from medalign.run_folder import atomic_path
 from medalign.synthetic.findings import NO_FINDING
 from medalign.synthetic.generate import _assign_splits, _assign_subjects, _heatmap_subset, ensure_generated
 from medalign.synthetic.images import Rendered, _ellipse, _fill, _sigmoid, render_heatmap
@@ -221,9 +221,8 @@ def generate_testbed(out_dir: str | Path, config: TestbedConfig | None = None, p
     summary = dict(testbed="gaze", version=TESTBED_VERSION, config=asdict(config),
                    padchest_localised=assets.localised, counts=counts)
     (out / "testbed.json").write_text(json.dumps(summary, indent=2) + "\n")
-    tmp = out / "manifest.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "manifest.csv")
+    with atomic_path(out / "manifest.csv") as tmp:
+        frame.to_csv(tmp, index=False)
     return out / "manifest.csv"
 
 

@@ -88,8 +88,9 @@ def cross_validated_r2(features: np.ndarray, targets: np.ndarray, folds: int = 5
 def cross_validated_auc(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> float:
     """Macro AUC of out-of-fold logistic regressions `features` (N, F) → each column of `labels` (N, C) in {0, 1}."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
+
+    from medalign.metrics.classification import binary_auc
 
     aucs = []
     for c in range(labels.shape[1]):
@@ -101,7 +102,7 @@ def cross_validated_auc(features: np.ndarray, labels: np.ndarray, folds: int = 5
             mean, scale = features[train].mean(0), features[train].std(0) + 1e-8
             model = LogisticRegression(C=0.1, max_iter=2000).fit((features[train] - mean) / scale, y[train])
             scores[test] = model.decision_function((features[test] - mean) / scale)
-        aucs.append(roc_auc_score(y, scores))
+        aucs.append(binary_auc(y, scores))
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
