@@ -358,12 +358,34 @@ class MedAlignDataModule(L.LightningDataModule):
         steps). Without a trainer or such a module every batch is loaded.
         """
         trainer = self.trainer
-        used_at = getattr(getattr(trainer, "lightning_module", None), "expert_used_at", None)
+        module = getattr(trainer, "lightning_module", None)
+        used_at = getattr(module, "expert_used_at", None)
         batches = getattr(trainer, "num_training_batches", None)
+        if used_at is not None and not isinstance(batches, int):
+            batches = self._count_before_lightning(module)
         if used_at is None or not isinstance(batches, int) or batches < 1:
             return True
         accumulate = trainer.accumulate_grad_batches
         return used_at(epoch * math.ceil(batches / accumulate) + batch // accumulate)
+
+    def _count_before_lightning(self, module: Any) -> int | None:
+        """Batches per epoch (and the module's ``total_steps``) before Lightning has counted them.
+
+        On resume Lightning creates the train iterator before it counts the batches, and loader
+        workers prefetch at once: the curriculum's draws then need the run's length already.
+        Lightning's count (`estimated_stepping_batches`), which replaces it at train start, is the same.
+        """
+        trainer = self.trainer
+        if trainer.limit_train_batches != 1.0 or self._train_loader is None:
+            return None
+        batches = len(self._train_loader)
+        if getattr(module, "total_steps", 0) is None:
+            per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+            epochs = -1 if trainer.max_epochs == -1 else max(trainer.max_epochs or 1, 1)  # Lightning's rule
+            bounds = [n for n in (trainer.max_steps, epochs * per_epoch) if n > 0]
+            if bounds:
+                module.total_steps = min(bounds)
+        return batches
 
     def _progress(self) -> tuple[int, int]:
         loop = self.trainer.fit_loop

@@ -197,9 +197,18 @@ class ResumableDataLoader(DataLoader):
         return {"epoch": epoch, "batches": batches, "batch_size": self.batch_size or 1}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue where the state left off: the rest of its epoch, or the next epoch from its start.
+
+        The sampler's epoch is restored here too, not left to Lightning's ``set_epoch``: on resume
+        Lightning creates the loader's iterator before it sets the epoch, and loader workers
+        prefetch at once, so an unset epoch would replay epoch 0's order (and skip nothing).
+        """
         samples = state["batches"] * state["batch_size"]
         if samples < len(self.sampler):
+            self.sampler.set_epoch(state["epoch"])
             self.sampler.skip(state["epoch"], samples)
+        else:  # the epoch was finished
+            self.sampler.set_epoch(state["epoch"] + 1)
 
 
 def num_batches(samples: int, batch_size: int, drop_last: bool) -> int:
