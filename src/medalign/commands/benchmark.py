@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print the grid and every cell's command lines; run nothing")
     mode.add_argument("--aggregate", action="store_true", help="only aggregate the cells that finished")
-    parser.add_argument("--methods", nargs="+", default=None, help="run only these methods")
+    parser.add_argument("--methods", nargs="+", default=None, help="run (or, with --aggregate, tabulate) only these methods")
     parser.add_argument("--only", nargs="+", default=None, help="cone_effect study: run only these datasets or backbones")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     parser.add_argument("--include-unconverged", action="store_true",
@@ -107,6 +107,10 @@ def run(argv: list[str]) -> dict:
             print(f"  FAILED {o.key}: {o.error}", file=sys.stderr)
     from medalign.benchmark.aggregate import MixedCodeVersions
 
+    if args.methods:  # the tables and questions of those methods only
+        names = set(args.methods)
+        cfg = replace(cfg, methods=[m for m in cfg.methods if m.name in names],
+                      questions=[q for q in cfg.questions if {q.baseline, q.method} <= names])
     try:
         result = aggregate(cfg, expand_grid(cfg), plots=not args.no_plots, include_unconverged=args.include_unconverged,
                            allow_mixed=args.allow_mixed)
