@@ -93,7 +93,7 @@ def test_paper_configs_carry_the_papers_values(synthetic_dir):
         other["model"]["init_args"]["model"]["preset"] = "swin_t"
         assert other["model"]["init_args"] == swin["model"]["init_args"] and other["data"] == swin["data"]
     assert cli.model.priming_end == 0.1  # priming over the curriculum's cold start
-    for path in CONFIG_DIR.rglob("*.yaml"):  # plain DDP works for every method (tests/training/test_eclip_ddp.py)
+    for path in CONFIG_DIR.rglob("*.yaml"):  # plain DDP works for every method (tests/training/test_ddp.py)
         assert "ddp_find_unused_parameters" not in path.read_text(), path
     p = yaml.safe_load((CONFIG_DIR / "eclip_p_swin.yaml").read_text())
     assert p["trainer"]["max_steps"] == 1000 and p["model"]["init_args"]["lr"] == 1e-5
