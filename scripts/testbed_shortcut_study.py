@@ -16,7 +16,16 @@ Extra arguments go to `fit` (e.g. ``--trainer.limit_train_batches 40``). ``--onl
 runs one arm (two processes can run the arms side by side, each writing its own ``--out``);
 ``--aggregate A.json B.json`` then prints the paired difference (``--rescore`` first adds the
 no-marker score to runs that lack it). ``--by-marker CKPT`` trains nothing: it splits a checkpoint's test accuracy by the markers
-each row carries. ``--linear`` trains no CLIP:
+each row carries. ``--by-marker-grid RUN_DIR`` does that for every finished cell of a benchmark study
+(``RUN_DIR/<method>/fraction1/seed<N>/checkpoints/last.ckpt``; results cached in ``RUN_DIR/by_marker.json``
+by checkpoint hash) and writes ``RUN_DIR/by_marker.md``: per arm the accuracy with and without markers
+and the loss to markers (t-based 95 % CIs over seeds), each ``--pairs METHOD:BASELINE`` paired by
+seed, and each glyph's pull::
+
+    python scripts/testbed_shortcut_study.py data/pc_inf_g25/manifest.csv data/pc_clean_g25/manifest.csv \
+        --by-marker-grid runs/benchmark/eclip_positive_control --pairs eclip_inf_g25:clip_inf eclip_inf_g25:template_inf_g25
+
+``--linear`` trains no CLIP:
 a per-class logistic regression on the raw pixels of each arm's train split, scored on the
 shortcut set's test split (macro-AUC, paired bootstrap over test rows): a minute on a CPU.
 """
@@ -160,6 +169,91 @@ def marker_breakdown(checkpoint: str, shortcut_manifest: str, clean_manifest: st
     return out
 
 
+def grid_breakdowns(run_dir: str, shortcut_manifest: str, clean_manifest: str,
+                    methods: list[str] | None = None) -> dict[str, dict]:
+    """`marker_breakdown` of every finished cell's final checkpoint under a benchmark folder, keyed ``method/seedN``.
+
+    Results are cached in ``run_dir/by_marker.json`` with the checkpoint's SHA-256 and both manifests'
+    paths; a cell whose checkpoint (or manifest pair) changed is scored again.
+    """
+    import contextlib
+    import io
+
+    from medalign.run_folder import atomic_path, file_sha256
+
+    root = Path(run_dir)
+    cache_file = root / "by_marker.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    out = {}
+    cells = sorted(root.glob("*/fraction*/seed*/done.json"), key=lambda p: (p.parts[-4], int(p.parts[-2][4:])))
+    for done in cells:
+        method, seed = done.parts[-4], done.parts[-2]
+        if methods and method not in methods:
+            continue
+        checkpoint = done.parent / "checkpoints" / "last.ckpt"
+        if not checkpoint.exists():
+            print(f"{method}/{seed}: finished but {checkpoint} is missing; left out", flush=True)
+            continue
+        key = f"{method}/{seed}"
+        stamp = {"checkpoint_sha256": file_sha256(checkpoint), "manifests": [shortcut_manifest, clean_manifest]}
+        cached = cache.get(key)
+        if cached is None or any(cached.get(k) != v for k, v in stamp.items()):
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                cached = cache[key] = {**stamp, **marker_breakdown(str(checkpoint), shortcut_manifest, clean_manifest)}
+            print(f"{key}: accuracy with markers {cached['accuracy']['with markers']:.3f}, without "
+                  f"{cached['accuracy']['without']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+            with atomic_path(cache_file) as tmp:
+                Path(tmp).write_text(json.dumps(cache, indent=1))
+        out[key] = cached
+    return out
+
+
+def marker_tables(breakdowns: dict[str, dict], pairs: list[tuple[str, str]]) -> str:
+    """Markdown: per-arm accuracy with / without markers and the loss to markers, `pairs` by seed, glyph pull.
+
+    Args:
+        breakdowns: ``method/seedN`` → `marker_breakdown` result.
+        pairs: (method, baseline) differences, paired on the seeds both have.
+    """
+    from medalign.metrics.stats import format_ci, mean_ci, paired_ci, reading
+
+    def per_seed(method: str, key: str) -> dict[int, float]:
+        return {int(k.split("/seed")[1]): v["accuracy"][key] for k, v in breakdowns.items() if k.split("/")[0] == method}
+
+    arms = list(dict.fromkeys(k.split("/")[0] for k in breakdowns))
+    lines = ["| arm | test accuracy, markers independent of labels | same images without markers | "
+             "loss to markers (without − with) | seeds |", "|---|---|---|---|---|"]
+    for arm in arms:
+        with_, without = per_seed(arm, "with markers"), per_seed(arm, "without")
+        seeds = sorted(with_)
+        loss = paired_ci([without[s] for s in seeds], [with_[s] for s in seeds]) if len(seeds) > 1 else None
+        lines.append(f"| {arm} | {format_ci(mean_ci([with_[s] for s in seeds]), signed=False)} | "
+                     f"{format_ci(mean_ci([without[s] for s in seeds]), signed=False)} | "
+                     f"{format_ci(loss) + ', ' + reading(loss) if loss else '–'} | {seeds} |")
+    if pairs:
+        lines += ["", "| difference (paired by seed) | accuracy with markers | without markers |", "|---|---|---|"]
+    for method, baseline in pairs:
+        row = []
+        for key in ("with markers", "without"):
+            a, b = per_seed(method, key), per_seed(baseline, key)
+            seeds = sorted(set(a) & set(b))
+            if len(seeds) < 2:
+                row.append(f"{len(seeds)} paired seed(s): too few seeds")
+                continue
+            ci = paired_ci([a[s] for s in seeds], [b[s] for s in seeds])
+            row.append(f"{format_ci(ci)}, p = {ci['p_value']:.2g}, n = {ci['n']}: {reading(ci)}")
+        lines.append(f"| {method} − {baseline} | " + " | ".join(row) + " |")
+    lines += ["", "Glyph pull: share of test rows of another class carrying a class's marker that are predicted "
+              "as that class, mean over seeds.", ""]
+    classes = list(next(iter(breakdowns.values()))["pull"]) if breakdowns else []
+    lines += ["| arm | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for arm in arms:
+        pulls = [v["pull"] for k, v in breakdowns.items() if k.split("/")[0] == arm]
+        lines.append(f"| {arm} | " + " | ".join(f"{np.mean([p[c] for p in pulls]):.3f}" for c in classes) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("shortcut_manifest")
@@ -182,7 +276,27 @@ def main() -> None:
     parser.add_argument("--by-marker", metavar="CKPT", default=None,
                         help="no training: zero-shot accuracy of CKPT on the shortcut set's single-label test rows "
                              "split by the markers they carry, and where each class's marker pulls predictions")
+    parser.add_argument("--by-marker-grid", metavar="RUN_DIR", default=None,
+                        help="no training: --by-marker for every finished cell of a benchmark folder; tables with "
+                             "paired CIs in RUN_DIR/by_marker.md")
+    parser.add_argument("--pairs", nargs="*", default=[], metavar="METHOD:BASELINE",
+                        help="with --by-marker-grid: differences to pair by seed")
+    parser.add_argument("--methods", nargs="*", default=None, help="with --by-marker-grid: only these methods")
     args, overrides = parser.parse_known_args()
+    if args.by_marker_grid:
+        pairs = [tuple(p.split(":", 1)) for p in args.pairs]
+        if any(len(p) != 2 for p in pairs):
+            parser.error(f"--pairs takes METHOD:BASELINE, got {args.pairs}")
+        breakdowns = grid_breakdowns(args.by_marker_grid, args.shortcut_manifest, args.clean_manifest, args.methods)
+        if not breakdowns:
+            parser.error(f"{args.by_marker_grid}: no finished cell (*/fraction*/seed*/done.json) with a last.ckpt")
+        missing = sorted({m for p in pairs for m in p} - {k.split("/")[0] for k in breakdowns})
+        if missing:
+            parser.error(f"--pairs names methods with no finished cell under {args.by_marker_grid}: {missing}")
+        tables = marker_tables(breakdowns, pairs)
+        Path(args.by_marker_grid, "by_marker.md").write_text(tables)
+        print(tables)
+        return
     if args.by_marker:
         marker_breakdown(args.by_marker, args.shortcut_manifest, args.clean_manifest)
         return
