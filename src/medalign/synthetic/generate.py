@@ -129,6 +129,18 @@ def _counts(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     return counts
 
 
+def plan_rows(out_dir: str | Path, config: SyntheticConfig) -> tuple[Path, np.ndarray, list[str], set[int]]:
+    """Create ``images/`` and ``heatmaps/`` under `out_dir`; the rows' splits, subjects and gaze subset.
+
+    Shared by every generator, so a set's splits, subjects and gaze rows follow its seed the same way.
+    """
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "heatmaps").mkdir(exist_ok=True)
+    splits = _assign_splits(config)
+    return out, splits, _assign_subjects(splits, config.seed), _heatmap_subset(splits, config)
+
+
 def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = None, progress: bool = True) -> Path:
     """Write the dataset under `out_dir` (created; existing files are overwritten).
 
@@ -139,12 +151,7 @@ def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = Non
     from medalign.data.tokenizer import train_wordpiece_tokenizer
 
     config = config or SyntheticConfig()
-    out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "heatmaps").mkdir(exist_ok=True)
-    splits = _assign_splits(config)
-    subjects = _assign_subjects(splits, config.seed)
-    with_heatmap = _heatmap_subset(splits, config)
+    out, splits, subjects, with_heatmap = plan_rows(out_dir, config)
 
     indices = range(config.n)
     if progress:

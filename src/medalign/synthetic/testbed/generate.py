@@ -26,7 +26,7 @@ from PIL import Image
 
 from medalign.run_folder import atomic_path
 from medalign.synthetic.findings import NO_FINDING
-from medalign.synthetic.generate import _assign_splits, _assign_subjects, _heatmap_subset, ensure_generated
+from medalign.synthetic.generate import ensure_generated, plan_rows
 from medalign.synthetic.images import Rendered, _ellipse, _fill, _sigmoid, render_heatmap
 from medalign.synthetic.shortcut import draw_markers, stamp
 from medalign.synthetic.testbed.assets import TESTBED_LABELS, Assets, load_assets, lung_mask
@@ -172,12 +172,7 @@ def generate_testbed(out_dir: str | Path, config: TestbedConfig | None = None, p
 
     config = config or TestbedConfig()
     assets = load_assets()
-    out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "heatmaps").mkdir(exist_ok=True)
-    splits = _assign_splits(config)
-    subjects = _assign_subjects(splits, config.seed)
-    with_heatmap = _heatmap_subset(splits, config)
+    out, splits, subjects, with_heatmap = plan_rows(out_dir, config)
     sampled = [sample_lesions(config, i, assets) for i in range(config.n)]
     label_rows = [{name: int(any(les.label == name for les in lesions)) for name in TESTBED_LABELS}
                   for _, lesions in sampled]
