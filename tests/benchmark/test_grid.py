@@ -72,11 +72,14 @@ def test_seed_args_names_every_stream_once():
 def test_the_positive_control_study_parses_and_declares_its_primary_metric(_parse_only):
     cfg = load_benchmark_config("benchmark/eclip_positive_control.yaml")
     assert cfg.primary == "zero_shot.macro_f1" and len(cfg.seeds) >= 5
-    assert len(cfg.methods) == 17 and len(expand_grid(cfg)) == 17 * len(cfg.seeds)  # 14 + 3 isolation arms
+    assert len(cfg.methods) == 18 and len(expand_grid(cfg)) == 18 * len(cfg.seeds)  # 14 + 3 isolation arms + oracle control
     cells = {c.method: c for c in expand_grid(cfg) if c.seed == 1}
-    isolation = {m: _resolved(cells[m].fit_args)["model"]["init_args"] for m in ("eclip_inf_oracle", "eclip_inf_g25_no_mixup", "naive_inf_g25")}
-    assert isolation["eclip_inf_oracle"]["use_curriculum"] is False
-    assert _resolved(cells["eclip_inf_oracle"].fit_args)["data"]["synthetic"]["heatmap_fraction"] == 1.0
+    isolation = {m: _resolved(cells[m].fit_args)["model"]["init_args"]
+                 for m in ("eclip_inf_oracle", "eclip_inf_g25_no_mixup", "naive_inf_g25", "random_inf_oracle")}
+    for oracle in ("eclip_inf_oracle", "random_inf_oracle"):
+        assert isolation[oracle]["use_curriculum"] is False
+        assert _resolved(cells[oracle].fit_args)["data"]["synthetic"]["heatmap_fraction"] == 1.0
+    assert isolation["random_inf_oracle"]["random_heatmaps"] is True and not isolation["eclip_inf_oracle"].get("random_heatmaps")
     assert isolation["eclip_inf_g25_no_mixup"]["mixup_alpha"] == 0.0 and isolation["eclip_inf_g25_no_mixup"]["method"] == "eclip"
     assert isolation["naive_inf_g25"]["method"] == "naive"
     kinds = {"clip_inf": None, "eclip_inf_g25": False, "random_inf_g25": True, "template_inf_g25": False,

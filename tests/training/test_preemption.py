@@ -69,9 +69,9 @@ def _step(path: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [0, 2])
-def test_group_sigterm_with_loader_workers_saves_the_current_step_and_exits_143(tmp_path, synthetic_dir, workers):
-    run = _run(tmp_path, synthetic_dir, "--data.num_workers", str(workers))
+def test_group_sigterm_with_loader_workers_saves_the_current_step_and_exits_143(tmp_path, synthetic_dir):
+    # without workers a group SIGTERM is the main process's own: tests/training/test_reliability.py
+    run = _run(tmp_path, synthetic_dir, "--data.num_workers", "2")
     assert run.returncode == PREEMPTED_EXIT_CODE, run.stderr[-3000:]
     assert "killed by signal" not in run.stderr
     assert _step(tmp_path / "ckpt" / "last.ckpt") == 3
