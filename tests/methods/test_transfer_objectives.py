@@ -65,6 +65,24 @@ def test_each_objective_adds_its_term_and_changes_the_gradient(name, tokenizer):
     assert len(changed) > 10, f"{name} left the gradient unchanged"
 
 
+def test_slip_reads_its_first_view_from_the_pair_forward(tokenizer):
+    """Two image-tower forwards per step (the pair image = SLIP's first view, and the second view), same term."""
+    from dataclasses import replace
+
+    module = _module(len(tokenizer), SLIP())
+    module.eval()  # no stochastic layers: the reference re-encoding must see the same tower
+    calls = []
+    module.model.image_encoder.register_forward_hook(lambda *args: calls.append(1))
+    batch = _batch()
+    out = module(batch)
+    terms = module.loss_terms(batch, out)
+    assert len(calls) == 2
+    assert out.image_features.shape == (6, module.model.image_encoder.num_features)
+    reference = module.loss_terms(batch, replace(out, image_features=None))  # encodes the first view again
+    assert len(calls) == 4
+    torch.testing.assert_close(terms["slip_loss"], reference["slip_loss"])
+
+
 def test_locked_image_tower(tokenizer):
     module = _module(len(tokenizer), Freeze(image="all", text=1))
     tower, text = module.model.image_encoder.backbone, module.model.text_encoder.model

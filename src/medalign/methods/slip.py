@@ -64,7 +64,8 @@ class SLIP(Objective):
         if "image_view2" not in batch:
             raise ValueError("the SLIP objective needs a second view of each image: set data.views: 2")
         encoder = ctx.model.image_encoder
-        z1 = self.head(encoder(batch["image"]))  # (B, dim)
+        # the first view is the pair loss's image: its pooled features come from that forward
+        z1 = self.head(out.image_features if out.image_features is not None else encoder(batch["image"]))  # (B, dim)
         z2 = self.head(encoder(batch["image_view2"]))
         loss = nt_xent_loss(z1, z2, self.temperature, ctx.gather(z1), ctx.gather(z2), ctx.offset(len(z1)))
         return {"slip_loss": self.weight * loss}

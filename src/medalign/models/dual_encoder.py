@@ -24,6 +24,9 @@ class DualEncoderOutput:
         image_tokens: normalised patch embeddings (B, P, D), only with ``tokens=True``.
         text_tokens: normalised token embeddings (B, L, D), only with ``tokens=True``.
         text_token_mask: (B, L) real-token mask of `text_tokens` (the attention mask).
+        image_features: the image tower's pooled features (B, F) before the projection, from the same
+            forward (SLIP's head reads them instead of encoding the image again); None where a tower
+            does not expose them.
     """
 
     image_emb: torch.Tensor
@@ -32,6 +35,7 @@ class DualEncoderOutput:
     image_tokens: torch.Tensor | None = None
     text_tokens: torch.Tensor | None = None
     text_token_mask: torch.Tensor | None = None
+    image_features: torch.Tensor | None = None
 
 
 class DualEncoder(nn.Module):
@@ -108,10 +112,12 @@ class DualEncoder(nn.Module):
     ) -> DualEncoderOutput:
         """Global embeddings and logit scale; with `tokens`, also token embeddings (same forward pass)."""
         if not tokens:
+            image_pooled = self.image_encoder(image)  # (B, F)
             return DualEncoderOutput(
-                image_emb=self.encode_image(image),
+                image_emb=F.normalize(self.image_projection(image_pooled).float(), dim=-1),
                 text_emb=self.encode_text(input_ids, attention_mask),
                 logit_scale=self.logit_scale.exp(),
+                image_features=image_pooled,
             )
         image_tokens, image_pooled = self._image_tokens_and_pooled(image)
         text_tokens, text_pooled = self._text_tokens_and_pooled(input_ids, attention_mask)
@@ -122,6 +128,7 @@ class DualEncoder(nn.Module):
             image_tokens=image_tokens,
             text_tokens=text_tokens,
             text_token_mask=attention_mask,
+            image_features=image_pooled,
         )
 
     @torch.no_grad()
