@@ -22,11 +22,24 @@ Record = dict[int, tuple[list[int], bool, list[int] | None]]
 
 
 def _fit_recording(monkeypatch: pytest.MonkeyPatch, folder: Path, synthetic_dir: Path, *extra: str) -> Record:
-    """Per optimizer step: the main rows, the curriculum's draw and the expert rows loaded (None: not loaded)."""
+    """Per optimizer step: the main rows, the curriculum's draw and the expert rows loaded (None: not loaded).
+
+    Also under key -1: the run length the curriculum saw at each expert-gate call (the module's
+    ``total_steps``, else Lightning's count), the prefetched ones before Lightning counted the run included.
+    """
+    from medalign.training.datamodule import MedAlignDataModule
     from medalign.training.eclip import ECLIPModule
 
     seen: Record = {}
+    totals: list[int | None] = []
     original = ECLIPModule.training_step
+    gate = MedAlignDataModule._expert_batch_used
+
+    def gate_recording(self, epoch, batch):
+        used = gate(self, epoch, batch)
+        module = self.trainer.lightning_module
+        totals.append(module.total_steps if module.total_steps is not None else self.trainer.estimated_stepping_batches)
+        return used
 
     def recording(self, batch, batch_idx):
         expert = batch["expert"]
@@ -37,7 +50,9 @@ def _fit_recording(monkeypatch: pytest.MonkeyPatch, folder: Path, synthetic_dir:
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     with monkeypatch.context() as patch:
         patch.setattr(ECLIPModule, "training_step", recording)
+        patch.setattr(MedAlignDataModule, "_expert_batch_used", gate_recording)
         fit_tiny(folder, synthetic_dir, *WORKERS, *extra, config=CONFIG)
+    seen[-1] = totals
     return seen
 
 
@@ -52,10 +67,14 @@ def uninterrupted(tmp_path_factory, synthetic_dir) -> tuple[Path, Record]:
 @pytest.mark.parametrize("step", [21, 15], ids=["mid_epoch_4", "end_of_epoch_2"])
 def test_resume_with_workers_sees_the_rows_and_draws_of_the_uninterrupted_run(step, uninterrupted, tmp_path, synthetic_dir, monkeypatch):
     folder, full = uninterrupted
+    full = dict(full)
+    full.pop(-1)  # a fresh run gates batch 0 before its loader exists: it loads it (step 0 needs no run length)
     assert sorted(full) == list(range(STEPS))  # 160 train rows / 32 = 5 steps per epoch, 6 epochs
     assert all(used == (rows is not None) for _, used, rows in full.values())  # loaded exactly when drawn
     assert any(used for _, used, _ in list(full.values())[step:])  # the resumed part uses expert pairs
     resumed = _fit_recording(monkeypatch, tmp_path, synthetic_dir, "--ckpt_path", str(folder / "ckpt" / f"step{step}.ckpt"))
+    totals = resumed.pop(-1)
+    assert len(totals) >= STEPS - step and set(totals) == {STEPS}, totals  # prefetched draws knew the run's length
     assert sorted(resumed) == list(range(step, STEPS))
     for s in range(step, STEPS):
         assert resumed[s] == full[s], f"step {s}: resumed (main rows, draw, expert rows) differ from the uninterrupted run"

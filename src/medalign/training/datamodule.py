@@ -369,22 +369,12 @@ class MedAlignDataModule(L.LightningDataModule):
         return used_at(epoch * math.ceil(batches / accumulate) + batch // accumulate)
 
     def _count_before_lightning(self, module: Any) -> int | None:
-        """Batches per epoch (and the module's ``total_steps``) before Lightning has counted them.
-
-        On resume Lightning creates the train iterator before it counts the batches, and loader
-        workers prefetch at once: the curriculum's draws then need the run's length already.
-        Lightning's count (`estimated_stepping_batches`), which replaces it at train start, is the same.
-        """
-        trainer = self.trainer
-        if trainer.limit_train_batches != 1.0 or self._train_loader is None:
+        """Batches per epoch before Lightning has counted them (on resume); the module sets its run length from them."""
+        if self.trainer.limit_train_batches != 1.0 or self._train_loader is None:
             return None
         batches = len(self._train_loader)
-        if getattr(module, "total_steps", 0) is None:
-            per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
-            epochs = -1 if trainer.max_epochs == -1 else max(trainer.max_epochs or 1, 1)  # Lightning's rule
-            bounds = [n for n in (trainer.max_steps, epochs * per_epoch) if n > 0]
-            if bounds:
-                module.total_steps = min(bounds)
+        if hasattr(module, "count_run"):
+            module.count_run(batches)
         return batches
 
     def _progress(self) -> tuple[int, int]:

@@ -9,6 +9,7 @@ eCLIP's expert pairs extend `compute_losses` and `param_groups` in `ECLIPModule`
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, replace
@@ -98,7 +99,7 @@ class ContrastiveModule(L.LightningModule):
         self.objectives = nn.ModuleList([*(pairs or [CLIP()]), *others])
         for objective in self.objectives:
             objective.setup(self.model)
-        self.total_steps: int | None = None  # the run's optimizer steps, set at train start
+        self.total_steps: int | None = None  # the run's optimizer steps: `count_run`, then Lightning's count at train start
         self._initialised = init_from is None
         self._rng_to_restore: dict | None = None
         self._eval_outputs: list[dict[str, torch.Tensor]] = []
@@ -309,6 +310,22 @@ class ContrastiveModule(L.LightningModule):
             for old, new in objective.legacy_state.items():
                 for key in [k for k in state if k == old or (old.endswith(".") and k.startswith(old))]:
                     state[f"objectives.{i}.{new}{key[len(old):]}"] = state.pop(key)
+
+    def count_run(self, batches_per_epoch: int) -> None:
+        """Set ``total_steps`` from the trainer's limits before Lightning has counted them (Lightning's rule).
+
+        On resume Lightning creates the train iterator before it counts the batches, and loader
+        workers prefetch at once: a step-dependent draw (eCLIP's expert gate) then needs the run's
+        length already. `on_train_start` replaces it by Lightning's count, which is the same number.
+        """
+        if self.total_steps is not None:
+            return
+        trainer = self.trainer
+        per_epoch = math.ceil(batches_per_epoch / trainer.accumulate_grad_batches)
+        epochs = -1 if trainer.max_epochs == -1 else max(trainer.max_epochs or 1, 1)
+        bounds = [n for n in (trainer.max_steps, epochs * per_epoch) if n > 0]
+        if bounds:
+            self.total_steps = min(bounds)
 
     def on_train_start(self) -> None:
         if self._trainer is not None and np.isfinite(self.trainer.estimated_stepping_batches):
