@@ -339,3 +339,27 @@ def test_duplicate_masking_refuses_siglip():
 
     with pytest.raises(ValueError, match="cannot be combined with the SigLIP objective"):
         ECLIPModule(vocab_size=50, mask_duplicate_positive=True, loss="siglip")
+
+
+def test_expert_views_leave_batchnorm_running_statistics_alone():
+    """`tiny_cnn` (a ResNet): the expert forward normalises with its batch's statistics and updates no running buffer."""
+    torch.manual_seed(0)
+    module = attach(ECLIPModule(preset="tiny_cnn", vocab_size=VOCAB, mixup_alpha=0.0))
+    module.train()
+    layers = [m for m in module.model.image_encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert layers
+    before = {k: v.clone() for k, v in module.model.image_encoder.state_dict().items()}
+    expert = make_batch(M, 1, first_index=1000)
+    with torch.no_grad():
+        got = module.expert_embeddings(expert, step=0)
+        after = module.model.image_encoder.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)  # running mean / var / batch count unchanged
+        assert all(layer.track_running_stats for layer in layers)
+        # the reference: the same forward with the usual training-mode BatchNorm (which does update the buffers)
+        image = module.processor(expert["image"], expert["heatmap"])
+        reference = module.model.encode_image(image)
+        moved = module.model.image_encoder.state_dict()
+    torch.testing.assert_close(got, reference)
+    assert any(not torch.equal(before[k], moved[k]) for k in before if k.endswith("running_mean"))
+    main = module(make_batch(N, 0))  # the main stream still updates them
+    assert main.image_emb.shape == (N, module.model.embed_dim)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +55,22 @@ class ImageEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Map images (B, C, H, W) to pooled features (B, num_features)."""
         return self.backbone(image)
+
+
+@contextmanager
+def running_stats_frozen(module: nn.Module) -> Iterator[None]:
+    """Inside, `module`'s BatchNorm layers leave their running statistics (and batch count) unchanged.
+
+    In training mode they still normalise with the batch's own statistics and pass gradients as
+    usual; in eval mode nothing changes. For forwards of a second image distribution (eCLIP's
+    heatmap-processed expert views) that the running statistics — what evaluation normalises
+    with — must not absorb. Towers without BatchNorm (ViT, Swin: LayerNorm) are unaffected.
+    """
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for layer in layers:
+        layer.track_running_stats = False  # train mode: batch statistics, running buffers neither read nor written
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.track_running_stats = True

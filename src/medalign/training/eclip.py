@@ -37,6 +37,7 @@ from medalign.methods.clip import CLIP
 from medalign.methods.duplicate_mask import same_pair_mask
 from medalign.methods.random_heatmaps import random_smooth_heatmaps
 from medalign.models import DualEncoderOutput, create_heatmap_processor
+from medalign.models.image import running_stats_frozen
 from medalign.training.module import ContrastiveModule
 from medalign.optim import param_groups
 
@@ -204,7 +205,15 @@ class ECLIPModule(ContrastiveModule):
         self._processor_ran = False
 
     def expert_embeddings(self, expert: dict[str, Any], step: int) -> torch.Tensor:
-        """v^λ = f(λ·I + (1−λ)·processor(I, H)) for the expert sub-batch, (M, D)."""
+        """v^λ = f(λ·I + (1−λ)·processor(I, H)) for the expert sub-batch, (M, D).
+
+        The expert views do not update the image tower's BatchNorm running statistics (they still
+        normalise with their own batch statistics): evaluation normalises plain images with those
+        statistics, and the processed views' are not theirs. Measured on `tiny_cnn` (a ResNet):
+        without mixup, the expert forwards had moved the running means so far that the test F1 of
+        a trained model was 0.07 as saved and 0.36 with the statistics re-estimated on plain train
+        images (docs/eclip_positive_control.md). Swin-T and ViT towers have no BatchNorm.
+        """
         image, heatmap = expert["image"], expert["heatmap"]
         if self.processor is not None:
             rows = [int(r) for r in expert["index"].tolist()]
@@ -217,7 +226,8 @@ class ECLIPModule(ContrastiveModule):
             image = lam * image + (1 - lam) * processed  # I^λ
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        return self.model.encode_image(image)
+        with running_stats_frozen(self.model.image_encoder):
+            return self.model.encode_image(image)
 
     def _draw_key(self, step: int, kind: int, *rest: int) -> list[int]:
         """Seed of a per-sample draw: (expert_seed, step, micro-batch, kind, ...) — no rank.
