@@ -31,7 +31,8 @@ class _Tiny(L.LightningModule):
 
 
 @pytest.mark.parametrize("batches,max_epochs,max_steps,accumulate", [
-    (7, 3, -1, 1), (7, 3, -1, 2), (7, 3, 10, 1), (7, 3, 100, 3), (5, None, -1, 1), (6, -1, 40, 4), (6, 2, 5, 2),
+    (7, 3, -1, 1), (7, 3, -1, 2), (7, 3, 10, 1), (7, 3, 100, 3), (5, None, -1, 1), (7, None, 10, 1), (6, -1, 40, 4),
+    (6, 2, 5, 2),
 ])
 def test_count_run_matches_lightnings_estimated_stepping_batches(batches, max_epochs, max_steps, accumulate, tmp_path):
     module = _Tiny()
