@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print the grid and every cell's command lines; run nothing")
     mode.add_argument("--aggregate", action="store_true", help="only aggregate the cells that finished")
-    parser.add_argument("--methods", nargs="+", default=None, help="run (or, with --aggregate, tabulate) only these methods")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="run (or, with --aggregate, tabulate) only these methods, in the study file's order "
+                             "(a method may build on an earlier one's cells); one call per method sets another order")
     parser.add_argument("--only", nargs="+", default=None, help="cone_effect study: run only these datasets or backbones")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     parser.add_argument("--include-unconverged", action="store_true",
