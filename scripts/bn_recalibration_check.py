@@ -11,7 +11,11 @@ If the two scores differ, the saved statistics — not the weights — carry tha
     python scripts/bn_recalibration_check.py data/pc_inf_g25/manifest.csv runs/.../seed0/checkpoints/last.ckpt ...
 
 Prints one row per checkpoint (F1 as saved, after recalibration, their difference, and how far the
-saved running means are from the re-estimated ones); ``--out`` writes the rows as JSON.
+saved running means are from the re-estimated ones); ``--out`` writes the rows as JSON. ``--write``
+also saves each checkpoint with the re-estimated statistics beside it as
+``<name>.bn_recalibrated.ckpt`` (the original is never touched; everything but the BatchNorm buffers
+is copied as it is), for `test --ckpt_path` — e.g. an eCLIP checkpoint with a CNN tower trained
+before the fix of commit 8a90fc9 (docs/eclip.md, "BatchNorm towers").
 """
 
 from __future__ import annotations
@@ -48,7 +52,29 @@ def recalibrate(tower: nn.Module, images: torch.Tensor, batch_size: int = 64) ->
     tower.train(was_training)
 
 
-def score(checkpoint: str, manifest: str, rows: int, seed: int) -> dict:
+def write_recalibrated(checkpoint: str, tower: nn.Module, record: dict) -> Path:
+    """``<checkpoint stem>.bn_recalibrated.ckpt``: the checkpoint with `tower`'s BatchNorm buffers, written atomically."""
+    from medalign.models.checkpoint import load_checkpoint_file
+    from medalign.run_folder import atomic_path
+
+    saved = load_checkpoint_file(checkpoint)
+    state = saved.get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"{checkpoint}: not a Lightning checkpoint (no state_dict): nothing to write")
+    buffers = {f"model.image_encoder.{name}": value for name, value in tower.named_buffers()
+               if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")}
+    missing = sorted(set(buffers) - set(state))
+    if missing:
+        raise ValueError(f"{checkpoint}: its state_dict has no {missing[:3]} (…{len(missing)} keys): not this model's checkpoint")
+    state.update({key: value.detach().clone().to(state[key].dtype) for key, value in buffers.items()})
+    saved["medalign_bn_recalibrated"] = record
+    target = Path(checkpoint).with_suffix(".bn_recalibrated.ckpt")
+    with atomic_path(target, fsync=True) as tmp:
+        torch.save(saved, tmp)
+    return target
+
+
+def score(checkpoint: str, manifest: str, rows: int, seed: int, write: bool = False) -> dict:
     import pandas as pd
 
     from medalign import load_checkpoint_encoder
@@ -90,9 +116,13 @@ def score(checkpoint: str, manifest: str, rows: int, seed: int) -> dict:
     recalibrate(tower, images(train["image"].iloc[np.sort(pick)]))
     after = f1()
     shift = [float((s - m.running_mean).norm() / m.running_mean.norm().clamp_min(1e-12)) for s, m in zip(saved_means, layers)]
-    return {"checkpoint": checkpoint, "batchnorm_layers": len(layers), "f1_saved": before, "f1_recalibrated": after,
-            "difference": after - before, "running_mean_shift_median": float(np.median(shift)),
-            "running_mean_shift_max": float(np.max(shift)), "rows": int(len(pick))}
+    out = {"checkpoint": checkpoint, "batchnorm_layers": len(layers), "f1_saved": before, "f1_recalibrated": after,
+           "difference": after - before, "running_mean_shift_median": float(np.median(shift)),
+           "running_mean_shift_max": float(np.max(shift)), "rows": int(len(pick))}
+    if write:
+        record = {"manifest": str(manifest), "rows": int(len(pick)), "seed": seed, "from": str(checkpoint)}
+        out["written"] = str(write_recalibrated(checkpoint, tower, record))
+    return out
 
 
 def main() -> None:
@@ -102,17 +132,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1024, help="train images for the running statistics")
     parser.add_argument("--seed", type=int, default=0, help="which train images")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
+    parser.add_argument("--write", action="store_true",
+                        help="also save <checkpoint>.bn_recalibrated.ckpt beside each checkpoint (the original is kept)")
     args = parser.parse_args()
     results = []
     print("checkpoint | F1 as saved | F1 recalibrated | difference | running-mean shift (median, max)")
     for checkpoint in args.checkpoints:
-        row = score(checkpoint, args.manifest, args.rows, args.seed)
+        row = score(checkpoint, args.manifest, args.rows, args.seed, write=args.write)
         results.append(row)
         if not row["batchnorm_layers"]:
             print(f"{checkpoint} | no BatchNorm layer in the image tower: nothing to recalibrate")
             continue
         print(f"{checkpoint} | {row['f1_saved']:.4f} | {row['f1_recalibrated']:.4f} | {row['difference']:+.4f} | "
-              f"{row['running_mean_shift_median']:.3f}, {row['running_mean_shift_max']:.3f}", flush=True)
+              f"{row['running_mean_shift_median']:.3f}, {row['running_mean_shift_max']:.3f}"
+              + (f" | written {row['written']}" if "written" in row else ""), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -29,3 +32,25 @@ def test_recalibration_is_the_mean_of_the_batches_statistics_and_restores_the_la
     torch.testing.assert_close(layer.running_var, torch.from_numpy(per_batch_var.mean(axis=1)), rtol=1e-5, atol=1e-6)
     assert layer.momentum == 0.3 and not layer.training and not tower.training
     assert check.batchnorm_layers(nn.Sequential(nn.LayerNorm(3))) == []
+
+
+def test_written_checkpoint_scores_what_recalibration_scored_and_keeps_the_weights(check, tmp_path, synthetic_dir):
+    from medalign.models.checkpoint import load_checkpoint_file
+    from tests.helpers import fit_tiny
+
+    fit_tiny(tmp_path, synthetic_dir, "--model.init_args.model.preset", "tiny_cnn", "--trainer.max_steps", "3",
+             "--trainer.limit_val_batches", "0")
+    checkpoint = str(tmp_path / "ckpt" / "step3.ckpt")
+    manifest = str(synthetic_dir / "manifest.csv")
+    before = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    first = check.score(checkpoint, manifest, rows=64, seed=0, write=True)
+    assert first["batchnorm_layers"] > 0 and first["written"].endswith("step3.bn_recalibrated.ckpt")
+    original, written = load_checkpoint_file(checkpoint)["state_dict"], load_checkpoint_file(first["written"])["state_dict"]
+    bn = {k for k in original if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert bn and set(written) == set(original)
+    assert all(torch.equal(original[k], written[k]) for k in original if k not in bn)  # the weights as trained
+    assert any(not torch.equal(original[k], written[k]) for k in bn if k.endswith("running_mean"))
+    # through the normal checkpoint loader, the written file scores what the recalibrated model scored
+    again = check.score(first["written"], manifest, rows=64, seed=0)
+    assert again["f1_saved"] == pytest.approx(first["f1_recalibrated"], abs=1e-6)
+    assert hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest() == before  # the original is untouched
