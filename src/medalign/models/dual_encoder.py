@@ -67,7 +67,11 @@ class DualEncoder(nn.Module):
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) → normalised float32 embeddings (B, D), also under autocast."""
-        return F.normalize(self.image_projection(self.image_encoder(image)).float(), dim=-1)
+        return self._embed_pooled_image(self.image_encoder(image))
+
+    def _embed_pooled_image(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Pooled image features (B, F) → normalised float32 embeddings (B, D)."""
+        return F.normalize(self.image_projection(pooled).float(), dim=-1)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Token ids and mask (B, L) → normalised float32 embeddings (B, D), also under autocast."""
@@ -114,7 +118,7 @@ class DualEncoder(nn.Module):
         if not tokens:
             image_pooled = self.image_encoder(image)  # (B, F)
             return DualEncoderOutput(
-                image_emb=F.normalize(self.image_projection(image_pooled).float(), dim=-1),
+                image_emb=self._embed_pooled_image(image_pooled),
                 text_emb=self.encode_text(input_ids, attention_mask),
                 logit_scale=self.logit_scale.exp(),
                 image_features=image_pooled,
@@ -122,7 +126,7 @@ class DualEncoder(nn.Module):
         image_tokens, image_pooled = self._image_tokens_and_pooled(image)
         text_tokens, text_pooled = self._text_tokens_and_pooled(input_ids, attention_mask)
         return DualEncoderOutput(
-            image_emb=F.normalize(self.image_projection(image_pooled).float(), dim=-1),
+            image_emb=self._embed_pooled_image(image_pooled),
             text_emb=F.normalize(self.text_projection(text_pooled).float(), dim=-1),
             logit_scale=self.logit_scale.exp(),
             image_tokens=image_tokens,
