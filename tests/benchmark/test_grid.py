@@ -102,3 +102,22 @@ def test_the_positive_control_study_parses_and_declares_its_primary_metric(_pars
             assert not {"shortcut", "distractors", "location_omitted"} & set(spec)
         if method.endswith("g25"):
             assert spec["heatmap_fraction"] == 0.25
+
+# Studies that reproduce a paper's grid keep the paper's seeds and have no single primary metric.
+PAPER_GRIDS = {"eclip_table1", "eclip_table4", "fig4_steps", "cone_effect"}
+
+
+def test_every_shipped_study_has_five_paired_seeds_and_a_declared_primary_metric():
+    from medalign.paths import CONFIG_DIR
+
+    studies = sorted(p.stem for p in (CONFIG_DIR / "benchmark").glob("*.yaml"))
+    assert {"methods", "demo", "openi", "eclip_positive_control", "siglip_bias"} <= set(studies)
+    for name in studies:
+        if name in PAPER_GRIDS:
+            continue
+        cfg = load_benchmark_config(f"benchmark/{name}.yaml")
+        assert len(set(cfg.seeds)) >= 5, f"{name}: {cfg.seeds}"
+        assert cfg.primary in cfg.metrics, name
+        assert all(q.metric in cfg.metrics for q in cfg.questions), name
+        names = {m.name for m in cfg.methods}
+        assert all({q.baseline, q.method} <= names for q in cfg.questions), name
