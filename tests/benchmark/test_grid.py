@@ -121,3 +121,23 @@ def test_every_shipped_study_has_five_paired_seeds_and_a_declared_primary_metric
         assert all(q.metric in cfg.metrics for q in cfg.questions), name
         names = {m.name for m in cfg.methods}
         assert all({q.baseline, q.method} <= names for q in cfg.questions), name
+
+
+def test_a_seed_subset_copy_of_a_study_names_the_same_cells(tmp_path):
+    """docs/benchmark.md: copies of a study file that differ only in `seeds` split its grid without overlap."""
+    import yaml
+
+    from medalign.paths import CONFIG_DIR
+
+    raw = yaml.safe_load((CONFIG_DIR / "benchmark" / "methods.yaml").read_text())
+    whole = {c.key: c for c in expand_grid(load_benchmark_config("benchmark/methods.yaml"))}
+    parts = []
+    for seeds in ([0, 1, 2], [3, 4]):
+        copy = tmp_path / f"methods_{seeds[0]}.yaml"
+        copy.write_text(yaml.safe_dump({**raw, "seeds": seeds}))
+        parts.append({c.key: c for c in expand_grid(load_benchmark_config(copy))})
+    assert not set(parts[0]) & set(parts[1]) and set(parts[0]) | set(parts[1]) == set(whole)
+    for part in parts:
+        for key, cell in part.items():
+            assert (cell.config_hash, cell.folder, cell.fit_args, cell.test_args) == (
+                whole[key].config_hash, whole[key].folder, whole[key].fit_args, whole[key].test_args), key
