@@ -62,6 +62,12 @@ def test_questions_report_the_paired_t_interval_p_value_and_reading(tmp_path):
     md = (tmp_path / "out" / "benchmark.md").read_text()
     assert "Δ [95 % CI]" in md and "| higher |" in md and "±" not in md
     assert "Primary metric (pre-declared in the study file): `zs.f1`" in md
+    # two questions make a family of two: Holm multiplies the smaller p by 2, the larger by 1 (kept monotone)
+    probe = next(x for x in result["questions"] if x["metric"] == "probe.auc@1")
+    ps = sorted([q["p_value"], probe["p_value"]])
+    expected = {ps[0]: min(1, 2 * ps[0]), ps[1]: max(min(1, 2 * ps[0]), ps[1])}
+    assert q["p_holm"] == pytest.approx(expected[q["p_value"]]) and probe["p_holm"] == pytest.approx(expected[probe["p_value"]])
+    assert "| Holm p |" in md and "adjusted for the 2 comparisons" in md
 
 
 def test_unconverged_cells_are_marked_and_left_out_unless_asked(tmp_path):

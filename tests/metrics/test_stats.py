@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score
 
-from medalign.metrics.stats import format_ci, mean_ci, paired_bootstrap_ci, paired_ci, paired_ci_from_summary, reading
+from medalign.metrics.stats import format_ci, holm_adjust, mean_ci, paired_bootstrap_ci, paired_ci, paired_ci_from_summary, reading
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 10])
@@ -118,3 +118,43 @@ def test_paired_ci_from_summary_equals_paired_ci_on_values_with_that_mean_and_sd
     direct = paired_ci(d, np.zeros(4))
     summary = paired_ci_from_summary(d.mean(), d.std(ddof=1), 4)
     assert summary == pytest.approx(direct)
+
+
+def test_holm_adjust_hand_computed():
+    # sorted p 0.01, 0.02, 0.03, 0.04 with m = 4: 4·0.01 = 0.04, 3·0.02 = 0.06, 2·0.03 = 0.06, 1·0.04 = 0.04 → monotone 0.06
+    assert holm_adjust([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert holm_adjust([0.5, 0.4]) == pytest.approx([0.8, 0.8])  # capped at 1 nowhere, monotone step
+    assert holm_adjust([0.9, 0.6]) == pytest.approx([1.0, 1.0])
+    out = holm_adjust([float("nan"), 0.01, 0.2])  # NaN is not a comparison: m = 2
+    assert math.isnan(out[0]) and out[1:] == pytest.approx([0.02, 0.2])
+    assert holm_adjust([]) == []
+
+
+def _holm_rejects(p, alpha):
+    """Holm's procedure as he stated it: walk the sorted p-values, reject while p₍ᵢ₎ ≤ α / (m − i + 1)."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    rejected = set()
+    for rank, i in enumerate(order):
+        if p[i] > alpha / (len(p) - rank):
+            break
+        rejected.add(i)
+    return rejected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_holm_adjusted_p_below_alpha_is_holms_step_down_decision(seed):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 0.1, size=int(rng.integers(1, 12))).round(4).tolist()  # rounding makes ties
+    adjusted = holm_adjust(p)
+    for alpha in (0.01, 0.05, 0.1):
+        assert {i for i, q in enumerate(adjusted) if q <= alpha} == _holm_rejects(p, alpha)
+    # never below the raw p, never below Bonferroni's smallest, never above Bonferroni
+    m = len(p)
+    assert all(raw <= q <= min(1, m * raw) + 1e-12 for raw, q in zip(p, adjusted))
+
+
+def test_holm_adjust_rejects_bad_input():
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        holm_adjust([0.2, 1.5])
+    with pytest.raises(ValueError, match="1-D"):
+        holm_adjust([[0.1, 0.2]])

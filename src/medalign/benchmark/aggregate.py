@@ -6,7 +6,9 @@ Statistics (`medalign.metrics.stats`): a cell of a table is the mean over seeds 
 95 % CI (df = n − 1; sd as well in the CSV). A question's difference is paired: method − baseline
 on the same seed and fraction, then the mean difference with its t-based 95 % CI, the paired t-test
 p-value and the plain reading — higher / lower (the CI excludes zero) / no detectable difference /
-too few seeds (< 3).
+too few seeds (< 3). The questions are a family: each also gets its Holm-adjusted p over all the
+study's questions × fractions (`holm_adjust`); a reading "survives" the correction when that p is
+below 0.05.
 
 Quality flags (boolean and string leaves of a task's metrics, e.g. the probe's ``converged@1``)
 are counted per (method, fraction). A task with a ``converged*`` flag that is False is
@@ -30,7 +32,7 @@ from typing import Any
 from medalign.benchmark.grid import BenchmarkConfig, Cell
 from medalign.benchmark.runner import cell_status, latest_results
 from medalign.evaluation.results import flatten_flags, flatten_scalars, format_table
-from medalign.metrics.stats import format_ci, mean_ci, paired_ci, reading
+from medalign.metrics.stats import format_ci, holm_adjust, mean_ci, paired_ci, reading
 
 
 class MixedCodeVersions(ValueError):
@@ -160,7 +162,8 @@ def compare(
     excluded: dict[str, set[str]] | None = None, include_unconverged: bool = False,
 ) -> list[dict[str, Any]]:
     """Each question at each fraction: paired differences method − baseline over the common seeds,
-    with the t-based 95 % CI, p-value and reading (`medalign.metrics.stats`)."""
+    with the t-based 95 % CI, p-value, reading (`medalign.metrics.stats`) and the Holm-adjusted
+    p-value over the whole family of questions × fractions (``p_holm``)."""
     excluded = excluded or {}
     value = {}
     for c in cells:
@@ -183,7 +186,13 @@ def compare(
                         "fraction": fraction, "difference_mean": ci["mean_diff"], "difference_sd": sd,
                         "low": ci["low"], "high": ci["high"], "p_value": ci["p_value"], "n": ci["n"],
                         "seeds": seeds, "differences": diffs, "reading": reading(ci)})
+    for row, p_holm in zip(out, holm_adjust([row["p_value"] for row in out])):
+        row["p_holm"] = p_holm
     return out
+
+
+def _p(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.3g}"
 
 
 def _cell(row: dict[str, Any] | None) -> str:
@@ -236,9 +245,13 @@ def markdown(
     if questions:
         body = [[q["question"], f"{q['method']} − {q['baseline']}", q["metric"], f"{q['fraction']:g}",
                  format_ci({"mean_diff": q["difference_mean"], "low": q["low"], "high": q["high"]}),
-                 "–" if math.isnan(q["p_value"]) else f"{q['p_value']:.3g}", str(q["n"]), q["reading"]] for q in questions]
+                 _p(q["p_value"]), _p(q["p_holm"]), str(q["n"]), q["reading"]] for q in questions]
+        finite = [q for q in questions if not math.isnan(q["p_holm"])]
+        survivors = sum(q["p_holm"] < 0.05 and q["reading"] in ("higher", "lower") for q in finite)
         parts += ["", "## Questions (paired by seed: method − baseline, t-based 95 % CI, paired t-test)", "",
-                  format_table(["question", "difference", "metric", "fraction", "Δ [95 % CI]", "p", "n", "reading"], body, numeric=set())]
+                  f"Holm p: the p-value adjusted for the {len(finite)} comparisons below (Holm's step-down, "
+                  f"family-wise 5 %); {survivors} reading(s) of higher/lower survive it.", "",
+                  format_table(["question", "difference", "metric", "fraction", "Δ [95 % CI]", "p", "Holm p", "n", "reading"], body, numeric=set())]
     if flag_rows:
         parts += ["", "## Quality flags (finished cells)", "", format_table(["method", "fraction", "flag", "cells"], flag_rows, numeric=set())]
     bad = {k: v for k, v in status.items() if v != "done"}

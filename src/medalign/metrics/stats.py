@@ -12,6 +12,9 @@ scripts):
   §13; paired as in Koehn, 2004).
 - `reading`: the plain words for a CI: ``higher`` / ``lower`` (the CI excludes zero),
   ``no detectable difference`` (it contains zero), ``too few seeds (< 3)``.
+- `holm_adjust`: a study asks several questions; Holm's (1979) step-down adjustment of their
+  p-values keeps the chance of *any* false "higher/lower" among them at the level (family-wise),
+  uniformly more powerful than Bonferroni.
 
 Seeds vary the training; the bootstrap varies the test rows. Neither includes the other's
 variance, so a seed CI on one small test split still understates how far a result generalises.
@@ -24,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["MIN_SEEDS", "format_ci", "mean_ci", "paired_bootstrap_ci", "paired_ci", "paired_ci_from_summary", "reading"]
+__all__ = ["MIN_SEEDS", "format_ci", "holm_adjust", "mean_ci", "paired_bootstrap_ci", "paired_ci", "paired_ci_from_summary", "reading"]
 
 MIN_SEEDS = 3  # fewer paired seeds than this: "too few seeds", whatever the interval says
 
@@ -161,6 +164,28 @@ def paired_bootstrap_ci(
     low, high = np.quantile(d, [tail, 1 - tail])
     p_value = min(1.0, 2 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0))))
     return {"mean_diff": observed, "low": float(low), "high": float(high), "p_value": p_value, "n": n, "n_boot": int(len(d))}
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input's order (NaN stays NaN and is not counted).
+
+    With the m finite p-values sorted ascending, p₍ᵢ₎ becomes max over j ≤ i of min(1, (m − j + 1)·p₍ⱼ₎);
+    rejecting every question whose adjusted p is below α is Holm's step-down test at family-wise
+    level α. Ties keep their input order (the adjusted values of tied p-values are equal anyway).
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"holm_adjust takes a 1-D sequence of p-values, got shape {p.shape}")
+    finite = np.flatnonzero(~np.isnan(p))
+    if np.any((p[finite] < 0) | (p[finite] > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p[finite][(p[finite] < 0) | (p[finite] > 1)].tolist()}")
+    out = np.full(len(p), np.nan)
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        out[index] = running
+    return out.tolist()
 
 
 def reading(ci: dict[str, Any], min_n: int = MIN_SEEDS) -> str:
