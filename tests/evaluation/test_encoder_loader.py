@@ -46,6 +46,22 @@ def test_missing_tokenizer_names_where_it_looked(tiny_ckpt, tmp_path):
         load_checkpoint_encoder(moved)
 
 
+def test_an_evaluation_manifest_does_not_replace_the_models_own_tokenizer(tiny_ckpt, synthetic_dir, tmp_path):
+    """Scoring a model on another set (its folder has its own, larger vocabulary) keeps the training tokenizer."""
+    from medalign.data.tokenizer import load_tokenizer, train_wordpiece_tokenizer
+
+    own = load_tokenizer(synthetic_dir / "tokenizer")
+    other = tmp_path / "other_set"
+    words = [f"extraword{i} " * (i + 1) for i in range(len(own) + 50)]  # more distinct words than the model's vocabulary
+    bigger = train_wordpiece_tokenizer(words, other / "tokenizer", vocab_size=len(own) + 50)
+    assert len(bigger) == len(own) + 50
+    encoder = load_checkpoint_encoder(tiny_ckpt, manifest=other / "manifest.csv")
+    assert len(encoder.tokenizer) == len(own) and encoder.tokenizer.get_vocab() == own.get_vocab()
+    # the larger vocabulary, passed on purpose: a clear error instead of an index error inside the embedding
+    with pytest.raises(ValueError, match=f"{len(own) + 50} tokens but .*has {len(own)}"):
+        load_checkpoint_encoder(tiny_ckpt, bigger)
+
+
 def test_the_checkpoint_is_read_once(tiny_ckpt, tokenizer, monkeypatch):
     import medalign.models.checkpoint as checkpoint_module
 

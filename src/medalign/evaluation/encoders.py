@@ -136,6 +136,9 @@ class MedAlignEncoder(_ModelEncoder):
         spec = ModelSpec.from_hparams(hparams).for_weights_from_file()
         if spec.vocab_size is None and spec.preset != "open_clip":
             spec = ModelSpec.from_hparams(hparams, vocab_size=len(tokenizer)).for_weights_from_file()
+        elif spec.vocab_size is not None and len(tokenizer) > spec.vocab_size:
+            raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but {path}'s text tower has {spec.vocab_size}: "
+                             "it is not the tokenizer the model was trained with; pass that one (e.g. --tokenizer <train data>/tokenizer)")
         model = create_dual_encoder(spec)
         load_weights(model, saved if isinstance(saved, dict) else path, strict=True)
         return cls(model, tokenizer, fingerprint=file_sha256(path), name=str(path), **kwargs)
@@ -352,7 +355,8 @@ def load_checkpoint_encoder(
     Args:
         checkpoint: a medalign ``.ckpt`` (or a weights file, then `preset` is needed).
         tokenizer: a loaded tokenizer; default: the checkpoint's ``data.tokenizer`` folder, else
-            ``<manifest folder>/tokenizer`` (the synthetic set's layout).
+            ``<folder of the checkpoint's training manifest>/tokenizer`` (the synthetic set's layout), else
+            ``<manifest folder>/tokenizer``.
         manifest: the data manifest (only used to find a default tokenizer).
         preset: model preset for weights files without hyper-parameters.
         max_length, image_size, mean, std: override the checkpoint's data settings.
@@ -363,6 +367,7 @@ def load_checkpoint_encoder(
 
     Raises:
         FileNotFoundError: the checkpoint, or no tokenizer could be found (names where it looked).
+        ValueError: the tokenizer has more tokens than the checkpoint's text tower (not its own).
     """
     from medalign.data.tokenizer import load_tokenizer
 
@@ -378,7 +383,8 @@ def load_checkpoint_encoder(
         if saved_tokenizer and str(saved_tokenizer).startswith("open_clip:"):
             tokenizer = load_tokenizer(saved_tokenizer)
         else:
-            manifests = [m for m in (manifest, data.get("manifest")) if m]
+            # the checkpoint's own training set first: a manifest given for evaluation may carry another vocabulary
+            manifests = [m for m in (data.get("manifest"), manifest) if m]
             candidates = [Path(p) for p in (saved_tokenizer, *(Path(m).parent / "tokenizer" for m in manifests)) if p]
             found = next((c for c in candidates if c.is_dir()), None)
             if found is None:
