@@ -6,9 +6,9 @@ Statistics (`medalign.metrics.stats`): a cell of a table is the mean over seeds 
 95 % CI (df = n − 1; sd as well in the CSV). A question's difference is paired: method − baseline
 on the same seed and fraction, then the mean difference with its t-based 95 % CI, the paired t-test
 p-value and the plain reading — higher / lower (the CI excludes zero) / no detectable difference /
-too few seeds (< 3). The questions are a family: each also gets its Holm-adjusted p over all the
-study's questions × fractions (`holm_adjust`); a reading "survives" the correction when that p is
-below 0.05.
+too few seeds (< 3). The questions tabulated are a family: each also gets its Holm-adjusted p over
+them, questions × fractions (`holm_adjust`; with ``--methods`` only the questions among those
+methods); a reading "survives" the correction when that p is below 0.05.
 
 Quality flags (boolean and string leaves of a task's metrics, e.g. the probe's ``converged@1``)
 are counted per (method, fraction). A task with a ``converged*`` flag that is False is
