@@ -163,7 +163,7 @@ def compare(
 ) -> list[dict[str, Any]]:
     """Each question at each fraction: paired differences method − baseline over the common seeds,
     with the t-based 95 % CI, p-value, reading (`medalign.metrics.stats`) and the Holm-adjusted
-    p-value over the whole family of questions × fractions (``p_holm``)."""
+    p-value over all the questions × fractions compared here (``p_holm``)."""
     excluded = excluded or {}
     value = {}
     for c in cells:

@@ -6,7 +6,7 @@ fractions through the normal `fit` and `test` paths, then one table, plots and r
     medalign benchmark --config benchmark/demo.yaml --aggregate  # tables and plots from finished cells only
 
 Tables: mean over seeds with a t-based 95 % CI; questions: paired differences by seed with the CI,
-p-value, Holm-adjusted p over the study's questions, and reading (higher / lower / no detectable
+p-value, Holm-adjusted p over the questions tabulated, and reading (higher / lower / no detectable
 difference / too few seeds). Cells whose probe did not converge are marked and left out
 (--include-unconverged counts them); cells from another code version are refused (--allow-mixed,
 --rerun-outdated).
