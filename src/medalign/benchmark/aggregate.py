@@ -293,7 +293,7 @@ def aggregate(
               "excluded": {k: sorted(v) for k, v in excluded.items()}, "summary": summary, "questions": questions}
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str, allow_nan=True))
     if plots and summary:
-        from medalign.benchmark.plots import plot_bars, plot_fraction_lines, plot_steps_lines
+        from medalign.benchmark.plots import plot_bars, plot_fraction_lines, plot_questions, plot_steps_lines
 
         names = cfg.metrics or sorted({r["metric"] for r in summary})
         result["plots"] = [str(plot_bars(summary, cfg, names, out / "benchmark_bars.png"))]
@@ -301,4 +301,6 @@ def aggregate(
             result["plots"].append(str(plot_fraction_lines(summary, cfg, names, out / "benchmark_fractions.png")))
         if cfg.steps:
             result["plots"].append(str(plot_steps_lines(summary, cfg, names, out / "benchmark_steps.png")))
+        if any(q["n"] for q in questions):
+            result["plots"].append(str(plot_questions(questions, cfg, out / "benchmark_questions.png")))
     return result

@@ -1,4 +1,5 @@
-"""Benchmark pictures: grouped bars with error bars (method × fraction), metric vs fraction and metric vs steps."""
+"""Benchmark pictures: grouped bars with error bars (method × fraction), metric vs fraction and metric vs steps,
+and the questions as a forest plot (paired differences with their confidence intervals)."""
 
 from __future__ import annotations
 
@@ -106,3 +107,62 @@ def plot_steps_lines(summary: list[dict[str, Any]], cfg: Any, metrics: list[str]
                 label = name if len(cfg.fractions) == 1 else f"{name}, fraction {fraction:g}"
                 ax.errorbar([n for n, _ in points], means, yerr=sds, marker="o", capsize=3, label=label)
     return _finish_log_x_panels(fig, axes, metrics, "training steps (batches)", len(series) * len(cfg.fractions), cfg, path)
+
+
+READING_COLOURS = {"higher": "tab:green", "lower": "tab:red", "no detectable difference": "0.3",
+                   "too few seeds (< 3)": "0.7"}
+
+
+def _question_label(q: dict[str, Any], several_fractions: bool) -> str:
+    label = q["question"] or f"{q['method']} − {q['baseline']}"
+    return f"{label}, fraction {q['fraction']:g}" if several_fractions else label
+
+
+def _p_label(q: dict[str, Any]) -> str:
+    if q["n"] == 0 or math.isnan(q["difference_mean"]):
+        return "not run"
+    p, holm = q["p_value"], q.get("p_holm", float("nan"))
+    if math.isnan(p):
+        return f"n = {q['n']}"
+    return f"p {p:.2g} · Holm {holm:.2g} · n = {q['n']}"
+
+
+def plot_questions(questions: list[dict[str, Any]], cfg: Any, path: str | Path) -> Path:
+    """The study's questions as a forest plot: one panel per metric, one row per question (× fraction).
+
+    Each row is the mean paired difference method − baseline (a dot) with its t-based 95 % CI (a
+    horizontal line), coloured by its reading (higher / lower / no detectable difference / too few
+    seeds); a vertical line marks zero, and the right axis gives p, Holm p and the number of paired
+    seeds. Questions without pairs are listed as "not run".
+
+    Args:
+        questions: rows of `medalign.benchmark.aggregate.compare` (question, method, baseline, metric,
+            fraction, difference_mean, low, high, p_value, p_holm, n, reading).
+        cfg: the study (its name and fractions label the figure).
+        path: the PNG to write.
+    """
+    metrics = list(dict.fromkeys(q["metric"] for q in questions))
+    several = len({q["fraction"] for q in questions}) > 1
+    groups = [[q for q in questions if q["metric"] == m] for m in metrics]
+    fig = new_figure((9.0, 1.2 + 0.32 * len(questions) + 0.5 * len(metrics)))
+    axes = np.atleast_1d(fig.subplots(len(metrics), 1, gridspec_kw={"height_ratios": [len(g) + 1 for g in groups]}))
+    for ax, metric, group in zip(axes, metrics, groups):
+        y = np.arange(len(group))[::-1].astype(float)  # first question at the top
+        for yi, q in zip(y, group):
+            if q["n"] == 0 or math.isnan(q["difference_mean"]):
+                continue
+            colour = READING_COLOURS.get(q["reading"], "0.3")
+            if not (math.isnan(q["low"]) or math.isnan(q["high"])):
+                ax.hlines(yi, q["low"], q["high"], color=colour, linewidth=2)
+            ax.scatter([q["difference_mean"]], [yi], color=colour, zorder=3, s=25, label=q["reading"])
+        ax.axvline(0.0, color="0.2", linewidth=1, linestyle="--", zorder=0)
+        ax.set_yticks(y, [_question_label(q, several) for q in group], fontsize=7)
+        ax.set_ylim(-0.7, len(group) - 0.3)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(y, [_p_label(q) for q in group], fontsize=7)
+        right.tick_params(length=0)
+        ax.set_title(f"{metric}: method − baseline, paired by seed, 95 % CI", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    legend_below(fig, ncol=4)
+    fig.suptitle(f"benchmark {cfg.name}: questions (t-based CI, df = n − 1; Holm over the {len(questions)} shown)", fontsize=10)
+    return save_figure(fig, path)
