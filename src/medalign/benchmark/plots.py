@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from medalign.evaluation.plots.style import chance_line, legend_below, new_figure, save_figure
 
@@ -144,7 +145,7 @@ def plot_questions(questions: list[dict[str, Any]], cfg: Any, path: str | Path) 
     metrics = list(dict.fromkeys(q["metric"] for q in questions))
     several = len({q["fraction"] for q in questions}) > 1
     groups = [[q for q in questions if q["metric"] == m] for m in metrics]
-    fig = new_figure((9.0, 1.2 + 0.32 * len(questions) + 0.5 * len(metrics)))
+    fig = new_figure((10.0, 1.2 + 0.32 * len(questions) + 0.5 * len(metrics)))
     axes = np.atleast_1d(fig.subplots(len(metrics), 1, gridspec_kw={"height_ratios": [len(g) + 1 for g in groups]}))
     for ax, metric, group in zip(axes, metrics, groups):
         y = np.arange(len(group))[::-1].astype(float)  # first question at the top
@@ -162,6 +163,8 @@ def plot_questions(questions: list[dict[str, Any]], cfg: Any, path: str | Path) 
         right.set_yticks(y, [_p_label(q) for q in group], fontsize=7)
         right.tick_params(length=0)
         ax.set_title(f"{metric}: method − baseline, paired by seed, 95 % CI", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.3)
     legend_below(fig, ncol=4)
     fig.suptitle(f"benchmark {cfg.name}: questions (t-based CI, df = n − 1; Holm over the {len(questions)} shown)", fontsize=10)
