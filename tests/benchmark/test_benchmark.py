@@ -149,6 +149,7 @@ def test_aggregation_matches_hand_computed_means_sds_and_paired_differences(tmp_
     csv_lines = (tmp_path / "out" / "benchmark.csv").read_text().splitlines()
     assert csv_lines[0] == "method,fraction,metric,mean,low,high,sd,n,values,unconverged_seeds" and len(csv_lines) == 1 + 4
     assert all(Path(p).is_file() for p in result["plots"])
+    assert {Path(p).name for p in result["plots"]} == {"benchmark_bars.png", "benchmark_fractions.png", "benchmark_questions.png"}
 
 
 def test_collect_ignores_cells_without_results(tmp_path):
