@@ -119,8 +119,13 @@ def _question_label(q: dict[str, Any], several_fractions: bool) -> str:
     return f"{label}, fraction {q['fraction']:g}" if several_fractions else label
 
 
+def _ran(q: dict[str, Any]) -> bool:
+    """Whether a question has paired seeds to show."""
+    return q["n"] > 0 and not math.isnan(q["difference_mean"])
+
+
 def _p_label(q: dict[str, Any]) -> str:
-    if q["n"] == 0 or math.isnan(q["difference_mean"]):
+    if not _ran(q):
         return "not run"
     p, holm = q["p_value"], q.get("p_holm", float("nan"))
     if math.isnan(p):
@@ -150,7 +155,7 @@ def plot_questions(questions: list[dict[str, Any]], cfg: Any, path: str | Path) 
     for ax, metric, group in zip(axes, metrics, groups):
         y = np.arange(len(group))[::-1].astype(float)  # first question at the top
         for yi, q in zip(y, group):
-            if q["n"] == 0 or math.isnan(q["difference_mean"]):
+            if not _ran(q):
                 continue
             colour = READING_COLOURS.get(q["reading"], "0.3")
             if not (math.isnan(q["low"]) or math.isnan(q["high"])):
