@@ -30,7 +30,6 @@ reported and left for later; a failing cell is recorded in ``failed.json`` and t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shlex
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medalign.benchmark.grid import args_hash
 from medalign.benchmark.runner import CellOutcome, set_aside, start_cell
 
 log = logging.getLogger(__name__)
@@ -107,17 +107,6 @@ def load_study(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def _hash(argv: tuple[str, ...]) -> str:
-    """The cell's identity: its gap-sweep argv and the contents of the sweep config it names."""
-    from medalign.paths import resolve_config
-
-    digest = hashlib.sha256("\0".join(argv).encode())
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "--config":
-            digest.update(resolve_config(argv[i + 1]).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def _labels(d: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     """A dataset's label columns and the extra input they need (its prepare_report.json, for ``from_report``)."""
     if d["label_columns"] != FROM_REPORT:
@@ -148,7 +137,7 @@ def expand_cells(study: dict[str, Any], out: str | Path | None = None) -> list[C
                     argv += [f"--{key}", json.dumps(study[key])]
             argv += [str(a) for a in study.get("args") or []]
             needs = {"manifest": str(d["manifest"]), **report, "weights": str(b["weights"])}
-            cells.append(ConeCell(dname, bname, folder, tuple(argv), needs, _hash(tuple(argv))))
+            cells.append(ConeCell(dname, bname, folder, tuple(argv), needs, args_hash(tuple(argv))))
     return cells
 
 

@@ -200,9 +200,10 @@ def _config_files(args: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def _hash(args: tuple[str, ...], files: list[Path]) -> str:
+def args_hash(args: tuple[str, ...]) -> str:
+    """A cell's identity: its command-line arguments and the contents of the config files they name."""
     digest = hashlib.sha256("\0".join(args).encode())
-    for file in files:
+    for file in _config_files(args):
         digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -306,8 +307,7 @@ def expand_grid(cfg: BenchmarkConfig) -> list[Cell]:
         test = ("test", *common, *evaluation, *probe_seeds, "--trainer.logger", "false", "--evaluation.progress", "false",
                 "--evaluation.output_dir", str(RunFolder(folder).eval_root),
                 "--ckpt_path", str(RunFolder(folder).last_checkpoint))
-        files = _config_files(fit) + _config_files(test)
-        cells.append(Cell(method.name, seed, fraction, folder, fit, test, _hash(fit + test, files), settings.get("manifest")))
+        cells.append(Cell(method.name, seed, fraction, folder, fit, test, args_hash(fit + test), settings.get("manifest")))
     return cells
 
 

@@ -148,8 +148,6 @@ def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = Non
         The manifest path, `out_dir/manifest.csv`; it is written last, so its presence
         means the dataset is complete.
     """
-    from medalign.data.tokenizer import train_wordpiece_tokenizer
-
     config = config or SyntheticConfig()
     out, splits, subjects, with_heatmap = plan_rows(out_dir, config)
 
@@ -186,10 +184,22 @@ def generate_synthetic(out_dir: str | Path, config: SyntheticConfig | None = Non
         )
     frame = pd.DataFrame(rows)
 
-    train_texts = frame.loc[frame["split"] == "train", "text"].tolist() or frame["text"].tolist()
-    train_wordpiece_tokenizer(train_texts, out / "tokenizer", vocab_size=config.vocab_size)
     summary = dict(generator_version=GENERATOR_VERSION, config=asdict(config), counts=_counts(frame))
-    (out / "synthetic.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return finish_generated(out, frame, config.vocab_size, {"synthetic.json": json.dumps(summary, indent=2) + "\n"})
+
+
+def finish_generated(out: Path, frame: pd.DataFrame, vocab_size: int, files: dict[str, str]) -> Path:
+    """Complete a generated set in `out`: the WordPiece tokenizer, the text `files`, then the manifest.
+
+    The tokenizer learns the train split's reports (all reports if there is no train split). The
+    manifest is written last and atomically, so its presence means the set is complete.
+    """
+    from medalign.data.tokenizer import train_wordpiece_tokenizer
+
+    train_texts = frame.loc[frame["split"] == "train", "text"].tolist() or frame["text"].tolist()
+    train_wordpiece_tokenizer(train_texts, out / "tokenizer", vocab_size=vocab_size)
+    for name, text in files.items():
+        (out / name).write_text(text)
     with atomic_path(out / "manifest.csv") as tmp:
         frame.to_csv(tmp, index=False)
     return out / "manifest.csv"

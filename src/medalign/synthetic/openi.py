@@ -34,9 +34,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medalign.run_folder import atomic_path
 from medalign.synthetic.findings import DISTRACTORS, LABELS, NO_FINDING, Finding
-from medalign.synthetic.generate import SPLITS, _heatmap_subset, ensure_generated
+from medalign.synthetic.generate import SPLITS, _heatmap_subset, ensure_generated, finish_generated
 from medalign.synthetic.images import render_heatmap, render_image
 from medalign.synthetic.openi_mesh import findings_from_mesh, mesh_labels
 
@@ -143,7 +142,6 @@ def _counts(frame: pd.DataFrame, reports: pd.DataFrame) -> dict:
 
 def generate_openi(out_dir: str | Path, config: OpenIConfig | None = None, progress: bool = True) -> Path:
     """Write the rendered Open-I set under `out_dir`; returns its manifest (written last)."""
-    from medalign.data.tokenizer import train_wordpiece_tokenizer
     from medalign.prepare.base import split_by_group
 
     config = config or OpenIConfig()
@@ -177,16 +175,11 @@ def generate_openi(out_dir: str | Path, config: OpenIConfig | None = None, progr
                          distractors=_distractor_cell(findings), mesh="; ".join(report.mesh),
                          image_source=IMAGE_SOURCE))
     frame = pd.DataFrame(rows)
-    train_wordpiece_tokenizer(frame.loc[frame["split"] == "train", "text"].tolist(), out / "tokenizer",
-                              vocab_size=config.vocab_size)
     summary = dict(generator_version=GENERATOR_VERSION, config=asdict(config), counts=_counts(frame, reports),
                    reports_read=n_read,
                    dropped=dict(dropped), notes=notes)
-    (out / "openi.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "README.md").write_text(_readme(summary))
-    with atomic_path(out / "manifest.csv") as tmp:
-        frame.to_csv(tmp, index=False)
-    return out / "manifest.csv"
+    files = {"openi.json": json.dumps(summary, indent=2) + "\n", "README.md": _readme(summary)}
+    return finish_generated(out, frame, config.vocab_size, files)
 
 
 def ensure_openi(out_dir: str | Path, config: OpenIConfig | None = None) -> Path:

@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medalign.run_folder import atomic_path
 from medalign.synthetic.findings import NO_FINDING
-from medalign.synthetic.generate import ensure_generated, plan_rows
+from medalign.synthetic.generate import ensure_generated, finish_generated, plan_rows
 from medalign.synthetic.images import Rendered, _ellipse, _fill, _sigmoid, render_heatmap
 from medalign.synthetic.shortcut import draw_markers, stamp
 from medalign.synthetic.testbed.assets import TESTBED_LABELS, Assets, load_assets, lung_mask
@@ -168,8 +167,6 @@ def _lesion_cell(lesions: list[Lesion]) -> str:
 
 def generate_testbed(out_dir: str | Path, config: TestbedConfig | None = None, progress: bool = True) -> Path:
     """Write the test bed under `out_dir`; returns `out_dir/manifest.csv` (written last)."""
-    from medalign.data.tokenizer import train_wordpiece_tokenizer
-
     config = config or TestbedConfig()
     assets = load_assets()
     out, splits, subjects, with_heatmap = plan_rows(out_dir, config)
@@ -207,18 +204,13 @@ def generate_testbed(out_dir: str | Path, config: TestbedConfig | None = None, p
                          **{NO_FINDING: int(not reported)}, lesions=_lesion_cell(lesions),
                          **({"markers": "|".join(slot_to_label[m] for m in markers)} if config.shortcut > 0 else {})))
     frame = pd.DataFrame(rows)
-    train_texts = frame.loc[frame["split"] == "train", "text"].tolist() or frame["text"].tolist()
-    train_wordpiece_tokenizer(train_texts, out / "tokenizer", vocab_size=config.vocab_size)
     counts = {split: {"pairs": int((frame["split"] == split).sum()),
                       "single_label": int(((frame["split"] == split) & (frame[list(TESTBED_LABELS)].sum(1) == 1)).sum()),
                       "heatmaps": int(((frame["split"] == split) & (frame["heatmap"] != "")).sum())}
               for split in ("train", "val", "test")}
     summary = dict(testbed="gaze", version=TESTBED_VERSION, config=asdict(config),
                    padchest_localised=assets.localised, counts=counts)
-    (out / "testbed.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with atomic_path(out / "manifest.csv") as tmp:
-        frame.to_csv(tmp, index=False)
-    return out / "manifest.csv"
+    return finish_generated(out, frame, config.vocab_size, {"testbed.json": json.dumps(summary, indent=2) + "\n"})
 
 
 def ensure_testbed(out_dir: str | Path, config: TestbedConfig | None = None) -> Path:
