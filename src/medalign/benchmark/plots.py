@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from medalign.evaluation.plots.style import chance_line, legend_below, new_figure, save_figure
 
@@ -150,7 +149,9 @@ def plot_questions(questions: list[dict[str, Any]], cfg: Any, path: str | Path) 
     metrics = list(dict.fromkeys(q["metric"] for q in questions))
     several = len({q["fraction"] for q in questions}) > 1
     groups = [[q for q in questions if q["metric"] == m] for m in metrics]
-    fig = new_figure((10.0, 1.2 + 0.32 * len(questions) + 0.5 * len(metrics)))
+    fig = new_figure((10.0, 1.2 + 0.32 * len(questions) + 0.5 * len(metrics)))  # the pip hint if matplotlib is missing
+    from matplotlib.ticker import MaxNLocator  # after `new_figure`, as in every medalign figure
+
     axes = np.atleast_1d(fig.subplots(len(metrics), 1, gridspec_kw={"height_ratios": [len(g) + 1 for g in groups]}))
     for ax, metric, group in zip(axes, metrics, groups):
         y = np.arange(len(group))[::-1].astype(float)  # first question at the top
